@@ -1,0 +1,34 @@
+"""Attack registry: ``make_attack(name, eps=..., **params)``. All attacks are L-inf in [0,1] pixel space."""
+from __future__ import annotations
+
+from ..errors import UnknownNameError
+from .base import Attack, cw_margin, input_grad
+from .boundary import BoundaryAttack, BoundaryResult, robust_curve
+from .difgsm import DI2FGSM
+from .fgsm import FGSM
+from .library import APGD_CE, APGD_T, FAB_T, AutoAttack, Square
+from .pgd import PGD
+from .transfer import Transfer
+
+ATTACKS = {
+    "fgsm": FGSM,
+    "pgd": PGD,
+    "di2fgsm": DI2FGSM,
+    "boundary": BoundaryAttack,
+    "transfer": Transfer,
+    "autoattack": AutoAttack,
+    "apgd-ce": APGD_CE,
+    "apgd-t": APGD_T,
+    "fab-t": FAB_T,
+    "square": Square,
+}
+
+
+def make_attack(name: str, **params) -> Attack:
+    if name not in ATTACKS:
+        raise UnknownNameError("attack", name, ATTACKS)
+    return ATTACKS[name](**params)
+
+
+__all__ = ["ATTACKS", "make_attack", "Attack", "FGSM", "PGD", "DI2FGSM", "BoundaryAttack", "BoundaryResult",
+           "robust_curve", "Transfer", "AutoAttack", "APGD_CE", "APGD_T", "FAB_T", "Square", "input_grad", "cw_margin"]

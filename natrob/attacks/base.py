@@ -1,0 +1,76 @@
+"""Base class of every natrob attack (torchattacks style): eval mode, input checks, projection.
+
+An attack is built with its threat-model parameters and called as ``attack(model, x, y) -> x_adv``. The
+returned images always lie in [0, 1] and inside the L-inf ball of radius ``eps`` around ``x``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, check_eps
+
+
+class Attack:
+    name = "attack"
+    norm = "Linf"
+    uses_gradients = True
+
+    def __init__(self, eps: float):
+        self.eps = check_eps(eps)
+
+    # -- public --------------------------------------------------------------------------------
+    def __call__(self, model, x, y):
+        check_batch(x, y)
+        was_training = model.training
+        model.eval()
+        try:
+            x_adv = self.perturb(model, x.detach().clone(), y)
+        finally:
+            model.train(was_training)
+        return self.project(x, x_adv.detach())
+
+    def params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if isinstance(v, (int, float, str, bool, type(None)))} | {"name": self.name}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.params().items() if k != 'name')})"
+
+    # -- for subclasses -------------------------------------------------------------------------
+    def perturb(self, model, x, y):
+        raise NotImplementedError
+
+    def project(self, x, x_adv):
+        return torch.min(torch.max(x_adv, x - self.eps), x + self.eps).clamp(0.0, 1.0)
+
+
+def check_batch(x, y):
+    if not torch.is_tensor(x) or x.dim() != 4:
+        raise ConfigError("x", tuple(x.shape) if torch.is_tensor(x) else type(x).__name__, "a 4-D NCHW float tensor")
+    if not torch.is_tensor(y) or y.dim() != 1 or len(y) != len(x):
+        raise ConfigError("y", tuple(y.shape) if torch.is_tensor(y) else type(y).__name__,
+                          f"a 1-D label tensor with one label per image ({len(x)})")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ConfigError("x", f"values in [{x.min().item():.3g}, {x.max().item():.3g}]", "images in [0, 1]")
+
+
+def input_grad(model, x, y, loss="ce"):
+    """Gradient of the summed loss with respect to the input (model parameters are not differentiated)."""
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    if loss == "ce":
+        value = F.cross_entropy(logits, y, reduction="sum")
+    elif loss == "cw":
+        value = cw_margin(logits, y).sum()
+    else:
+        raise ConfigError("loss", loss, "'ce' or 'cw'")
+    (grad,) = torch.autograd.grad(value, x)
+    return grad
+
+
+def cw_margin(logits, y):
+    """max_{j != y} z_j - z_y (positive when misclassified): Carlini & Wagner's margin."""
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.clone()
+    other.scatter_(1, y[:, None], float("-inf"))
+    return other.max(1).values - true

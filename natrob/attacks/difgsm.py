@@ -1,0 +1,56 @@
+"""DI²-FGSM / M-DI²-FGSM — Xie et al. 2019, "Improving transferability of adversarial examples with input diversity".
+
+Threat model: L-inf, radius ``eps``, white-box. Iterative FGSM (step ``eps/steps`` unless ``alpha`` is given)
+where, with probability ``diversity_prob``, each gradient is taken on a randomly resized-and-padded copy of
+the input (resized to a random size in [resize_rate * W, W), zero-padded back to W at a random offset, so the
+model always sees its own input size). ``decay`` > 0 adds momentum (M-DI²-FGSM, Dong et al. 2018).
+Defaults follow torchattacks' DIFGSM: resize_rate 0.9, diversity_prob 0.5, 10 steps, no momentum.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, check_positive_int
+from .base import Attack
+
+
+class DI2FGSM(Attack):
+    name = "di2fgsm"
+
+    def __init__(self, eps: float = 0.3, steps: int = 10, alpha: float | None = None, decay: float = 0.0,
+                 resize_rate: float = 0.9, diversity_prob: float = 0.5):
+        super().__init__(eps)
+        self.steps = check_positive_int(steps, "steps")
+        self.alpha = float(alpha) if alpha is not None else self.eps / self.steps
+        if not 0 < resize_rate <= 1:
+            raise ConfigError("resize_rate", resize_rate, "a number in (0, 1] (the image is shrunk, then padded)")
+        if not 0 <= diversity_prob <= 1:
+            raise ConfigError("diversity_prob", diversity_prob, "a probability in [0, 1]")
+        self.decay, self.resize_rate, self.diversity_prob = float(decay), float(resize_rate), float(diversity_prob)
+
+    def diverse(self, x):
+        if self.diversity_prob == 0 or torch.rand(1).item() >= self.diversity_prob:
+            return x
+        w = x.shape[-1]
+        low = max(1, int(w * self.resize_rate))
+        if low >= w:
+            return x
+        rnd = int(torch.randint(low, w, (1,)).item())
+        small = F.interpolate(x, size=(rnd, rnd), mode="nearest")
+        rem = w - rnd
+        top, left = int(torch.randint(0, rem + 1, (1,))), int(torch.randint(0, rem + 1, (1,)))
+        return F.pad(small, (left, rem - left, top, rem - top), value=0)
+
+    def perturb(self, model, x, y):
+        momentum = torch.zeros_like(x)
+        x_adv = x.clone()
+        for _ in range(self.steps):
+            x_in = x_adv.detach().requires_grad_(True)
+            loss = F.cross_entropy(model(self.diverse(x_in)), y, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x_in)
+            if self.decay:
+                grad = self.decay * momentum + grad / grad.abs().mean((1, 2, 3), keepdim=True).clamp_min(1e-12)
+                momentum = grad
+            x_adv = self.project(x, x_adv + self.alpha * grad.sign())
+        return x_adv

@@ -1,0 +1,19 @@
+"""FGSM — Goodfellow, Shlens & Szegedy 2014, "Explaining and harnessing adversarial examples".
+
+Threat model: L-inf, radius ``eps`` in [0,1] pixel space, white-box (one input gradient).
+x_adv = clip_[0,1](x + eps * sign(grad_x CE(f(x), y))).
+"""
+from __future__ import annotations
+
+from .base import Attack, input_grad
+
+
+class FGSM(Attack):
+    name = "fgsm"
+
+    def __init__(self, eps: float = 0.3, loss: str = "ce"):
+        super().__init__(eps)
+        self.loss = loss
+
+    def perturb(self, model, x, y):
+        return x + self.eps * input_grad(model, x, y, self.loss).sign()

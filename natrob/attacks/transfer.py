@@ -1,0 +1,24 @@
+"""Transfer attack: adversarial examples crafted on a *source* model, evaluated on the target.
+
+Threat model: black box for the target (no gradients or queries of it). Fig. 1 of the paper uses FGSM
+crafted on a network with three residual blocks. The perturbation obeys the inner attack's eps-ball.
+"""
+from __future__ import annotations
+
+from .base import Attack
+
+
+class Transfer(Attack):
+    name = "transfer"
+    uses_gradients = False
+
+    def __init__(self, source, attack: Attack):
+        super().__init__(attack.eps)
+        self.source, self.attack = source, attack
+
+    def params(self) -> dict:
+        return {"name": self.name, "eps": self.eps, "inner": self.attack.params(),
+                "source": getattr(self.source, "natrob_arch", {}).get("name", type(self.source).__name__)}
+
+    def perturb(self, model, x, y):
+        return self.attack(self.source, x, y)

@@ -1,0 +1,49 @@
+"""Checkpoints: atomic writes, ``weights_only=True`` loads, clear errors for corrupt or mismatched files."""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from ..provenance import torch_save
+
+
+def save_checkpoint(path, model, **extra) -> Path:
+    arch = getattr(model, "natrob_arch", None)
+    return torch_save(path, {"arch": _plain(arch), "state_dict": model.state_dict(), **extra})
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a natrob checkpoint ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); delete it to retrain") from exc
+
+
+def load_into(model, ckpt: dict, path="<checkpoint>"):
+    want = _plain(getattr(model, "natrob_arch", None))
+    have = ckpt.get("arch")
+    if want is not None and have is not None and want != have:
+        raise CheckpointError(f"checkpoint {path} holds architecture {have} but the model asked for is {want}; "
+                              "use the matching model settings or retrain")
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit this model ({str(exc)[:300]})") from exc
+    return model
+
+
+def _plain(obj):
+    """Tuples -> lists, so architecture records compare equal after a round trip through a checkpoint."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

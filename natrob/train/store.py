@@ -1,0 +1,58 @@
+"""Model store: trained models keyed by a hash of (model, data, training config, seed), so notebooks reuse them."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .. import paths
+from ..models import build_model
+from ..provenance import provenance, read_json, write_json
+from .checkpoint import load_checkpoint, load_into, save_checkpoint
+from .config import TrainConfig
+from .loop import default_device, train
+
+
+def store_key(model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> str:
+    data = {k: v for k, v in dataset.describe().items()}
+    blob = json.dumps({"model": model_name, "kwargs": model_kwargs, "data": data, "train": cfg.to_dict(),
+                       "seed": seed}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | None = None, seed: int = 0,
+              device=None, store_dir=None, progress: bool = True, retrain: bool = False):
+    """Return ``(model, record)``: a trained model from the store, training (or resuming) it when needed.
+
+    ``record`` holds the training history, clean test accuracy and provenance (also in ``meta.json``)."""
+    model_kwargs = dict(model_kwargs or {})
+    key = store_key(model_name, model_kwargs, dataset, cfg, seed)
+    folder = Path(store_dir or paths.checkpoints_dir()) / f"{model_name}-{dataset.name}-{key}"
+    final, meta_path = folder / "final.pt", folder / "meta.json"
+    torch.manual_seed(seed)
+    model = build_model(model_name, dataset, **model_kwargs)
+    device = torch.device(device) if device is not None else default_device()
+    if final.exists() and meta_path.exists() and not retrain:
+        load_into(model, load_checkpoint(final), final)
+        return model.to(device).eval(), read_json(meta_path)
+    t0 = time.time()
+    history = train(model, dataset, cfg, checkpoint_dir=folder, seed=seed, device=device, progress=progress)
+    record = {"model": model_name, "model_kwargs": model_kwargs, "dataset": dataset.describe(), "key": key,
+              "history": history, "clean_acc": history[-1]["test_acc"],
+              "provenance": provenance({"model": model_name, "model_kwargs": model_kwargs, "train": cfg.to_dict()},
+                                       seed=seed, device=device, wall_time_s=time.time() - t0)}
+    save_checkpoint(final, model, history=history)
+    write_json(meta_path, record)
+    return model.eval(), record
+
+
+def load_model(folder, device="cpu"):
+    """Rebuild a stored model from its folder (architecture from the checkpoint, weights_only load)."""
+    folder = Path(folder)
+    ckpt = load_checkpoint(folder / "final.pt")
+    arch = ckpt["arch"]
+    model = build_model(arch["name"], spec=arch["spec"], **arch["kwargs"])
+    return load_into(model, ckpt, folder / "final.pt").to(device).eval()
