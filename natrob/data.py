@@ -182,7 +182,7 @@ class _ArrayUnpickler(pickle.Unpickler):
     reconstruction is allowed, anything else in the file is refused."""
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                 ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar")}
+                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}  # protocol-2 bytes
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:

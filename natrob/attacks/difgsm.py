@@ -4,7 +4,8 @@ Threat model: L-inf, radius ``eps``, white-box. Iterative FGSM (step ``eps/steps
 where, with probability ``diversity_prob``, each gradient is taken on a randomly resized-and-padded copy of
 the input (resized to a random size in [resize_rate * W, W), zero-padded back to W at a random offset, so the
 model always sees its own input size). ``decay`` > 0 adds momentum (M-DI²-FGSM, Dong et al. 2018).
-Defaults follow torchattacks' DIFGSM: resize_rate 0.9, diversity_prob 0.5, 10 steps, no momentum.
+Defaults follow torchattacks' DIFGSM: resize_rate 0.9, diversity_prob 0.5, bilinear resizing, 10 steps,
+no momentum (Xie et al.'s own code resizes with nearest neighbour: ``mode='nearest'``).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class DI2FGSM(Attack):
     name = "di2fgsm"
 
     def __init__(self, eps: float = 0.3, steps: int = 10, alpha: float | None = None, decay: float = 0.0,
-                 resize_rate: float = 0.9, diversity_prob: float = 0.5):
+                 resize_rate: float = 0.9, diversity_prob: float = 0.5, mode: str = "bilinear"):
         super().__init__(eps)
         self.steps = check_positive_int(steps, "steps")
         self.alpha = float(alpha) if alpha is not None else self.eps / self.steps
@@ -27,7 +28,10 @@ class DI2FGSM(Attack):
             raise ConfigError("resize_rate", resize_rate, "a number in (0, 1] (the image is shrunk, then padded)")
         if not 0 <= diversity_prob <= 1:
             raise ConfigError("diversity_prob", diversity_prob, "a probability in [0, 1]")
+        if mode not in ("nearest", "bilinear"):
+            raise ConfigError("mode", mode, "'nearest' (Xie et al.'s TensorFlow code) or 'bilinear' (torchattacks)")
         self.decay, self.resize_rate, self.diversity_prob = float(decay), float(resize_rate), float(diversity_prob)
+        self.mode = mode
 
     def diverse(self, x):
         if self.diversity_prob == 0 or torch.rand(1).item() >= self.diversity_prob:
@@ -37,9 +41,10 @@ class DI2FGSM(Attack):
         if low >= w:
             return x
         rnd = int(torch.randint(low, w, (1,)).item())
-        small = F.interpolate(x, size=(rnd, rnd), mode="nearest")
+        small = F.interpolate(x, size=(rnd, rnd), mode=self.mode, **({"align_corners": False} if self.mode == "bilinear" else {}))
         rem = w - rnd
-        top, left = int(torch.randint(0, rem + 1, (1,))), int(torch.randint(0, rem + 1, (1,)))
+        # offsets in [0, rem), as torchattacks draws them, so the two implementations share one distribution
+        top, left = int(torch.randint(0, rem, (1,))), int(torch.randint(0, rem, (1,)))
         return F.pad(small, (left, rem - left, top, rem - top), value=0)
 
     def perturb(self, model, x, y):

@@ -1,0 +1,183 @@
+import warnings
+
+import pytest
+import torch
+
+from natrob.attacks import ATTACKS, DI2FGSM, FGSM, PGD, BoundaryAttack, make_attack
+from natrob.errors import ConfigError, UnknownNameError
+from natrob.evaluate import evaluate
+
+FAST = {"fgsm": {}, "pgd": dict(steps=10, alpha=0.03), "di2fgsm": dict(steps=5), "boundary": dict(queries=60),
+        "autoattack": dict(n_iter=5, n_queries=30, n_target_classes=2), "apgd-ce": dict(n_iter=5),
+        "apgd-t": dict(n_iter=5, n_target_classes=2), "fab-t": dict(n_iter=5, n_target_classes=2),
+        "square": dict(n_queries=30)}
+
+
+@pytest.fixture(scope="module")
+def batch(digits):
+    return digits.test_x[:40], digits.test_y[:40]
+
+
+@pytest.mark.parametrize("name", [n for n in ATTACKS if n != "transfer"])
+@pytest.mark.parametrize("eps", [0.05, 0.3])
+def test_perturbation_stays_in_ball_and_box(name, eps, trained_cnn, batch):
+    x, y = batch
+    x_adv = make_attack(name, eps=eps, **FAST[name])(trained_cnn, x, y)
+    assert x_adv.shape == x.shape
+    assert (x_adv - x).abs().max().item() <= eps + 1e-6
+    assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
+
+
+def test_transfer_in_ball(trained_cnn, digits, batch):
+    from natrob.models import build_model
+    source = build_model("resnet3block", digits).eval()
+    x, y = batch
+    x_adv = make_attack("transfer", source=source, attack=FGSM(0.1))(trained_cnn, x, y)
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+def test_pgd_never_weaker_than_fgsm(trained_cnn, digits):
+    x, y = digits.test_x[:150], digits.test_y[:150]
+    for eps in (0.03, 0.06, 0.1, 0.2):
+        fgsm = (trained_cnn(FGSM(eps)(trained_cnn, x, y)).argmax(1) == y).float().mean()
+        pgd = (trained_cnn(PGD(eps, alpha=eps / 4, steps=40)(trained_cnn, x, y)).argmax(1) == y).float().mean()
+        assert pgd <= fgsm, (eps, pgd, fgsm)
+
+
+def test_robust_accuracy_does_not_increase_with_eps(trained_cnn, digits):
+    res = evaluate(trained_cnn, digits.test_x[:100], digits.test_y[:100], [0.0, 0.02, 0.05, 0.1, 0.2, 0.4],
+                   [{"name": "fgsm"}, {"name": "pgd", "steps": 20, "alpha": 0.02}], progress=False)
+    worst = [w["accuracy"] for w in res["worst_case"]]
+    assert all(a >= b for a, b in zip(worst, worst[1:])), worst
+    assert worst[0] == res["clean_accuracy"] and worst[-1] < 0.05
+
+
+def exact_linf_distance(model, x, y):
+    """Smallest L-inf perturbation inside [0,1] that makes some class score >= the true one (linear model)."""
+    W, b = model.fc.weight.detach().double(), model.fc.bias.detach().double()
+    xf = x.flatten(1).double()
+    out = torch.full((len(y),), float("inf"), dtype=torch.double)
+    for i in range(len(y)):
+        for j in range(W.shape[0]):
+            if j == y[i]:
+                continue
+            a = W[y[i]] - W[j]
+            margin = a @ xf[i] + b[y[i]] - b[j]
+            if margin <= 0:
+                out[i] = 0.0
+                break
+            room = torch.where(a > 0, xf[i], 1 - xf[i])  # how far each pixel can move in the helpful direction
+            reduce = lambda r: (a.abs() * torch.clamp(room, max=r)).sum()
+            if reduce(1.0) < margin:
+                continue
+            lo, hi = 0.0, 1.0
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if reduce(mid) >= margin else (mid, hi)
+            out[i] = min(out[i].item(), hi)
+    return out
+
+
+def test_pgd_matches_exact_distance_on_linear_model(digits):
+    from natrob.models import build_model
+    from natrob.train import TrainConfig, train
+    torch.manual_seed(0)
+    model = build_model("linear", digits)
+    train(model, digits, TrainConfig(epochs=10, lr=1e-2), progress=False)
+    model.eval()
+    x, y = digits.test_x[:120], digits.test_y[:120]
+    dist = exact_linf_distance(model, x, y)
+    eps = 0.1
+    clearly_below, clearly_above = dist < 0.9 * eps, dist > 1.1 * eps
+    assert clearly_below.sum() >= 10 and clearly_above.sum() >= 10
+    # margin loss with restarts: exact on every point outside +-10% of eps
+    x_adv = PGD(eps, alpha=eps / 10, steps=100, loss="cw", restarts=5)(model, x, y)
+    fooled = model(x_adv).argmax(1) != y
+    assert fooled[clearly_below].all()
+    assert not fooled[clearly_above].any()
+    # plain cross-entropy PGD is weaker near the boundary (CE is not the margin): exact below 0.8 eps
+    fooled_ce = model(PGD(eps, alpha=eps / 10, steps=100)(model, x, y)).argmax(1) != y
+    assert fooled_ce[dist < 0.8 * eps].all() and not fooled_ce[clearly_above].any()
+
+
+# ------------------------------------------------------------------------------ library cross-checks
+def test_fgsm_and_pgd_equal_torchattacks(trained_cnn, batch):
+    import torchattacks
+    x, y = batch
+    ours = FGSM(0.1)(trained_cnn, x, y)
+    theirs = torchattacks.FGSM(trained_cnn, eps=0.1)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    ours = PGD(0.1, alpha=0.01, steps=40, random_start=False)(trained_cnn, x, y)
+    theirs = torchattacks.PGD(trained_cnn, eps=0.1, alpha=0.01, steps=40, random_start=False)(x, y)
+    assert (ours - theirs).abs().max() <= 1e-5
+
+
+def test_difgsm_agrees_with_torchattacks(trained_cnn, digits):
+    import torchattacks
+    x, y = digits.test_x[:150], digits.test_y[:150]
+    # without input diversity both reduce to iterative FGSM: identical up to float tolerance
+    ours = DI2FGSM(0.1, steps=10, diversity_prob=0.0)(trained_cnn, x, y)
+    theirs = torchattacks.DIFGSM(trained_cnn, eps=0.1, alpha=0.01, steps=10, diversity_prob=0.0)(x, y)
+    assert (ours - theirs).abs().max() <= 1e-5
+    # with diversity the two randomise differently; robust accuracies agree within 10 points
+    torch.manual_seed(0)
+    acc_ours = (trained_cnn(DI2FGSM(0.1, steps=10)(trained_cnn, x, y)).argmax(1) == y).float().mean().item()
+    acc_theirs = (trained_cnn(torchattacks.DIFGSM(trained_cnn, eps=0.1, alpha=0.01, steps=10, resize_rate=0.9,
+                                                   diversity_prob=0.5)(x, y)).argmax(1) == y).float().mean().item()
+    assert abs(acc_ours - acc_theirs) <= 0.10, (acc_ours, acc_theirs)
+
+
+def test_boundary_attack_agrees_with_foolbox(trained_cnn, digits):
+    """Same model and points, 1000 model calls each: natrob's median L2 within 2x of foolbox's BoundaryAttack."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import foolbox
+    x, y = digits.test_x[:40], digits.test_y[:40]
+    ok = trained_cnn(x).argmax(1) == y
+    x, y = x[ok][:20], y[ok][:20]
+    res = BoundaryAttack(queries=1000, seed=0).run(trained_cnn, x, y)
+    assert res.success.all()
+    assert (trained_cnn(res.x_adv).argmax(1) != y).all()  # everything it returns is adversarial
+    fmodel = foolbox.PyTorchModel(trained_cnn, bounds=(0, 1))
+    _, adv, success = foolbox.attacks.BoundaryAttack(steps=500)(fmodel, x, y, epsilons=None)
+    theirs = (adv - x).flatten(1).norm(dim=1)[success].median().item()
+    ours = res.l2.median().item()
+    assert ours <= 2.0 * theirs, (ours, theirs)
+
+
+def test_boundary_more_queries_smaller_perturbation(trained_cnn, digits):
+    x, y = digits.test_x[:20], digits.test_y[:20]
+    short = BoundaryAttack(queries=100, seed=1).run(trained_cnn, x, y)
+    long = BoundaryAttack(queries=1000, seed=1).run(trained_cnn, x, y)
+    assert long.l2[long.success].median() < short.l2[short.success].median()
+
+
+def test_autoattack_not_weaker_than_pgd(trained_cnn, digits):
+    x, y = digits.test_x[:60], digits.test_y[:60]
+    eps = 0.05
+    pgd = (trained_cnn(PGD(eps, alpha=eps / 4, steps=20)(trained_cnn, x, y)).argmax(1) == y).float().mean()
+    aa = make_attack("autoattack", eps=eps, n_iter=20, n_queries=100, n_target_classes=3)
+    assert aa.name == "autoattack-reduced"
+    assert (trained_cnn(aa(trained_cnn, x, y)).argmax(1) == y).float().mean() <= pgd + 1e-6
+    assert make_attack("autoattack", eps=eps).standard
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("eps", [-0.1, 1.5])
+def test_eps_out_of_range(eps):
+    with pytest.raises(ConfigError, match=r"eps=.*\[0, 1\]"):
+        PGD(eps)
+
+
+def test_bad_steps_and_unknown_attack(trained_cnn, batch):
+    with pytest.raises(ConfigError, match="steps=0"):
+        PGD(0.1, steps=0)
+    with pytest.raises(UnknownNameError, match="attack='cw'.*fgsm"):
+        make_attack("cw", eps=0.1)
+    x, y = batch
+    with pytest.raises(ConfigError, match="y="):
+        FGSM(0.1)(trained_cnn, x, y[:-1])
+    with pytest.raises(ConfigError, match="eps_list entry=2.0"):
+        evaluate(trained_cnn, x, y, [0.1, 2.0], [{"name": "fgsm"}], progress=False)
+    with pytest.raises(ConfigError, match="steps=0"):
+        evaluate(trained_cnn, x, y, [0.1], [{"name": "pgd", "steps": 0}], progress=False)

@@ -1,0 +1,87 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from natrob.models import build_model
+from natrob.train import TrainConfig, accuracy, get_model, train
+from natrob.errors import ConfigError
+
+
+def test_small_resnet_reaches_90_percent_on_digits(digits):
+    torch.manual_seed(0)
+    model = build_model("resnet", digits, depth=8)
+    cfg = TrainConfig(epochs=6, optimizer="sgd", lr=0.1, weight_decay=5e-4, milestones=(0.5, 0.75), batch_size=64)
+    history = train(model, digits, cfg, progress=False)
+    assert history[-1]["test_acc"] >= 0.90
+    assert {"loss", "train_acc", "test_acc", "wall_s", "lr"} <= set(history[-1])
+
+
+def test_small_odenet_reaches_90_percent_on_digits(digits):
+    torch.manual_seed(0)
+    model = build_model("odenet", digits, channels=32, t1=1.0)
+    history = train(model, digits, TrainConfig(epochs=8, lr=1e-2, batch_size=64, halve_every=4), progress=False)
+    assert history[-1]["test_acc"] >= 0.90
+    assert history[-1]["nfe_forward_mean"] >= 6
+
+
+def test_kill_and_resume_equals_uninterrupted(digits, tmp_path):
+    cfg = TrainConfig(epochs=3, lr=3e-3, batch_size=64)
+    torch.manual_seed(0)
+    ref = build_model("cnn", digits)
+    train(ref, digits, cfg, seed=7, progress=False)
+    torch.manual_seed(0)
+    model = build_model("cnn", digits)
+    with pytest.raises(KeyboardInterrupt):  # killed in the middle of epoch 2
+        train(model, digits, cfg, checkpoint_dir=tmp_path, seed=7, progress=False, stop_after_batches=30)
+    torch.manual_seed(123)  # a fresh process: different RNG, fresh weights
+    resumed = build_model("cnn", digits)
+    history = train(resumed, digits, cfg, checkpoint_dir=tmp_path, seed=7, progress=False)
+    assert len(history) == 3
+    for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_lr_schedules():
+    from natrob.train.loop import lr_at
+    from natrob.train import table_a1, he_et_al
+    a1 = table_a1("mnist")
+    assert (a1.lr, a1.batch_size, a1.epochs) == (1e-3, 32, 100)
+    assert [lr_at(a1, e) for e in (0, 49, 50, 99)] == [1e-3, 1e-3, 5e-4, 5e-4]
+    he = he_et_al(epochs=100)
+    assert lr_at(he, 0) == 0.1 and abs(lr_at(he, 50) - 0.01) < 1e-12 and abs(lr_at(he, 75) - 0.001) < 1e-12
+    with pytest.raises(ConfigError, match="optimizer='rmsprop'"):
+        TrainConfig(optimizer="rmsprop")
+
+
+def test_store_reuses_trained_models(digits, tmp_path):
+    cfg = TrainConfig(epochs=1, lr=3e-3)
+    m1, rec1 = get_model("cnn", digits, cfg, store_dir=tmp_path, progress=False)
+    m2, rec2 = get_model("cnn", digits, cfg, store_dir=tmp_path, progress=False)
+    assert rec1["key"] == rec2["key"] and len(list(tmp_path.iterdir())) == 1
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    assert set(rec1["provenance"]) >= {"params", "seed", "git_commit", "versions", "device", "wall_time_s"}
+    _, rec3 = get_model("cnn", digits, cfg, seed=1, store_dir=tmp_path, progress=False)
+    assert rec3["key"] != rec1["key"]
+
+
+def test_ddp_two_processes_gloo(tmp_path):
+    """torchrun with two CPU processes (gloo): both ranks end with identical weights and the model learns."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "natrob.train.ddp", "--model", "cnn", "--dataset", "digits", "--epochs", "3", "--lr", "3e-3",
+           "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for k in w0:
+        assert torch.allclose(w0[k], w1[k]), k
+    assert "test_acc" in proc.stdout
+    acc = float(proc.stdout.strip().split("test_acc=")[-1].split()[0])
+    assert acc > 0.8
