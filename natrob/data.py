@@ -253,3 +253,15 @@ def load_dataset(name: str = "digits", root=None, train_size=None, test_size=Non
     ds.train_x, ds.train_y = _subset(ds.train_x, ds.train_y, train_size, seed)
     ds.test_x, ds.test_y = _subset(ds.test_x, ds.test_y, test_size, seed + 1)
     return ds
+
+
+def load_profile_dataset(name: str, root=None, fallback: str | None = None, **kw) -> Dataset:
+    """``load_dataset`` for notebooks: when ``name`` is missing offline and ``fallback`` is given (the mnist
+    profile falls back to 'mnist-testsplit'), load the fallback and say so."""
+    try:
+        return load_dataset(name, root=root, **kw)
+    except DataNotFoundError as exc:
+        if not fallback:
+            raise
+        print(f"[natrob] {name} unavailable ({str(exc).splitlines()[0][:160]}...); using {fallback!r} instead")
+        return load_dataset(fallback, root=root, **kw)

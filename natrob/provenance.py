@@ -105,3 +105,9 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_result(name: str, payload: dict, params: dict, seed=None, device=None, wall_time_s=None) -> Path:
+    """One result file per experiment (RobustBench style): ``results/<name>.json`` with provenance."""
+    return write_json(paths.results_dir() / f"{name}.json",
+                      {**payload, "provenance": provenance(params, seed=seed, device=device, wall_time_s=wall_time_s)})

@@ -1,0 +1,21 @@
+"""Figure helpers shared by the notebooks: seaborn style and saving under figures/ (always generated)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import paths
+
+
+def setup():
+    import matplotlib
+    import seaborn as sns
+    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "figure.figsize": (6.4, 4.0)})
+    sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save(fig, name: str) -> Path:
+    folder = paths.figures_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, bbox_inches="tight")
+    return path

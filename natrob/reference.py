@@ -1,0 +1,46 @@
+"""The paper's own numbers (transcribed in reference_numbers.json, shipped with the package) and
+side-by-side tables of paper vs natrob."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from . import paths
+
+
+@lru_cache(maxsize=1)
+def numbers() -> dict:
+    return json.loads(paths.REFERENCE_NUMBERS.read_text())
+
+
+def paper_dataset(dataset: str) -> str:
+    """Which of the paper's datasets a natrob dataset stands in for (digits and the MNIST split -> MNIST)."""
+    return "cifar10" if dataset.startswith("cifar") else "mnist"
+
+
+def table1(dataset: str, attack: str, model: str) -> dict:
+    """{eps: paper accuracy in [0,1]} for Table 1 (model 'ResNet50' or 'Neural ODE', attack 'FGSM' or 'PGD')."""
+    t = numbers()["table1"][paper_dataset(dataset)]
+    eps = t["eps"] if "eps" in t else [e / 255 for e in t["eps_255"]]
+    return {round(e, 6): v / 100 for e, v in zip(eps, t[attack][model])}
+
+
+def table1_eps(dataset: str) -> list:
+    t = numbers()["table1"][paper_dataset(dataset)]
+    return list(t["eps"]) if "eps" in t else [e / 255 for e in t["eps_255"]]
+
+
+def clean(dataset: str, model: str) -> float:
+    return numbers()["clean_accuracy"][paper_dataset(dataset)][model] / 100
+
+
+def table2() -> list:
+    return numbers()["table2_cifar10"]["rows"]
+
+
+def lookup(paper: dict, eps: float):
+    """Paper value at eps if the paper has one (matching to 1e-4), else None."""
+    for e, v in paper.items():
+        if abs(e - eps) < 1e-4:
+            return v
+    return None
