@@ -129,7 +129,7 @@ def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_s
     torch.manual_seed(seed)
     clean_pred, clean_nfe = predict(model, x, batch_size, per_sample)
     correct = clean_pred == y
-    rows, worst, examples = [], {}, {}
+    rows, worst, examples, masks = [], {}, {}, {}
     bar = tqdm(total=len(eps_list) * len(attacks), desc=f"evaluate {model_name or type(model).__name__}",
                disable=not progress)
     for eps in eps_list:
@@ -165,6 +165,7 @@ def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_s
                          "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None,
                          "nfe_max": max(nfes) if nfes else None, "wall_s": time.time() - t0})
             bar.update(1)
+        masks[eps] = alive_all.cpu()
         worst[eps] = {"accuracy": float(alive_all.float().mean()),
                       "counts": {s: int((status == k).sum()) for k, s in enumerate(STATUSES)}}
     bar.close()
@@ -177,6 +178,7 @@ def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_s
         "solver_failures_total": int(sum(r["solver_failures"] for r in rows)),
         "wall_s": time.time() - t_start,
     }
+    result["_robust"] = masks  # per-point robust mask per eps (not written to JSON)
     if keep_examples:
         result["_examples"] = examples
     return result

@@ -17,22 +17,44 @@ class PGD(Attack):
     name = "pgd"
 
     def __init__(self, eps: float = 0.3, alpha: float = 0.01, steps: int = 40, random_start: bool = True,
-                 restarts: int = 1, loss: str = "ce"):
+                 restarts: int = 1, loss: str = "ce", early_stop: bool = False):
         super().__init__(eps)
         if not alpha > 0:
             raise ConfigError("alpha", alpha, "a positive step size (paper: 0.01)")
         self.alpha, self.steps = float(alpha), check_positive_int(steps, "steps")
         self.random_start, self.restarts = bool(random_start), check_positive_int(restarts, "restarts")
-        self.loss = loss
+        self.loss, self.early_stop = loss, bool(early_stop)
 
     def _run(self, model, x, y):
         x_adv = x.clone()
         if self.random_start:
             x_adv = (x_adv + torch.empty_like(x).uniform_(-self.eps, self.eps)).clamp(0, 1)
-        for _ in range(self.steps):
-            x_adv = x_adv + self.alpha * input_grad(model, x_adv, y, self.loss).sign()
-            x_adv = self.project(x, x_adv)
+        if not self.early_stop:
+            for _ in range(self.steps):
+                x_adv = self.project(x, x_adv + self.alpha * input_grad(model, x_adv, y, self.loss).sign())
+            return x_adv
+        # early stop: a point is frozen at the first iterate that fools the model (the final iterate of plain
+        # PGD may have walked back out); only still-correct points keep costing gradient evaluations
+        active = torch.arange(len(y), device=x.device)
+        for _ in range(self.steps + 1):
+            xa = x_adv[active].detach().requires_grad_(True)
+            logits = model(xa)
+            still = logits.argmax(1) == y[active]
+            if not still.any():
+                break
+            active, xa_keep = active[still], xa[still]
+            loss = self._loss_value(logits, y[active], still)
+            (grad,) = torch.autograd.grad(loss, xa)
+            if _ == self.steps:
+                break
+            x_adv[active] = self.project(x[active], xa_keep.detach() + self.alpha * grad[still].sign())
         return x_adv
+
+    def _loss_value(self, logits, y_active, still):
+        import torch.nn.functional as F
+        from .base import cw_margin
+        z = logits[still]
+        return F.cross_entropy(z, y_active, reduction="sum") if self.loss == "ce" else cw_margin(z, y_active).sum()
 
     def perturb(self, model, x, y):
         best = x.clone()
