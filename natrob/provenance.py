@@ -74,8 +74,19 @@ def _atomic_replace(path: Path, write) -> Path:
     return path
 
 
+def _finite(obj):
+    """NaN/inf are not JSON: write them as null (pandas turns missing values into NaN)."""
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, dict):
+        return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path, obj) -> Path:
-    data = json.dumps(obj, indent=2, sort_keys=False, default=_json_default).encode()
+    data = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False).encode()
     return _atomic_replace(path, lambda fh: fh.write(data))
 
 

@@ -54,6 +54,7 @@ def test_trades_with_beta_zero_is_standard_loss(digits):
     assert loss6 > loss
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook")
 def test_yopo_adversary_only_backpropagates_to_first_layer(digits):
     """Count backward passes through the layers after the first: m per batch (the full passes), never m*(n+1)."""
     torch.manual_seed(0)

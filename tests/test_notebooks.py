@@ -86,7 +86,8 @@ def test_result_files_are_consistent(tiny_run):
     for v in audit["verdict"]:
         assert v["worst_case"] <= v["pgd"] + 1e-9 and v["worst_case"] <= v["clean"] + 1e-9
         assert v["verdict"] in ("masking suspected", "consistent")
-    assert audit["constant_image"]["bound"] < 0.2
+    shares = next(iter(audit["models"].values()))["class_shares"]
+    assert audit["constant_image"]["bound"] == max(shares) and abs(sum(shares) - 1) < 1e-6
 
 
 def test_report_has_every_section(tiny_run):
