@@ -29,6 +29,8 @@ def _table(rows, columns=None, fmt=None) -> str:
             return "–"
         if c in fmt:
             return fmt[c](v)
+        if isinstance(v, str) and v.startswith("<span"):
+            return v
         if isinstance(v, float):
             return f"{v:.4g}"
         return html.escape(str(v))
@@ -88,12 +90,21 @@ def _verdict_section() -> str:
     parts = []
     for a in audits:
         parts.append(f"<h3>{html.escape(a.get('dataset', {}).get('name', '?'))}</h3>")
-        parts.append(_table(a.get("verdict", []), fmt={c: _pct for c in ("clean", "paper", "pgd", "worst_case")}))
-        flagged = [c for c in a.get("checks", []) if c.get("status") == "flag"]
-        parts.append(f"<p>{len(flagged)} of {len(a.get('checks', []))} sanity checks flagged.</p>")
-        parts.append(_table(a.get("checks", []), ["model", "eps", "check", "status", "detail"]))
         if a.get("summary"):
             parts.append(f'<p class="note">{html.escape(a["summary"])}</p>')
+        rows = [dict(v, verdict=(f'<span class="flag">{v["verdict"]}</span>' if v["verdict"] != "consistent"
+                                 else f'<span class="ok">{v["verdict"]}</span>')) for v in a.get("verdict", [])]
+        parts.append("<p>Accuracy in %: the paper's figure, our PGD-40 (the paper's attack), and the worst case over "
+                     "every attack of the audit, per model and eps.</p>")
+        parts.append(_table(rows, ["model", "eps", "clean", "paper", "pgd", "worst_case", "verdict", "reasons"],
+                            fmt={**{c: _pct for c in ("clean", "paper", "pgd", "worst_case")}, "verdict": str}))
+        checks = a.get("checks", [])
+        flagged = [c for c in checks if c.get("status") == "flag"]
+        parts.append(f"<p>{len(flagged)} of {len(checks)} sanity checks flagged.</p>")
+        if flagged:
+            parts.append(_table(flagged, ["model", "eps", "check", "status", "detail"]))
+        parts.append("<details><summary>all checks</summary>" + _table(checks, ["model", "eps", "check", "status", "detail"]) +
+                     "</details>")
     return "".join(parts)
 
 

@@ -37,15 +37,23 @@ def _failing_cell(out_path: Path) -> str:
         nb = json.loads(out_path.read_text())
     except (OSError, ValueError):
         return "unknown cell"
-    for i, cell in enumerate(nb.get("cells", [])):
+    i = -1
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or any(t.startswith("papermill-error-cell") for t in tags):
+            continue  # papermill's own cells: count cells as the user sees them in the committed notebook
+        i += 1
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error":
-                return f"cell {i} (execution count {cell.get('execution_count')}): {o.get('ename')}: {o.get('evalue')}"
+                src = "".join(cell.get("source", "")).strip().splitlines()
+                first = src[0][:80] if src else ""
+                return f"cell {i} ('{first}'): {o.get('ename')}: {o.get('evalue')}"
     return "unknown cell"
 
 
 def run_notebook(nb: Path, params: dict, out_dir: Path, env_extra: dict | None = None) -> dict:
     import papermill as pm
+    out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / nb.name
     declared = set(pm.inspect_notebook(str(nb)))
     params = {k: v for k, v in params.items() if k in declared}  # each notebook gets the values it declares

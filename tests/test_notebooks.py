@@ -95,3 +95,19 @@ def test_report_has_every_section(tiny_run):
     for section in ("Does the claim hold?", "Table 1", "Fig. 1", "Fig. 2", "Fig. 3", "Table 2", "Lipschitz", "Table A1",
                     "provenance", "data:image/png;base64"):
         assert section in html, section
+
+
+def test_failing_notebook_names_the_cell(tmp_path):
+    import nbformat
+    from natrob.runner import run_notebook
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell("X = 1")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell("y = X + 1"), nbformat.v4.new_code_cell("raise ValueError(f'bad X={X}')")]
+    path = tmp_path / "99-fails.ipynb"
+    nbformat.write(nb, path)
+    res = run_notebook(path, {"X": 5}, tmp_path / "out")
+    assert not res["ok"]
+    assert "cell 2" in res["error"] and "ValueError" in res["error"] and "bad X=5" in res["error"]
+    assert (tmp_path / "out" / "99-fails.ipynb").exists()  # the executed copy with the traceback is kept

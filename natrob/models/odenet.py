@@ -5,6 +5,9 @@ one ODE block whose vector field f(t, y) is two time-concatenated 3x3 convs with
 norm-ReLU-pool-linear head. Table A1: MNIST 4 conv layers / 128 channels / t1 = 100; CIFAR-10 5 / 256 / 500;
 dopri5; t0 = 0. Every one of these is a constructor argument.
 
+``method='dopri5'`` runs natrob's lean Dormand-Prince implementation inside torchdiffeq's ``odeint`` (same
+method and step control, less memory traffic; ``solver_impl='torchdiffeq'`` selects torchdiffeq's own).
+
 Function evaluations (NFE) are counted for the forward solve (``nfe_forward``) and for the backward pass
 (``nfe_backward``: vector field calls made by the adjoint solve, or vector-Jacobian products through f when
 back-propagating directly through the solver). Solver breakdowns raise :class:`natrob.errors.SolverFailure`.
@@ -16,6 +19,7 @@ from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from ..errors import ConfigError, SolverFailure
+from . import dopri5 as _dopri5  # registers natrob_dopri5 in torchdiffeq's solver table
 from .common import Normalize
 
 ADAPTIVE = {"dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun"}
@@ -68,12 +72,14 @@ class ODEFunc(nn.Module):
 class ODENet(nn.Module):
     def __init__(self, in_channels=1, num_classes=10, mean=(0.5,), std=(0.25,), channels=128, conv_layers=4,
                  t0=0.0, t1=100.0, method="dopri5", rtol=1e-3, atol=1e-3, adjoint=False, step_size=None,
-                 max_nfe=None):
+                 max_nfe=None, solver_impl="natrob"):
         super().__init__()
         if conv_layers < 3:
             raise ConfigError("conv_layers", conv_layers, "an integer >= 3 (stem convs + the ODE function's 2 convs)")
         if method not in ADAPTIVE | FIXED:
             raise ConfigError("method", method, "one of " + ", ".join(sorted(ADAPTIVE | FIXED)))
+        if solver_impl not in ("natrob", "torchdiffeq"):
+            raise ConfigError("solver_impl", solver_impl, "'natrob' (lean dopri5) or 'torchdiffeq'")
         if not t1 > t0:
             raise ConfigError("t1", t1, f"a time greater than t0={t0}")
         self.normalize = Normalize(mean, std)
@@ -87,13 +93,15 @@ class ODENet(nn.Module):
         self.t0, self.t1 = float(t0), float(t1)
         self.method, self.rtol, self.atol = method, rtol, atol
         self.adjoint, self.step_size = adjoint, step_size
+        self.solver_impl = solver_impl
         self.nfe_forward = 0
         self._calls_after_forward = 0
 
     # -- solver configuration -----------------------------------------------------------------
     def solver_config(self) -> dict:
         return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "adjoint": self.adjoint,
-                "step_size": self.step_size, "t0": self.t0, "t1": self.t1, "max_nfe": self.func.max_nfe}
+                "step_size": self.step_size, "t0": self.t0, "t1": self.t1, "max_nfe": self.func.max_nfe,
+                "solver_impl": self.solver_impl}
 
     def configure_solver(self, **changes):
         """Change solver settings in place (method, rtol, atol, adjoint, step_size, max_nfe); returns the old ones."""
@@ -101,10 +109,10 @@ class ODENet(nn.Module):
         for key, value in changes.items():
             if key == "max_nfe":
                 self.func.max_nfe = value
-            elif key in ("method", "rtol", "atol", "adjoint", "step_size"):
+            elif key in ("method", "rtol", "atol", "adjoint", "step_size", "solver_impl"):
                 setattr(self, key, value)
             else:
-                raise ConfigError("solver setting", key, "method, rtol, atol, adjoint, step_size, max_nfe")
+                raise ConfigError("solver setting", key, "method, rtol, atol, adjoint, step_size, max_nfe, solver_impl")
         return old
 
     # -- NFE ---------------------------------------------------------------------------------
@@ -127,7 +135,8 @@ class ODENet(nn.Module):
         if self.method in FIXED:
             options["step_size"] = self.step_size if self.step_size is not None else (self.t1 - self.t0) / 100
         solve = odeint_adjoint if self.adjoint else odeint
-        kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options)
+        method = "natrob_dopri5" if (self.method == "dopri5" and self.solver_impl == "natrob") else self.method
+        kwargs = dict(rtol=self.rtol, atol=self.atol, method=method, options=options)
         if self.adjoint:
             kwargs["adjoint_params"] = tuple(self.func.parameters())
         try:

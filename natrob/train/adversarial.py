@@ -94,8 +94,9 @@ def yopo_step(net, model, opt, x, y, params):
     first_grad = [torch.zeros_like(p) for p in first]
     total, logits0 = 0.0, None
     for j in range(m):
-        z = model.embed(x + eta)
-        z_leaf = z.detach().requires_grad_(True)
+        with torch.no_grad():  # the first layer's weights get the Hamiltonian gradient below, not this pass's
+            z = model.embed(x + eta)
+        z_leaf = z.requires_grad_(True)
         logits = model.rest(z_leaf)
         loss = F.cross_entropy(logits, y)
         grads = torch.autograd.grad(loss / m, [z_leaf] + rest_params)
