@@ -123,7 +123,9 @@ def build_report(profile: str = "quick", params: dict | None = None, timings: di
             g = groups.setdefault(key, {"dataset": key[0], "attack": key[1], "model": key[2],
                                         "clean (ours)": _pct(row["clean (ours)"])})
             g[f"eps={row['eps']:.4g}: ours / paper"] = f"{_pct(row['ours'])} / {_pct(row['paper'])}"
-            g["solver failures"] = g.get("solver failures", 0) + (row.get("solver_failures") or 0)
+            g["_failures"] = g.get("_failures", 0) + (row.get("solver_failures") or 0)
+        for g in groups.values():
+            g["solver failures"] = g.pop("_failures")
         t1 += list(groups.values())
     sec.append("<h2 id='table1'>Table 1 — FGSM and PGD-40 (accuracy, %)</h2>"
                "<p>Ours / paper. The paper's column is its MNIST table for digits and MNIST runs, its CIFAR-10 table for "

@@ -29,7 +29,11 @@ def notebooks() -> list:
 
 
 def _stamp(nb: Path, params: dict) -> str:
-    return hashlib.sha256(nb.read_bytes() + json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    """Finished results are reused while the notebook, the profile's values and natrob's code are unchanged."""
+    h = hashlib.sha256(nb.read_bytes() + json.dumps(params, sort_keys=True).encode())
+    for src in sorted(paths.PACKAGE.rglob("*.py")):
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _failing_cell(out_path: Path) -> str:
