@@ -30,8 +30,12 @@ class PGD(Attack):
         if self.random_start:
             x_adv = (x_adv + torch.empty_like(x).uniform_(-self.eps, self.eps)).clamp(0, 1)
         if not self.early_stop:
+            # the feasible box (eps-ball intersected with [0,1]) is fixed: one clamp per step projects onto it
+            lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
             for _ in range(self.steps):
-                x_adv = self.project(x, x_adv + self.alpha * input_grad(model, x_adv, y, self.loss).sign())
+                grad = input_grad(model, x_adv, y, self.loss)
+                with torch.no_grad():
+                    x_adv = torch.clamp(x_adv.add_(grad.sign_(), alpha=self.alpha), lo, hi)
             return x_adv
         # early stop: a point is frozen at the first iterate that fools the model (the final iterate of plain
         # PGD may have walked back out); only still-correct points keep costing gradient evaluations
