@@ -12,7 +12,6 @@ counts as not robust.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import time
@@ -120,7 +119,7 @@ def validate(x, y, eps_list, attacks):
 
 
 def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_sample=False, progress=True,
-             seed=0, model_name=None, keep_examples=False):
+             seed=0, model_name=None):
     """Robust accuracy of ``model`` on (x, y) for each eps and attack. Returns a result dict (see module doc)."""
     eps_list = validate(x, y, eps_list, attacks)
     device = next(model.parameters()).device
@@ -129,7 +128,7 @@ def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_s
     torch.manual_seed(seed)
     clean_pred, clean_nfe = predict(model, x, batch_size, per_sample)
     correct = clean_pred == y
-    rows, worst, examples, masks = [], {}, {}, {}
+    rows, worst, masks = [], {}, {}
     bar = tqdm(total=len(eps_list) * len(attacks), desc=f"evaluate {model_name or type(model).__name__}",
                disable=not progress)
     for eps in eps_list:
@@ -152,9 +151,6 @@ def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_s
                 fail = fail | (pred < 0)
                 broken[b] = (pred != y[b]) | fail
                 failures[b] = fail
-                if keep_examples:
-                    examples.setdefault((eps, attack_label(spec)), {})["idx"] = b.cpu()
-                    examples[(eps, attack_label(spec))]["x_adv"] = x_adv.cpu()
             alive_all &= ~broken
             status[failures & (status == 0)] = 3
             status[broken & ~failures & (status == 0)] = 1
@@ -179,8 +175,6 @@ def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_s
         "wall_s": time.time() - t_start,
     }
     result["_robust"] = masks  # per-point robust mask per eps (not written to JSON)
-    if keep_examples:
-        result["_examples"] = examples
     return result
 
 

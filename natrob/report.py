@@ -29,8 +29,6 @@ def _table(rows, columns=None, fmt=None) -> str:
             return "–"
         if c in fmt:
             return fmt[c](v)
-        if isinstance(v, str) and v.startswith("<span"):
-            return v
         if isinstance(v, float):
             return f"{v:.4g}"
         return html.escape(str(v))

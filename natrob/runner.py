@@ -55,15 +55,13 @@ def _failing_cell(out_path: Path) -> str:
     return "unknown cell"
 
 
-def run_notebook(nb: Path, params: dict, out_dir: Path, env_extra: dict | None = None) -> dict:
+def run_notebook(nb: Path, params: dict, out_dir: Path) -> dict:
     import papermill as pm
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / nb.name
     declared = set(pm.inspect_notebook(str(nb)))
     params = {k: v for k, v in params.items() if k in declared}  # each notebook gets the values it declares
     t0 = time.time()
-    env_backup = dict(os.environ)
-    os.environ.update(env_extra or {})
     try:
         pm.execute_notebook(str(nb), str(out_path), parameters=params, kernel_name="python3", cwd=str(paths.NOTEBOOKS),
                             progress_bar=False, log_output=True, request_save_on_cell_execute=True)
@@ -71,8 +69,6 @@ def run_notebook(nb: Path, params: dict, out_dir: Path, env_extra: dict | None =
     except Exception as exc:  # papermill wraps kernel errors; report the cell, keep what was computed
         return {"notebook": nb.name, "ok": False, "wall_s": time.time() - t0, "executed": str(out_path),
                 "error": _failing_cell(out_path) if out_path.exists() else f"{type(exc).__name__}: {exc}"}
-    finally:
-        os.environ.clear(); os.environ.update(env_backup)
 
 
 def _gpu_count() -> int:

@@ -8,14 +8,15 @@ from natrob.evaluate import batch_disagreement, evaluate, save_result
 def test_solver_failures_are_counted_not_raised(small_odenet, digits):
     x, y = digits.test_x[:12], digits.test_y[:12]
     old = small_odenet.configure_solver(max_nfe=None)
-    clean = evaluate(small_odenet, x, y, [0.1], [{"name": "fgsm"}], progress=False)
-    nfe = small_odenet.nfe_forward
+    evaluate(small_odenet, x, y, [0.1], [{"name": "fgsm"}], progress=False)
+    nfe = small_odenet.nfe_forward  # NFE of the last clean solve
     try:
         # a cap just above a clean solve: the perturbed inputs need more steps and some solves fail
         small_odenet.configure_solver(max_nfe=max(6, nfe))
-        res = evaluate(small_odenet, x, y, [0.3], [{"name": "pgd", "steps": 3, "alpha": 0.1}], progress=False)
+        capped = evaluate(small_odenet, x, y, [0.3], [{"name": "pgd", "steps": 3, "alpha": 0.1}], progress=False)
     finally:
         small_odenet.configure_solver(**{"max_nfe": old["max_nfe"]})
+    assert sum(capped["worst_case"][0]["counts"].values()) == len(y)  # every point got a status, nothing raised
     # force failures for certain: a cap below one dopri5 step
     small_odenet.configure_solver(max_nfe=3)
     try:

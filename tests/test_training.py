@@ -1,14 +1,12 @@
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from natrob.models import build_model
-from natrob.train import TrainConfig, accuracy, get_model, train
+from natrob.train import TrainConfig, get_model, train
 from natrob.errors import ConfigError
 
 

@@ -46,11 +46,11 @@ class PGD(Attack):
             still = logits.argmax(1) == y[active]
             if not still.any():
                 break
+            if _ == self.steps:  # the last iterate only needs checking, not a gradient
+                break
             active, xa_keep = active[still], xa[still]
             loss = self._loss_value(logits, y[active], still)
             (grad,) = torch.autograd.grad(loss, xa)
-            if _ == self.steps:
-                break
             x_adv[active] = self.project(x[active], xa_keep.detach() + self.alpha * grad[still].sign())
         return x_adv
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
@@ -70,7 +69,6 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     opt = make_optimizer(model, cfg)
     step_fn = METHOD_STEPS[cfg.method]
-    state = {"extra": {}}
     history, start_epoch = [], 0
     torch.manual_seed(seed)
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None

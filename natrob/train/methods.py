@@ -1,4 +1,5 @@
-"""One optimisation step per training method. Each returns (loss value, logits on the clean batch)."""
+"""One optimisation step per training method. Each returns (loss value, logits on the batch it trained on:
+clean for standard training and TRADES, adversarial for PGD-AT and YOPO)."""
 from __future__ import annotations
 
 import torch.nn.functional as F
