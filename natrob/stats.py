@@ -1,0 +1,45 @@
+"""Counts and their uncertainty: every accuracy natrob stores is ``k`` robust points out of ``n`` evaluated.
+
+Wilson's score interval (Wilson 1927) is used rather than the normal approximation because audit samples are
+small (40-100 points) and accuracies sit near 0 or 1, where ``p ± 1.96 sqrt(p(1-p)/n)`` leaves [0, 1] or
+collapses to a single point.
+"""
+from __future__ import annotations
+
+import math
+
+from .errors import ConfigError
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple:
+    """95% Wilson score interval ``(low, high)`` for ``k`` successes out of ``n`` trials.
+
+    Arguments: ``k`` and ``n`` integers with ``0 <= k <= n``; ``z`` the normal quantile (default 95%).
+    ``n == 0`` gives ``(0.0, 1.0)``: nothing was measured, so nothing is excluded."""
+    if isinstance(k, bool) or not isinstance(k, int) or isinstance(n, bool) or not isinstance(n, int):
+        raise ConfigError("k, n", (k, n), "integer counts (robust points, evaluated points)")
+    if n < 0 or not 0 <= k <= max(n, 0):
+        raise ConfigError("k, n", (k, n), "0 <= k <= n")
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def proportion(k: int, n: int) -> dict:
+    """``{"k", "n", "accuracy", "ci95"}`` for one stored accuracy (``accuracy`` is None when ``n == 0``)."""
+    lo, hi = wilson(k, n)
+    return {"k": int(k), "n": int(n), "accuracy": (k / n) if n else None, "ci95": [lo, hi]}
+
+
+def fmt(k: int, n: int) -> str:
+    """'12.5% [5.0, 26.8] (5/40)': accuracy in %, its 95% interval, and the counts behind it."""
+    if n == 0:
+        return "– (0/0)"
+    lo, hi = wilson(k, n)
+    return f"{100 * k / n:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] ({k}/{n})"
