@@ -140,7 +140,7 @@ def probe(model, x, y, draws: int) -> dict:
 # ------------------------------------------------------------------------------------------- attacks
 def _counted(rows: list) -> dict:
     return {r["id"]: {k: r[k] for k in ("attack", "role", "robust", "n", "accuracy", "ci95", "cumulative",
-                                        "n_broken", "n_attacked", "error", "solver_failures")} | {"label": r["attack"]}
+                                        "n_broken", "n_attacked", "error", "solver_failures", "wall_s", "nfe_mean")} | {"label": r["attack"]}
             for r in rows}
 
 

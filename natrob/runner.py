@@ -1,6 +1,6 @@
 """Runs the numbered notebooks headless with papermill for one profile, then builds the report.
 
-    python -m natrob.runner [--profile quick] [--only 03 ...] [--force] [--no-report]
+    python -m natrob.runner [--profile quick] [--only 03 ...] [--force] [--no-report] [--verify]
 
 Everything a run writes lives under the profile's name (``results/<profile>/``, ``figures/<profile>/``,
 ``notebooks/executed/<profile>/``, ``report/<profile>/``), so one profile never touches another's files.
@@ -102,6 +102,8 @@ def _parse(argv):
     p.add_argument("--only", nargs="+", default=None, help="notebook numbers to run, e.g. --only 01 03")
     p.add_argument("--force", action="store_true", help="re-execute notebooks even when finished results exist")
     p.add_argument("--no-report", action="store_true")
+    p.add_argument("--verify", action="store_true",
+                   help="afterwards compare the results with the published ones (reference-results/<profile>)")
     return p.parse_args(argv)
 
 
@@ -209,6 +211,9 @@ def main(argv=None) -> int:
         print(f"[run_all] report: {path}")
     print("[run_all] times (s): " + ", ".join(f"{k}: {v}" for k, v in timings.items()) +
           f"; this run {time.time() - t_all:.1f}s")
+    if a.verify:
+        from .verify import verify
+        return verify(a.profile)
     return 0
 
 

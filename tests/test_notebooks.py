@@ -127,6 +127,18 @@ def test_report_has_every_section(tiny_run):
     assert "(not tiny)" not in html  # every result file it read was produced by the tiny profile
 
 
+def test_report_sections_read_what_the_notebooks_write(tiny_run):
+    from natrob.report.sections import SECTIONS
+    html = tiny_run["report"]
+    for section in SECTIONS:
+        assert f'href="#{section.id}"' in html and f'id="{section.id}"' in html  # navigation generated from sections
+        if section.results:
+            files = [r for name, r in tiny_run["results"].items() if name.startswith(section.results)]
+            assert files, section.results
+            for r in files:
+                assert set(section.schema) <= set(r), (section.id, set(section.schema) - set(r))
+
+
 def test_failing_notebook_names_the_cell(tmp_path):
     import nbformat
     from natrob.runner import run_notebook
