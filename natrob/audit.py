@@ -133,6 +133,7 @@ def randomness(model, x, repeats: int = 3) -> dict:
 
 
 def probe(model, x, y, draws: int) -> dict:
+    """Before attacking: is the forward pass random, and is the input gradient connected and informative?"""
     r = randomness(model, x)
     return {"randomness": r, "gradient": gradient_stats(model, x, y), "draws": draws if r["randomized"] else 1}
 
@@ -168,6 +169,7 @@ def attack_at_eps(model, x, y, eps, standalone, cascade, draws, label, progress,
 
 
 def unbounded_attack(model, x, y, budget, label, draws) -> dict:
+    """PGD at eps = 1 (the whole image space): any working attack must break ~every clean-correct point."""
     res = evaluate(model, x, y, [1.0], [{"name": "pgd", "steps": budget.get("unbounded_steps", 50), "alpha": 0.05,
                                          "id": "pgd-unbounded", "label": "PGD eps=1"}],
                    cascade=False, progress=False, model_name=label, draws=draws)

@@ -18,6 +18,7 @@ GAP = 0.05   # a difference this large (in points of the sample) is a finding, n
 
 
 def slack(n: int) -> int:
+    """Points of noise allowed between two attacks on ``n`` points (2% of the sample, at least one point)."""
     return max(1, math.ceil(TOL * n - 1e-9))
 
 

@@ -28,6 +28,7 @@ def _code_hash() -> str:
 
 
 def tensor_hash(t: torch.Tensor) -> str:
+    """A short hash of a tensor's dtype, shape and bytes."""
     t = t.detach().cpu().contiguous()
     return hashlib.sha256(str((t.dtype, tuple(t.shape))).encode() + t.numpy().tobytes()).hexdigest()[:16]
 
@@ -58,11 +59,13 @@ def spec_fingerprint(spec) -> object:
 
 
 def key(**parts) -> str:
+    """The store key of one evaluation: a hash of its parts (model, spec, eps, points, seed, settings) and natrob's code."""
     blob = json.dumps({**parts, "code": _code_hash()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def load(k: str):
+    """The stored entry for ``k``, or None when there is none (or it is damaged)."""
     path = paths.eval_cache_dir() / f"{k}.json"
     if not path.exists():
         return None
@@ -73,4 +76,5 @@ def load(k: str):
 
 
 def store(k: str, entry: dict):
+    """Write the entry for ``k`` atomically."""
     write_json(paths.eval_cache_dir() / f"{k}.json", entry)

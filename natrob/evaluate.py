@@ -92,6 +92,7 @@ def batch_disagreement(model, x, batch_size=256) -> dict:
 
 # ------------------------------------------------------------------------------------------- attacks
 def attack_label(spec: dict) -> str:
+    """The display label of an attack spec (its ``label``, or one made from its name and steps)."""
     if "label" in spec:
         return spec["label"]
     if spec["name"] == "transfer":
@@ -102,10 +103,12 @@ def attack_label(spec: dict) -> str:
 
 
 def attack_id(spec: dict) -> str:
+    """The stable id of an attack spec (its ``id``, or its label): what checks and caches key on."""
     return spec.get("id") or attack_label(spec)
 
 
 def build_attack(spec: dict, eps: float):
+    """The attack object a spec describes at radius ``eps`` (``alpha_rel`` resolved to ``alpha_rel * eps``)."""
     spec = dict(spec)
     name = spec.pop("name")
     for meta in ("label", "id", "role"):
@@ -166,6 +169,7 @@ def _attack_points(attack, model, x, y, idx, eps, batch_size, per_sample, draws)
 
 # ------------------------------------------------------------------------------------------- evaluation
 def validate(x, y, eps_list, attacks):
+    """Check inputs, radii and attack specs before any work; returns the radii as floats."""
     check_batch(x, y)
     eps_list = [check_eps(e, "eps_list entry") for e in eps_list]
     if not attacks:

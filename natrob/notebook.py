@@ -35,6 +35,7 @@ class Context:
                             wall_time_s=time.time() - self.t_start, csv_rows=csv_rows)
 
     def describe(self) -> str:
+        """One line naming the profile and the dataset."""
         return f"profile {self.params.get('PROFILE')}: {self.data.describe()}"
 
 

@@ -50,14 +50,17 @@ def set_profile(name: str) -> str:
 
 
 def artifacts() -> Path:
+    """Root of every build artifact (``NATROB_ARTIFACTS``, default the checkout)."""
     return _env_path("NATROB_ARTIFACTS", REPO)
 
 
 def results_dir(name: str | None = None) -> Path:
+    """``results/<profile>/``: the profile's result files."""
     return artifacts() / "results" / (name or profile())
 
 
 def checkpoints_dir() -> Path:
+    """The model store (shared by profiles: keyed by model, data, training config and seed)."""
     return artifacts() / "checkpoints"
 
 
@@ -67,19 +70,23 @@ def eval_cache_dir() -> Path:
 
 
 def executed_notebooks_dir(name: str | None = None) -> Path:
+    """``notebooks/executed/<profile>/``: executed copies of the notebooks."""
     base = artifacts() / "notebooks" / "executed" if "NATROB_ARTIFACTS" in os.environ else NOTEBOOKS / "executed"
     return base / (name or profile())
 
 
 def report_dir(name: str | None = None) -> Path:
+    """``report/<profile>/``: the HTML report."""
     return artifacts() / "report" / (name or profile())
 
 
 def figures_dir(name: str | None = None) -> Path:
+    """``figures/<profile>/``: generated figures."""
     return _env_path("NATROB_FIGURES", artifacts() / "figures") / (name or profile())
 
 
 def data_root() -> Path:
+    """Where datasets are looked for (``NATROB_DATA``, default ``./data``)."""
     return _env_path("NATROB_DATA", REPO / "data")
 
 

@@ -13,6 +13,7 @@ _PACKAGES = ("torch", "torchvision", "torchdiffeq", "numpy", "torchattacks", "py
 
 
 def git_commit() -> str:
+    """The checkout's commit, with ``+dirty`` when tracked files are modified."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO, capture_output=True, text=True, timeout=10)
         commit = out.stdout.strip() or "unknown"
@@ -24,6 +25,7 @@ def git_commit() -> str:
 
 
 def versions() -> dict:
+    """Versions of Python and of the packages a result depends on."""
     found = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
@@ -34,6 +36,7 @@ def versions() -> dict:
 
 
 def device_description(device=None) -> str:
+    """The device a result was computed on, in words."""
     import torch
     dev = torch.device(device) if device is not None else None
     if dev is not None and dev.type == "cuda" and torch.cuda.is_available():
@@ -42,6 +45,7 @@ def device_description(device=None) -> str:
 
 
 def provenance(params: dict, seed=None, device=None, wall_time_s=None) -> dict:
+    """Everything a result records about how it was made: parameters, profile, seed, commit, versions, device, time."""
     return {
         "params": params,
         "profile": paths.profile(),

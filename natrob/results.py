@@ -55,20 +55,24 @@ def _json_default(o):
 
 
 def write_json(path, obj) -> Path:
+    """Write ``obj`` as JSON atomically (NaN and inf become null)."""
     data = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False).encode()
     return _atomic_replace(path, lambda fh: fh.write(data))
 
 
 def write_text(path, text: str) -> Path:
+    """Write ``text`` atomically."""
     return _atomic_replace(path, lambda fh: fh.write(text.encode()))
 
 
 def torch_save(path, obj) -> Path:
+    """``torch.save`` atomically (checkpoints)."""
     import torch
     return _atomic_replace(path, lambda fh: torch.save(obj, fh))
 
 
 def read_json(path) -> dict:
+    """Read a JSON file."""
     with open(path) as fh:
         return json.load(fh)
 

@@ -29,6 +29,7 @@ from .results import read_json, write_json
 
 
 def notebooks() -> list:
+    """The numbered notebooks, in order."""
     return sorted(p for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 
 
@@ -128,22 +129,27 @@ class Stamps:
         self.data.setdefault("_timings", {})
 
     def finished(self, nb: Path, stamp: str, out_dir: Path) -> bool:
+        """Whether ``nb`` finished with this stamp and its executed copy is in place."""
         return self.data.get(nb.name) == stamp and (out_dir / nb.name).exists()
 
     def started(self, nb: Path):
+        """Clear ``nb``'s stamp as it starts, so a run killed now never counts as finished."""
         self.data.pop(nb.name, None)
         self.save()
 
     def done(self, res: dict, stamp: str):
+        """Record a finished run's time, and its stamp when it succeeded."""
         self.data["_timings"][res["notebook"]] = round(res["wall_s"], 1)
         if res["ok"]:
             self.data[res["notebook"]] = stamp
         self.save()
 
     def reload(self):
+        """Re-read the stamps (after notebooks ran in subprocesses)."""
         self.data = read_json(self.path) if self.path.exists() else self.data
 
     def save(self):
+        """Write the stamps atomically."""
         write_json(self.path, self.data)
 
 
@@ -172,6 +178,7 @@ def _run_in_turn(pending, params, profile, stamps, out_dir):
 
 
 def main(argv=None) -> int:
+    """Command line (see the module docstring); returns the exit status."""
     a = _parse(argv)
     try:
         params = load_profile(a.profile)

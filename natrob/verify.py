@@ -47,6 +47,7 @@ def counts(obj, where: str = "") -> dict:
 
 
 def compare(field: str, ours: tuple, published: tuple) -> dict:
+    """One number, ours against published: both shown, the difference, the tolerance and whether it holds."""
     (k1, n1), (k2, n2) = ours, published
     p1, p2 = k1 / n1 if n1 else 0.0, k2 / n2 if n2 else 0.0
     if field in CLEAN_FIELDS:
@@ -63,6 +64,7 @@ def compare(field: str, ours: tuple, published: tuple) -> dict:
 
 
 def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | None = None, out=sys.stdout) -> int:
+    """Compare every count of a run with the published one; prints a line per number. Returns 0, 1 or 2."""
     ours_dir = Path(ours_dir or paths.results_dir(profile))
     published_dir = Path(published_dir or PUBLISHED / profile)
     files = sorted(p.name for p in published_dir.glob("*.json") if not p.name.startswith("_"))
@@ -103,6 +105,7 @@ def publish(profile: str) -> Path:
 
 
 def main(argv=None) -> int:
+    """Command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default=paths.DEFAULT_PROFILE)
     p.add_argument("--results", default=None, help="folder of this run's results (default results/<profile>)")

@@ -73,6 +73,7 @@ def _result_files(profile: str) -> list:
 
 
 def render_section(section: Section, env: dict, jinja: Environment) -> dict:
+    """One section's HTML: its template rendered with the context its entry computes from the result files."""
     found = results(section.results) if section.results else []
     context = section.context(found, env)
     body = jinja.get_template(section.template).render(results=found, profile=env["profile"], **context)
@@ -95,6 +96,7 @@ def build_report(profile: str | None = None, params: dict | None = None, timings
 
 
 def main(argv=None) -> int:
+    """Command line: rebuild one profile's report from its result files."""
     p = argparse.ArgumentParser(description="Build the HTML report of one profile from its result files.")
     p.add_argument("--profile", default=paths.DEFAULT_PROFILE)
     a = p.parse_args(argv)

@@ -18,6 +18,7 @@ from .tables import ci, pct, status, table
 
 @dataclass(frozen=True)
 class Section:
+    """One section of the report: anchor, titles, template, context function, result files and figures it reads."""
     id: str
     title: str
     nav: str
@@ -30,6 +31,7 @@ class Section:
 
 # ------------------------------------------------------------------------------------------- contexts
 def claim(results, env) -> dict:
+    """Notebook 06: the headline sentences, four findings per model and eps, and the sanity checks."""
     audits = []
     for a in results:
         rows = [{"model": f["model"], "eps": f["eps"], "clean": ci(f["clean"], f["n"]), "paper (%)": pct(f["paper"]),
@@ -50,6 +52,7 @@ def claim(results, env) -> dict:
 
 
 def table1(results, env) -> dict:
+    """Notebook 03: Table 1, ours (count and interval) beside the paper's figure, per eps."""
     rows = []
     for r in results:
         groups = {}
@@ -64,6 +67,7 @@ def table1(results, env) -> dict:
 
 
 def fig1(results, env) -> dict:
+    """Notebook 02: accuracy per step size h and setting."""
     tables = []
     for r in results:
         pivot = {}
@@ -74,10 +78,12 @@ def fig1(results, env) -> dict:
 
 
 def fig2(results, env) -> dict:
+    """Notebook 03: the DI2-FGSM figure with the paper's reading."""
     return {"paper_says": reference.numbers()["figure2"]["paper_says"]}
 
 
 def fig3(results, env) -> dict:
+    """Notebook 04: Boundary Attack summary per model."""
     tables = [table([{"model": x["model"], "clean": ci(x.get("clean_correct"), x.get("n")),
                       "adversarial example found": ci(x.get("found"), x.get("n")), "median L-inf": x.get("median_linf"),
                       "median L2": x.get("median_l2"), "queries": x.get("queries")} for x in r["summary"]])
@@ -86,6 +92,7 @@ def fig3(results, env) -> dict:
 
 
 def table2(results, env) -> dict:
+    """Notebook 05: clean and PGD-20 accuracy per training method."""
     tables = [table([{"model": x["model"], "training": x["training"], "eps": x["eps"],
                       "clean": ci(x.get("clean_correct"), x.get("n")), "robust (PGD-20)": ci(x.get("robust_count"), x.get("n")),
                       "paper clean (%)": pct(x.get("paper clean")), "paper robust (%)": pct(x.get("paper robust")),
@@ -95,6 +102,7 @@ def table2(results, env) -> dict:
 
 
 def lipschitz(results, env) -> dict:
+    """Notebook 01: violations of each bound and the growth factor at each t1."""
     rows = [{"dataset": r["dataset"]["name"], "Eq.12 violations": r["eq12"]["violations"],
              "Thm 3.1 violations": r["thm31_violations"], "Thm 3.2 violations": r["thm32_violations"],
              **{f"log10 e^(bK) {k}": v for k, v in next(iter(r["thm32"].values()))["log10_growth_factor"].items()}}
@@ -103,12 +111,14 @@ def lipschitz(results, env) -> dict:
 
 
 def table_a1(results, env) -> dict:
+    """The paper's Table A1 beside this profile's ODE net."""
     a1 = reference.numbers()["table_a1_neural_ode_training"]
     rows = [{"setting": k, "paper MNIST": a1["mnist"].get(k), "paper CIFAR-10": a1["cifar10"].get(k)} for k in a1["mnist"]]
     return {"table": table(rows), "ode": json.dumps((env["params"] or {}).get("ODE", {})), "lr_schedule": a1["lr_schedule"]}
 
 
 def provenance_section(results, env) -> dict:
+    """Which profile and commit produced each result file; parameters and timings."""
     return {"files": table(env["files"], html_columns=("profile",)), "timings": json.dumps(env["timings"] or {}),
             "params": json.dumps(env["params"] or {}, indent=1), "run": json.dumps(env["run"], indent=1),
             "links": env["links"]}

@@ -17,6 +17,7 @@ def ci(k, n) -> str:
 
 
 def pct(v) -> str:
+    """A fraction in [0, 1] as a percentage with two decimals, or '–'."""
     return "–" if v is None else f"{100 * v:.2f}"
 
 
