@@ -7,6 +7,7 @@ collapses to a single point.
 from __future__ import annotations
 
 import math
+import operator
 
 from .errors import ConfigError
 
@@ -18,8 +19,12 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple:
 
     Arguments: ``k`` and ``n`` integers with ``0 <= k <= n``; ``z`` the normal quantile (default 95%).
     ``n == 0`` gives ``(0.0, 1.0)``: nothing was measured, so nothing is excluded."""
-    if isinstance(k, bool) or not isinstance(k, int) or isinstance(n, bool) or not isinstance(n, int):
-        raise ConfigError("k, n", (k, n), "integer counts (robust points, evaluated points)")
+    try:  # numpy and torch integers are counts too (pandas hands them out); floats are not
+        if isinstance(k, bool) or isinstance(n, bool):
+            raise TypeError
+        k, n = operator.index(k), operator.index(n)
+    except TypeError:
+        raise ConfigError("k, n", (k, n), "integer counts (robust points, evaluated points)") from None
     if n < 0 or not 0 <= k <= max(n, 0):
         raise ConfigError("k, n", (k, n), "0 <= k <= n")
     if n == 0:
@@ -39,7 +44,8 @@ def proportion(k: int, n: int) -> dict:
 
 def fmt(k: int, n: int) -> str:
     """'12.5% [5.0, 26.8] (5/40)': accuracy in %, its 95% interval, and the counts behind it."""
+    lo, hi = wilson(k, n)
+    k, n = int(k), int(n)
     if n == 0:
         return "– (0/0)"
-    lo, hi = wilson(k, n)
     return f"{100 * k / n:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] ({k}/{n})"

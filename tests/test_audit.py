@@ -151,6 +151,10 @@ def test_wilson_interval():
     assert widths[0] > widths[1] > widths[2]
     with pytest.raises(ValueError, match="k, n"):
         wilson(41, 40)
+    with pytest.raises(ValueError, match="integer counts"):
+        wilson(0.5, 40)
+    import numpy as np
+    assert wilson(np.int64(20), np.int64(40)) == (lo, hi)  # counts straight from pandas
 
 
 def test_findings_name_what_failed():
