@@ -14,42 +14,101 @@ back-propagating directly through the solver). Solver breakdowns raise :class:`n
 """
 from __future__ import annotations
 
+import functools
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from ..errors import ConfigError, SolverFailure
 from . import dopri5 as _dopri5  # registers natrob_dopri5 in torchdiffeq's solver table
+from .per_sample import dopri5_per_sample
 from .common import Normalize
 
 ADAPTIVE = {"dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun"}
 FIXED = {"euler", "midpoint", "rk4", "explicit_adams", "implicit_adams"}
 
 
+F_IMPLS = ("fast", "concat")
+
+
+_SETTINGS = {"f_impl": (F_IMPLS, "'fast' (time channel as an additive term) or 'concat' (concatenated plane)"),
+             "solver_impl": (("natrob", "torchdiffeq"), "'natrob' (lean dopri5) or 'torchdiffeq'"),
+             "per_sample": ((True, False), "True or False"),
+             "channels_last": ((True, False), "True or False")}
+
+
+def _check_setting(name, value):
+    values, text = _SETTINGS[name]
+    if not any(value is v or (isinstance(value, str) and value == v) for v in values):
+        raise ConfigError(name, value, text)
+
+
 def _norm(c):
     return nn.GroupNorm(min(32, c), c)
 
 
+@functools.lru_cache(maxsize=64)
+def _tap_mask(h: int, w: int, dtype, device) -> torch.Tensor:
+    """(9, h*w) 0/1 map: whether tap (ki, kj) of a zero-padded 3x3 conv reads inside an h x w image at (i, j).
+
+    A 3x3 conv of a constant plane t equals t * (time weight slice (C, 9) @ this mask): the zero padding is
+    what makes the map vary at the border, so the time channel is an exact additive term, not a bias."""
+    k = torch.arange(3)[:, None] - 1
+    rows = (torch.arange(h)[None, :] + k).ge(0) & (torch.arange(h)[None, :] + k).lt(h)   # (3, h)
+    cols = (torch.arange(w)[None, :] + k).ge(0) & (torch.arange(w)[None, :] + k).lt(w)   # (3, w)
+    return (rows[:, None, :, None] & cols[None, :, None, :]).reshape(9, h * w).to(dtype=dtype, device=device)
+
+
+def _time_column(t, x):
+    """t as a (1 or batch, 1, 1, 1) tensor: a scalar time for a shared-step solve, one time per sample otherwise."""
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    return t.reshape(-1, 1, 1, 1)
+
+
 class ConcatConv2d(nn.Module):
-    """3x3 conv that sees the time t as an extra constant input channel."""
+    """3x3 conv that sees the time t as an extra constant input channel (input channel 0 of its weight).
+
+    ``impl='concat'`` concatenates the plane literally (the original formulation); ``impl='fast'`` (default)
+    convolves only the state and adds t times the conv of a plane of ones, computed from the weight on every
+    call, so gradients w.r.t. every weight stay exact and nothing goes stale when weights change. ``t`` is a
+    scalar or one time per sample (per-sample solver)."""
 
     def __init__(self, cin, cout):
         super().__init__()
         self.conv = nn.Conv2d(cin + 1, cout, 3, 1, 1)
 
-    def forward(self, t, x):
-        tt = torch.ones_like(x[:, :1]) * t
-        return self.conv(torch.cat([tt, x], 1))
+    def forward(self, t, x, impl: str = "fast", memory_format=torch.contiguous_format):
+        if impl == "concat":
+            tt = torch.ones_like(x[:, :1]) * _time_column(t, x)
+            return self.conv(torch.cat([tt, x], 1))
+        weight, bias = self.conv.weight, self.conv.bias
+        cout, h, w = weight.shape[0], x.shape[-2], x.shape[-1]
+        x = x.contiguous(memory_format=memory_format)
+        out = F.conv2d(x, weight[:, 1:].contiguous(memory_format=memory_format), None, 1, 1)
+        tmap = (weight[:, 0].reshape(cout, 9) @ _tap_mask(h, w, x.dtype, x.device)).view(1, cout, h, w)
+        shift = torch.addcmul(bias.view(1, cout, 1, 1), _time_column(t, x), tmap)
+        # in place: conv2d's backward does not need its output, so this saves a pass and an allocation
+        return out.add_(shift)
 
 
 class ODEFunc(nn.Module):
-    def __init__(self, channels, max_nfe=None):
+    """f(t, y) of the ODE block: GroupNorm-ReLU-ConcatConv twice, then GroupNorm.
+
+    ``impl`` picks how the time channel is applied ('fast' or 'concat', same function); ``channels_last``
+    runs the convs in channels-last memory format (faster in oneDNN on CPU, and on GPU tensor cores) while
+    GroupNorm stays in the contiguous format, whose CPU kernel is the fast one."""
+
+    def __init__(self, channels, max_nfe=None, impl="fast"):
         super().__init__()
         self.norm1, self.conv1 = _norm(channels), ConcatConv2d(channels, channels)
         self.norm2, self.conv2 = _norm(channels), ConcatConv2d(channels, channels)
         self.norm3 = _norm(channels)
         self.relu = nn.ReLU()
         self.max_nfe = max_nfe
+        self.impl = impl
+        self.channels_last = False
         self.calls = 0  # every evaluation of f, forward solve and adjoint solve alike
         self.vjps = 0   # backward passes through f when differentiating the solver directly
 
@@ -61,9 +120,16 @@ class ODEFunc(nn.Module):
         self.calls += 1
         if self.max_nfe is not None and self.calls > self.max_nfe:
             raise SolverFailure(f"NFE cap exceeded: more than max_nfe={self.max_nfe} evaluations of f")
-        out = self.conv1(t, self.relu(self.norm1(y)))
-        out = self.conv2(t, self.relu(self.norm2(out)))
-        out = self.norm3(out)
+        if self.impl == "concat":
+            out = self.conv1(t, self.relu(self.norm1(y)), "concat")
+            out = self.conv2(t, self.relu(self.norm2(out)), "concat")
+            out = self.norm3(out)
+        else:
+            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            # GroupNorm's output is not needed by its backward, so ReLU may overwrite it
+            out = self.conv1(t, F.relu_(self.norm1(y.contiguous())), "fast", fmt)
+            out = self.conv2(t, F.relu_(self.norm2(out.contiguous())), "fast", fmt)
+            out = self.norm3(out.contiguous())
         if out.requires_grad and torch.is_grad_enabled():
             out.register_hook(self._count_vjp)
         return out
@@ -72,14 +138,14 @@ class ODEFunc(nn.Module):
 class ODENet(nn.Module):
     def __init__(self, in_channels=1, num_classes=10, mean=(0.5,), std=(0.25,), channels=128, conv_layers=4,
                  t0=0.0, t1=100.0, method="dopri5", rtol=1e-3, atol=1e-3, adjoint=False, step_size=None,
-                 max_nfe=None, solver_impl="natrob"):
+                 max_nfe=None, solver_impl="natrob", f_impl="fast"):
         super().__init__()
         if conv_layers < 3:
             raise ConfigError("conv_layers", conv_layers, "an integer >= 3 (stem convs + the ODE function's 2 convs)")
         if method not in ADAPTIVE | FIXED:
             raise ConfigError("method", method, "one of " + ", ".join(sorted(ADAPTIVE | FIXED)))
-        if solver_impl not in ("natrob", "torchdiffeq"):
-            raise ConfigError("solver_impl", solver_impl, "'natrob' (lean dopri5) or 'torchdiffeq'")
+        _check_setting("solver_impl", solver_impl)
+        _check_setting("f_impl", f_impl)
         if not t1 > t0:
             raise ConfigError("t1", t1, f"a time greater than t0={t0}")
         self.normalize = Normalize(mean, std)
@@ -87,32 +153,51 @@ class ODENet(nn.Module):
         for _ in range(conv_layers - 3):
             stem += [_norm(channels), nn.ReLU(), nn.Conv2d(channels, channels, 4, 2, 1)]
         self.stem = nn.Sequential(*stem)
-        self.func = ODEFunc(channels, max_nfe)
+        self.func = ODEFunc(channels, max_nfe, f_impl)
         self.head = nn.Sequential(_norm(channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(channels, num_classes))
         self.t0, self.t1 = float(t0), float(t1)
         self.method, self.rtol, self.atol = method, rtol, atol
         self.adjoint, self.step_size = adjoint, step_size
         self.solver_impl = solver_impl
+        self.per_sample = False
         self.nfe_forward = 0
+        self.nfe_per_sample = None
         self._calls_after_forward = 0
 
     # -- solver configuration -----------------------------------------------------------------
     def solver_config(self) -> dict:
         return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "adjoint": self.adjoint,
                 "step_size": self.step_size, "t0": self.t0, "t1": self.t1, "max_nfe": self.func.max_nfe,
-                "solver_impl": self.solver_impl}
+                "solver_impl": self.solver_impl, "per_sample": self.per_sample, "f_impl": self.func.impl,
+                "channels_last": self.func.channels_last}
 
     def configure_solver(self, **changes):
-        """Change solver settings in place (method, rtol, atol, adjoint, step_size, max_nfe); returns the old ones."""
+        """Change solver settings in place and return the old ones (pass them back to restore).
+
+        Settings: method, rtol, atol, adjoint, step_size, max_nfe, solver_impl; ``per_sample`` (bool,
+        default False): dopri5 with a step size per sample, so a batched solve equals one-at-a-time solves
+        (used for dopri5 forward solves and direct back-propagation; an adjoint solve with gradients, other
+        adaptive methods and fixed-step methods, which are batch-independent already, ignore it);
+        ``f_impl`` ('fast' default, or 'concat': the literal time-channel concatenation, same function);
+        ``channels_last`` (bool, default False: convs of f in channels-last memory format)."""
         old = self.solver_config()
+        allowed = ("method", "rtol", "atol", "adjoint", "step_size", "max_nfe", "solver_impl", "per_sample",
+                   "f_impl", "channels_last")
+        for key, value in changes.items():
+            if key not in allowed:
+                raise ConfigError("solver setting", key, ", ".join(allowed))
+            if key in ("solver_impl", "f_impl", "per_sample", "channels_last"):
+                _check_setting(key, value)
         for key, value in changes.items():
             if key == "max_nfe":
                 self.func.max_nfe = value
-            elif key in ("method", "rtol", "atol", "adjoint", "step_size", "solver_impl"):
-                setattr(self, key, value)
+            elif key == "f_impl":
+                self.func.impl = value
+            elif key == "channels_last":
+                self.func.channels_last = value
             else:
-                raise ConfigError("solver setting", key, "method, rtol, atol, adjoint, step_size, max_nfe, solver_impl")
+                setattr(self, key, value)
         return old
 
     # -- NFE ---------------------------------------------------------------------------------
@@ -123,13 +208,39 @@ class ODENet(nn.Module):
     def reset_nfe(self):
         self.func.calls = self.func.vjps = 0
         self.nfe_forward = self._calls_after_forward = 0
+        self.nfe_per_sample = None
 
     # -- forward -----------------------------------------------------------------------------
     def features(self, x):
         return self.stem(self.normalize(x))
 
+    def _uses_per_sample(self):
+        return (self.per_sample and self.method == "dopri5"
+                and not (self.adjoint and torch.is_grad_enabled()))
+
+    def _integrate_per_sample(self, y0):
+        cap, self.func.max_nfe = self.func.max_nfe, None  # the cap applies per sample, not to batched calls
+        try:
+            sol = dopri5_per_sample(self.func, y0, self.t0, self.t1, self.rtol, self.atol, max_nfe=cap)
+        finally:
+            self.func.max_nfe = cap
+        self.nfe_per_sample = sol.nfe
+        self.nfe_forward = self._calls_after_forward = self.func.calls
+        if sol.failed.any():
+            k = int(sol.failed.sum())
+            exc = SolverFailure(f"ODE solver failed on {k} of {len(y0)} samples (per-sample dopri5, rtol={self.rtol}, "
+                                f"atol={self.atol}, max_nfe={cap}): NFE cap, step-size underflow or non-finite state")
+            exc.failed, exc.state = sol.failed, sol.y
+            raise exc
+        return sol.y
+
     def integrate(self, y0):
+        """The ODE block: y(t1) from y(t0) = ``y0`` with the configured solver. Raises SolverFailure; in
+        per-sample mode the exception carries ``failed`` (bool per sample) and ``state`` (NaN rows where failed)."""
         self.func.calls = self.func.vjps = 0
+        self.nfe_per_sample = None
+        if self._uses_per_sample():
+            return self._integrate_per_sample(y0)
         t = torch.tensor([self.t0, self.t1], dtype=y0.dtype, device=y0.device)
         options = {}
         if self.method in FIXED:
@@ -154,7 +265,15 @@ class ODENet(nn.Module):
         return y1
 
     def forward(self, x):
-        return self.head(self.integrate(self.features(x)))
+        try:
+            return self.head(self.integrate(self.features(x)))
+        except SolverFailure as exc:
+            # per-sample failures: the logits of the samples that did not fail stay usable
+            if getattr(exc, "state", None) is not None and getattr(exc, "logits", None) is None:
+                with torch.no_grad():
+                    exc.logits = self.head(exc.state.nan_to_num(0.0))
+                    exc.logits[exc.failed] = float("nan")
+            raise
 
     def euler_resnet(self, x, n_steps: int):
         """The same vector field applied as a weight-tied ResNet: n explicit Euler steps of h = (t1 - t0)/n."""
