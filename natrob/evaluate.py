@@ -6,12 +6,17 @@ radius), ``{"name": "transfer", "source": model, "attack": {"name": "fgsm"}}``, 
 robust and each row reports the accuracy remaining after it; with ``cascade=False`` every attack runs on
 every clean-correct point and rows report standalone accuracy. ``worst`` is the per-point minimum.
 
+ODE nets (models with ``configure_solver``) are switched to per-sample step sizes for the duration of
+``evaluate`` and ``predict`` (and switched back after), so an image's prediction and its adversarial example
+never depend on its batch-mates.
+
 ODE solver failures (step-size underflow, non-finite state, NFE cap) never stop an evaluation: the batch
 is retried one image at a time and an image whose solve still fails gets status ``solver_failure`` and
 counts as not robust.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import time
@@ -34,9 +39,31 @@ def _nfe(model):
     return getattr(model, "nfe_forward", None)
 
 
+@contextlib.contextmanager
+def per_sample_solves(model):
+    """Within this block an ODE net solves with a step size per sample (batch-independent); other models as is."""
+    configure = getattr(model, "configure_solver", None)
+    try:
+        old = configure(per_sample=True) if configure is not None else None
+    except ConfigError:  # a model with its own solver settings but no per-sample mode
+        old = None
+    try:
+        yield model
+    finally:
+        if old is not None:
+            configure(per_sample=old["per_sample"])
+
+
 @torch.no_grad()
 def predict(model, x, batch_size=256, per_sample=False):
-    """Predicted labels; -1 where the ODE solver failed on that image. Returns (labels, nfe list)."""
+    """Predicted labels; -1 where the ODE solver failed on that image. Returns (labels, nfe list).
+
+    ``per_sample=True`` feeds one image at a time; ODE nets solve with per-sample step sizes either way."""
+    with per_sample_solves(model):
+        return _predict(model, x, batch_size, per_sample)
+
+
+def _predict(model, x, batch_size, per_sample):
     model.eval()
     preds, nfes = [], []
     step = 1 if per_sample else batch_size
@@ -45,11 +72,15 @@ def predict(model, x, batch_size=256, per_sample=False):
         try:
             preds.append(model(xb).argmax(1))
             nfes.append(_nfe(model))
-        except SolverFailure:
+        except SolverFailure as exc:
+            if getattr(exc, "logits", None) is not None:  # per-sample solve: only the failed images lost
+                preds.append(exc.logits.argmax(1).masked_fill(exc.failed, -1))
+                nfes.append(_nfe(model))
+                continue
             if len(xb) == 1:
                 preds.append(torch.full((1,), -1, dtype=torch.long, device=x.device))
                 continue
-            p, n = predict(model, xb, per_sample=True)
+            p, n = _predict(model, xb, batch_size, per_sample=True)
             preds.append(p), nfes.extend(n)
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long), [n for n in nfes if n is not None]
 
@@ -121,6 +152,11 @@ def validate(x, y, eps_list, attacks):
 def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_sample=False, progress=True,
              seed=0, model_name=None):
     """Robust accuracy of ``model`` on (x, y) for each eps and attack. Returns a result dict (see module doc)."""
+    with per_sample_solves(model):
+        return _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name)
+
+
+def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name):
     eps_list = validate(x, y, eps_list, attacks)
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
