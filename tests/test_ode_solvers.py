@@ -1,4 +1,6 @@
 """The fast vector field equals the concatenated one; per-sample solves are batch-independent."""
+import copy
+
 import pytest
 import torch
 
@@ -25,24 +27,30 @@ def test_fast_f_equals_concat_on_random_weights(size):
     torch.manual_seed(0)
     model = build_model("odenet", spec=SPEC, channels=16, conv_layers=4, t1=10.0)
     x = torch.rand(6, 1, size, size)
-    t = torch.tensor(3.7)
-    y = model.features(x).detach().requires_grad_()
+    # f itself in float64: the two formulations are the same function, so they agree to rounding
+    func = copy.deepcopy(model.func).double()
+    t = torch.tensor(3.7, dtype=torch.float64)
+    y = model.features(x).detach().double().requires_grad_()
     fs = {}
     for impl in ("concat", "fast"):
-        model.configure_solver(f_impl=impl)
-        f = model.func(t, y)
-        grads = torch.autograd.grad(f.square().sum(), [y, *model.func.parameters()])
+        func.impl = impl
+        f = func(t, y)
+        grads = torch.autograd.grad(f.square().sum(), [y, *func.parameters()])
         fs[impl] = (f.detach(), grads)
     (fa, ga), (fb, gb) = fs["concat"], fs["fast"]
-    assert _close(fa, fb, 1e-5)
-    for a, b in zip(ga, gb):  # gradients w.r.t. the state and every weight, the time slices included
-        assert _close(a, b, 1e-4)
+    assert _close(fa, fb, 1e-10)
+    # gradients w.r.t. the state and every weight, the time slices included (a bias in front of a GroupNorm
+    # has a zero gradient, so compare on the scale of all of them)
+    assert _close(torch.cat([g.flatten() for g in ga]), torch.cat([g.flatten() for g in gb]), 1e-10)
+    # the whole solve, outputs and input gradients: in float64, because with random weights the 60-step solve
+    # amplifies float32 rounding in the input gradient to a few percent whichever f is used
     outs = {}
+    model.double()
     for impl in ("concat", "fast"):
         model.configure_solver(f_impl=impl)
-        outs[impl] = (*_outputs_and_input_grads(model, x), model.nfe_forward)
+        outs[impl] = (*_outputs_and_input_grads(model, x.double()), model.nfe_forward)
     (oa, ia, na), (ob, ib, nb) = outs["concat"], outs["fast"]
-    assert na == nb and _close(oa, ob, 1e-4) and (ia - ib).norm() <= 1e-3 * ia.norm()
+    assert na == nb and _close(oa, ob, 1e-9) and (ia - ib).norm() <= 1e-7 * ia.norm()
 
 
 def test_fast_f_equals_concat_on_a_trained_model(small_odenet, digits):
@@ -102,11 +110,11 @@ def test_per_sample_batched_equals_one_at_a_time(random_odenet, mixed_batch):
         with torch.no_grad():
             batched = model(x)
             nfe = model.nfe_per_sample.clone()
-            single = torch.cat([model(x[i:i + 1]) for i in range(len(x))])
-            single_nfe = [None] * len(x)
+            single, single_nfe = [], []
             for i in range(len(x)):
-                model(x[i:i + 1])
-                single_nfe[i] = int(model.nfe_per_sample[0])
+                single.append(model(x[i:i + 1]))
+                single_nfe.append(int(model.nfe_per_sample[0]))
+            single = torch.cat(single)
     finally:
         model.configure_solver(per_sample=False)
     assert _close(batched, single, 1e-4)
