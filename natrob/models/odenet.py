@@ -8,9 +8,19 @@ dopri5; t0 = 0. Every one of these is a constructor argument.
 ``method='dopri5'`` runs natrob's lean Dormand-Prince implementation inside torchdiffeq's ``odeint`` (same
 method and step control, less memory traffic; ``solver_impl='torchdiffeq'`` selects torchdiffeq's own).
 
+The time input of f's convs is applied as an exact additive term (``f_impl='fast'``, default): a 3x3 conv of
+the constant plane t is t times a fixed weight-dependent map, so the convs see 128 channels instead of 129.
+``f_impl='concat'`` keeps the literal concatenation (same function, same parameters: checkpoints load either way).
+
+``configure_solver(per_sample=True)`` solves dopri5 with a step size per sample (``per_sample.py``), so a batched
+solve equals one-at-a-time solves; ``natrob.evaluate`` switches it on while it judges an ODE net. It is a solver
+setting, not a constructor argument, so model-store keys do not change.
+
 Function evaluations (NFE) are counted for the forward solve (``nfe_forward``) and for the backward pass
 (``nfe_backward``: vector field calls made by the adjoint solve, or vector-Jacobian products through f when
-back-propagating directly through the solver). Solver breakdowns raise :class:`natrob.errors.SolverFailure`.
+back-propagating directly through the solver; in per-sample mode ``nfe_forward`` counts batched calls of f, the
+largest per-sample NFE, and ``nfe_per_sample`` holds each sample's). Solver breakdowns raise
+:class:`natrob.errors.SolverFailure`.
 """
 from __future__ import annotations
 
@@ -136,6 +146,11 @@ class ODEFunc(nn.Module):
 
 
 class ODENet(nn.Module):
+    """Neural ODE classifier (see the module doc). Arguments: data spec (in_channels, num_classes, mean, std),
+    channels (128), conv_layers (4), t0 (0), t1 (100), method ('dopri5'), rtol/atol (1e-3), adjoint (False),
+    step_size (fixed-step methods; default (t1 - t0)/100), max_nfe (None), solver_impl ('natrob'),
+    f_impl ('fast'). Solver settings change in place with :meth:`configure_solver`."""
+
     def __init__(self, in_channels=1, num_classes=10, mean=(0.5,), std=(0.25,), channels=128, conv_layers=4,
                  t0=0.0, t1=100.0, method="dopri5", rtol=1e-3, atol=1e-3, adjoint=False, step_size=None,
                  max_nfe=None, solver_impl="natrob", f_impl="fast"):
