@@ -24,6 +24,7 @@ largest per-sample NFE, and ``nfe_per_sample`` holds each sample's). Solver brea
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -81,26 +82,30 @@ class ConcatConv2d(nn.Module):
     """3x3 conv that sees the time t as an extra constant input channel (input channel 0 of its weight).
 
     ``impl='concat'`` concatenates the plane literally (the original formulation); ``impl='fast'`` (default)
-    convolves only the state and adds t times the conv of a plane of ones, computed from the weight on every
-    call, so gradients w.r.t. every weight stay exact and nothing goes stale when weights change. ``t`` is a
-    scalar or one time per sample (per-sample solver)."""
+    convolves only the state and adds t times the conv of a plane of ones. Its weight slices and time map come
+    from :meth:`prepare`, on every call or once per solve (``prepared``); either way they are computed from the
+    current weight inside the autograd graph, so gradients w.r.t. every weight stay exact and nothing goes
+    stale when weights change. ``t`` is a scalar or one time per sample (per-sample solver)."""
 
     def __init__(self, cin, cout):
         super().__init__()
         self.conv = nn.Conv2d(cin + 1, cout, 3, 1, 1)
 
-    def forward(self, t, x, impl: str = "fast", memory_format=torch.contiguous_format):
+    def prepare(self, h, w, dtype, device, memory_format=torch.contiguous_format):
+        """(state weight, time map (1, C, h, w), bias (1, C, 1, 1)) for an h x w state."""
+        weight, bias = self.conv.weight, self.conv.bias
+        cout = weight.shape[0]
+        tmap = (weight[:, 0].reshape(cout, 9) @ _tap_mask(h, w, dtype, device)).view(1, cout, h, w)
+        return weight[:, 1:].contiguous(memory_format=memory_format), tmap, bias.view(1, cout, 1, 1)
+
+    def forward(self, t, x, impl: str = "fast", memory_format=torch.contiguous_format, prepared=None):
         if impl == "concat":
             tt = torch.ones_like(x[:, :1]) * _time_column(t, x)
             return self.conv(torch.cat([tt, x], 1))
-        weight, bias = self.conv.weight, self.conv.bias
-        cout, h, w = weight.shape[0], x.shape[-2], x.shape[-1]
-        x = x.contiguous(memory_format=memory_format)
-        out = F.conv2d(x, weight[:, 1:].contiguous(memory_format=memory_format), None, 1, 1)
-        tmap = (weight[:, 0].reshape(cout, 9) @ _tap_mask(h, w, x.dtype, x.device)).view(1, cout, h, w)
-        shift = torch.addcmul(bias.view(1, cout, 1, 1), _time_column(t, x), tmap)
+        w_state, tmap, bias = prepared or self.prepare(x.shape[-2], x.shape[-1], x.dtype, x.device, memory_format)
+        out = F.conv2d(x.contiguous(memory_format=memory_format), w_state, None, 1, 1)
         # in place: conv2d's backward does not need its output, so this saves a pass and an allocation
-        return out.add_(shift)
+        return out.add_(torch.addcmul(bias, _time_column(t, x), tmap))
 
 
 class ODEFunc(nn.Module):
@@ -121,6 +126,25 @@ class ODEFunc(nn.Module):
         self.channels_last = False
         self.calls = 0  # every evaluation of f, forward solve and adjoint solve alike
         self.vjps = 0   # backward passes through f when differentiating the solver directly
+        self._prepared = None
+
+    @contextlib.contextmanager
+    def solving(self, y0):
+        """Within a solve the weights are fixed: the convs' weight slices and time maps are computed once and
+        shared by every call of f (they stay in the autograd graph, so weight gradients sum over all calls).
+        Not for the adjoint method, whose backward solve differentiates f w.r.t. the weights call by call."""
+        if self.impl != "fast":
+            yield
+            return
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        h, w = y0.shape[-2], y0.shape[-1]
+        self._prepared = ((h, w, y0.dtype, y0.device, fmt),
+                          self.conv1.prepare(h, w, y0.dtype, y0.device, fmt),
+                          self.conv2.prepare(h, w, y0.dtype, y0.device, fmt))
+        try:
+            yield
+        finally:
+            self._prepared = None
 
     def _count_vjp(self, grad):
         self.vjps += 1
@@ -136,9 +160,12 @@ class ODEFunc(nn.Module):
             out = self.norm3(out)
         else:
             fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            key, p1, p2 = self._prepared or (None, None, None)
+            if key != (y.shape[-2], y.shape[-1], y.dtype, y.device, fmt):
+                p1 = p2 = None
             # GroupNorm's output is not needed by its backward, so ReLU may overwrite it
-            out = self.conv1(t, F.relu_(self.norm1(y.contiguous())), "fast", fmt)
-            out = self.conv2(t, F.relu_(self.norm2(out.contiguous())), "fast", fmt)
+            out = self.conv1(t, F.relu_(self.norm1(y.contiguous())), "fast", fmt, p1)
+            out = self.conv2(t, F.relu_(self.norm2(out.contiguous())), "fast", fmt, p2)
             out = self.norm3(out.contiguous())
         if out.requires_grad and torch.is_grad_enabled():
             out.register_hook(self._count_vjp)
@@ -236,7 +263,8 @@ class ODENet(nn.Module):
     def _integrate_per_sample(self, y0):
         cap, self.func.max_nfe = self.func.max_nfe, None  # the cap applies per sample, not to batched calls
         try:
-            sol = dopri5_per_sample(self.func, y0, self.t0, self.t1, self.rtol, self.atol, max_nfe=cap)
+            with self.func.solving(y0):  # no adjoint here: per-sample mode back-propagates directly
+                sol = dopri5_per_sample(self.func, y0, self.t0, self.t1, self.rtol, self.atol, max_nfe=cap)
         finally:
             self.func.max_nfe = cap
         self.nfe_per_sample = sol.nfe
@@ -266,7 +294,8 @@ class ODENet(nn.Module):
         if self.adjoint:
             kwargs["adjoint_params"] = tuple(self.func.parameters())
         try:
-            y1 = solve(self.func, y0, t, **kwargs)[-1]
+            with contextlib.nullcontext() if self.adjoint else self.func.solving(y0):
+                y1 = solve(self.func, y0, t, **kwargs)[-1]
         except SolverFailure:
             raise
         except (AssertionError, RuntimeError) as exc:
