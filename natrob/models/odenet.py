@@ -112,8 +112,10 @@ class ODEFunc(nn.Module):
     """f(t, y) of the ODE block: GroupNorm-ReLU-ConcatConv twice, then GroupNorm.
 
     ``impl`` picks how the time channel is applied ('fast' or 'concat', same function); ``channels_last``
-    runs the convs in channels-last memory format (faster in oneDNN on CPU, and on GPU tensor cores) while
-    GroupNorm stays in the contiguous format, whose CPU kernel is the fast one."""
+    (default False) runs the convs in channels-last memory format while GroupNorm stays contiguous (its CPU
+    channels-last kernel is several times slower). On the 2-core AMD EPYC CPU this was developed on, the format
+    conversions cost more than the convs save (bench/ode_speed.py prints the f call both ways); it is there for
+    GPUs, where channels-last feeds tensor cores."""
 
     def __init__(self, channels, max_nfe=None, impl="fast"):
         super().__init__()
