@@ -97,7 +97,6 @@ def dopri5_per_sample(func, y0, t0: float, t1: float, rtol: float, atol: float, 
     failed = torch.zeros(n, dtype=torch.bool, device=dev)
     rows_out, vals_out = [], []
     cap = float("inf") if max_nfe is None else max_nfe
-    calls = 0
     if n == 0:
         return PerSampleSolution(y0.clone(), nfe, failed, 0)
     if cap < 2:  # the initial step already needs two evaluations
@@ -136,7 +135,8 @@ def dopri5_per_sample(func, y0, t0: float, t1: float, rtol: float, atol: float, 
         accept = error_ratio <= 1
         done = accept & (t_next >= t1)
         dt_next = _next_step(dt, error_ratio)
-        if done.any():
+        any_done = bool(done.any())
+        if any_done:
             d = done.nonzero().squeeze(1)
             exact = t_next[d] == t1
             y_end = _dense_output(y[d], y1[d], [k[d] for k in ks], t_next[d] - t[d], t[d], torch.full_like(t[d], t1))
@@ -148,7 +148,7 @@ def dopri5_per_sample(func, y0, t0: float, t1: float, rtol: float, atol: float, 
             a = _col(accept, y)
             y, f, t = torch.where(a, y1, y), torch.where(a, f1, f), torch.where(accept, t_next, t)
         dt = dt_next
-        if done.any():
+        if any_done:
             keep = ~done
             idx, y, f, t, dt = idx[keep], y[keep], f[keep], t[keep], dt[keep]
     result = torch.full_like(y0, float("nan"))
