@@ -12,10 +12,11 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .attacks import ATTACKS, make_attack
 from .audit import audit_model
 from .data import DATASETS, load_dataset
-from .evaluate import evaluate, save_result
+from .evaluate import evaluate
+from .results import write_result
 from .models import MODELS, build_model
 from .train import TrainConfig, get_model, train
 
-__all__ = ["ATTACKS", "make_attack", "audit_model", "DATASETS", "load_dataset", "evaluate", "save_result", "MODELS",
+__all__ = ["ATTACKS", "make_attack", "audit_model", "DATASETS", "load_dataset", "evaluate", "write_result", "MODELS",
            "build_model", "TrainConfig", "get_model", "train"]
 __version__ = "0.1.0"

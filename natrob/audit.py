@@ -6,10 +6,14 @@ ball, the constant-image attack, and for ODE nets adaptive attacks: gradients th
 solves of the same vector field, through the adjoint, and through looser and tighter tolerances. Adversarial
 examples are always judged by the model exactly as evaluated (its own solver and tolerance).
 
-Then the warning signs of gradient masking (Carlini et al. 2019, Athalye et al. 2018, Croce & Hein 2020) are
-checked, one row each with its numbers and pass/flag, and a verdict per model and eps sets the worst case
-over all attacks beside the paper's figure and plain PGD: "masking suspected" where PGD or the paper's figure
-overstates the worst case by more than 5 points, or a check flags.
+No model can crash the audit. Before attacking, a probe asks whether the model's forward pass is random
+(two passes on the same input differ) and whether its input gradient exists and is informative. A randomized
+model is attacked with EOT-PGD and AutoAttack's ``rand`` version as well, and judged by majority vote over
+several draws; a model whose input is disconnected from autograd still gets every gradient-free attack; any
+exception inside an attack is recorded in its row and the audit goes on.
+
+Attack specs carry a stable ``id`` and a ``role`` (``ROLES``); checks (natrob.checks) select attacks by role,
+and the verdict (natrob.verdict) separates four findings: reproduced, converged, masking, feasible.
 """
 from __future__ import annotations
 
@@ -17,11 +21,24 @@ import copy
 
 import torch
 
+from . import checks as checks_mod
+from . import verdict as verdict_mod
 from .attacks import input_grad
+from .attacks.base import input_grad_connected
 from .evaluate import evaluate
+from .reference import lookup
 
-GAP = 0.05   # PGD vs worst-case gap that signals masking (5 points)
-TOL = 0.02   # slack for comparisons between attacks on small samples
+ROLES = {
+    "paper": "the paper's own attack (PGD-40, step 0.01, random start)",
+    "single-step": "FGSM",
+    "strong-white-box": "PGD with many steps and restarts; AutoAttack",
+    "black-box": "score- or decision-based attacks that never see a gradient (Square, Boundary)",
+    "transfer": "examples crafted on another model",
+    "adaptive": "gradients through another solve of the same ODE (fixed-step, adjoint, other tolerances)",
+    "noise": "random corners of the eps-ball",
+    "bound": "the constant 0.5 image",
+    "eot": "Expectation over Transformation, for randomized models",
+}
 
 
 def ode_surrogates(model, fixed_steps: int = 20) -> dict:
@@ -30,167 +47,163 @@ def ode_surrogates(model, fixed_steps: int = 20) -> dict:
         return {}
     span = model.t1 - model.t0
     out = {}
-    for label, changes in {
-        f"Euler, {fixed_steps} steps": {"method": "euler", "step_size": span / fixed_steps},
-        f"RK4, {fixed_steps} steps": {"method": "rk4", "step_size": span / fixed_steps},
-        "adjoint": {"adjoint": True},
-        "loose tol 1e-1": {"rtol": 1e-1, "atol": 1e-1},
-        "tight tol 1e-5": {"rtol": 1e-5, "atol": 1e-5},
+    for slug, (label, changes) in {
+        "euler": (f"Euler, {fixed_steps} steps", {"method": "euler", "step_size": span / fixed_steps}),
+        "rk4": (f"RK4, {fixed_steps} steps", {"method": "rk4", "step_size": span / fixed_steps}),
+        "adjoint": ("adjoint", {"adjoint": True}),
+        "tol1e-1": ("loose tol 1e-1", {"rtol": 1e-1, "atol": 1e-1}),
+        "tol1e-5": ("tight tol 1e-5", {"rtol": 1e-5, "atol": 1e-5}),
     }.items():
         twin = copy.deepcopy(model)
         twin.configure_solver(**changes)
-        out[label] = twin.eval()
+        out[slug] = (label, twin.eval())
     return out
 
 
-def attack_plan(budget: dict, surrogates: dict, resnet=None) -> tuple:
+def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = False) -> tuple:
     """(standalone attacks, cascade attacks). Standalone ones run on every clean-correct point (the checks
     compare them); cascade ones only on points that survived everything before (they only lower the worst case)."""
-    pgd40 = {"name": "pgd", "steps": 40, "alpha": 0.01, "random_start": True, "label": "PGD-40 (paper)"}
-    standalone = [{"name": "fgsm", "label": "FGSM"}, pgd40,
-                  {"name": "random-noise", "trials": budget.get("noise_trials", 10), "label": "random noise"},
-                  {"name": "constant-image", "label": "constant 0.5 image"}]
+    restarts = budget.get("pgd_restarts", 1)
+    standalone = [
+        {"name": "fgsm", "id": "fgsm", "role": "single-step", "label": "FGSM"},
+        {"name": "pgd", "steps": 40, "alpha": 0.01, "random_start": True, "id": "pgd40-paper", "role": "paper",
+         "label": "PGD-40 (paper)"},
+        {"name": "random-noise", "trials": budget.get("noise_trials", 10), "id": "noise", "role": "noise",
+         "label": "random noise"},
+        {"name": "constant-image", "id": "constant-image", "role": "bound", "label": "constant 0.5 image"},
+    ]
     for steps in budget.get("pgd_steps", [100]):
-        standalone.append({"name": "pgd", "steps": steps, "alpha": "eps/4", "restarts": budget.get("pgd_restarts", 1),
-                           "label": f"PGD-{steps}x{budget.get('pgd_restarts', 1)}"})
-    standalone.append({"name": "square", "n_queries": budget.get("square_queries", 5000), "label": "Square"})
+        standalone.append({"name": "pgd", "steps": steps, "alpha_rel": 0.25, "restarts": restarts,
+                           "id": f"pgd{steps}x{restarts}", "role": "strong-white-box", "label": f"PGD-{steps}x{restarts}"})
+    standalone.append({"name": "square", "n_queries": budget.get("square_queries", 5000), "id": "square",
+                       "role": "black-box", "label": "Square"})
+    if randomized:
+        k = budget.get("eot_iter", 10)
+        standalone.append({"name": "pgd", "steps": budget.get("eot_steps", 40), "alpha_rel": 0.25, "eot_iter": k,
+                           "id": "pgd-eot", "role": "eot", "label": f"EOT-PGD ({k} draws per step)"})
     cascade = [{"name": "autoattack", "n_iter": budget.get("aa_iter", 100), "n_queries": budget.get("aa_square_queries", 5000),
-                "n_target_classes": budget.get("aa_targets", 9), "label": "AutoAttack"},
-               {"name": "boundary", "queries": budget.get("boundary_queries", 1000), "label": "Boundary (decision-based)"}]
+                "n_target_classes": budget.get("aa_targets", 9), "id": "autoattack", "role": "strong-white-box",
+                "label": "AutoAttack"}]
+    if randomized:
+        cascade.append({"name": "autoattack-rand", "n_iter": budget.get("aa_iter", 100),
+                        "eot_iter": budget.get("eot_iter", 20), "id": "autoattack-rand", "role": "eot",
+                        "label": "AutoAttack (rand version)"})
+    cascade.append({"name": "boundary", "queries": budget.get("boundary_queries", 1000), "id": "boundary",
+                    "role": "black-box", "label": "Boundary (decision-based)"})
     if resnet is not None:
-        cascade.append({"name": "transfer", "source": resnet, "attack": {"name": "pgd", "steps": 20, "alpha": "eps/4"},
-                        "label": "transfer from ResNet"})
-    for label, twin in surrogates.items():
-        cascade.append({"name": "transfer", "source": twin,
-                        "attack": {"name": "pgd", "steps": budget.get("adaptive_steps", 20), "alpha": "eps/4"},
+        cascade.append({"name": "transfer", "source": resnet, "attack": {"name": "pgd", "steps": 20, "alpha_rel": 0.25},
+                        "id": "transfer-resnet", "role": "transfer", "label": "transfer from ResNet"})
+    for slug, (label, twin) in surrogates.items():
+        cascade.append({"name": "transfer", "source": twin, "id": f"adaptive-{slug}", "role": "adaptive",
+                        "attack": {"name": "pgd", "steps": budget.get("adaptive_steps", 20), "alpha_rel": 0.25},
                         "label": f"adaptive: PGD via {label}"})
     return standalone, cascade
 
 
-def _resolve(specs, eps):
-    out = []
-    for s in specs:
-        s = dict(s)
-        for key in ("alpha",):
-            if s.get(key) == "eps/4":
-                s[key] = max(eps / 4, 1e-4)
-        if "attack" in s:
-            s["attack"] = _resolve([s["attack"]], eps)[0]
-        out.append(s)
-    return out
-
-
+# ------------------------------------------------------------------------------------------- probe
 def gradient_stats(model, x, y) -> dict:
-    g = input_grad(model, x, y).flatten(1)
+    """Input-gradient health: how many are NaN, exactly zero, tiny; and whether the input is in the graph at all."""
+    try:
+        connected = input_grad_connected(model, x)
+        g = input_grad(model, x, y, finite=False).flatten(1)
+    except Exception as exc:
+        return {"n": len(y), "connected": False, "nan": 0, "zero": 0, "tiny": 0, "median_norm": float("nan"),
+                "error": f"{type(exc).__name__}: {exc}"[:300]}
     norms = g.norm(dim=1)
-    return {"n": len(y), "nan": int(torch.isnan(g).any(1).sum()), "zero": int((g == 0).all(1).sum()),
-            "tiny": int((norms < 1e-10).sum()), "median_norm": float(norms.nan_to_num().median())}
+    return {"n": len(y), "connected": connected, "nan": int(torch.isnan(g).any(1).sum()),
+            "zero": int((g == 0).all(1).sum()), "tiny": int((norms < 1e-10).sum()),
+            "median_norm": float(norms.nan_to_num().median()), "error": None}
 
 
+@torch.no_grad()
+def randomness(model, x, repeats: int = 3) -> dict:
+    """Whether repeated forward passes on the same input differ (a randomized defense, or test-time noise)."""
+    model.eval()
+    try:
+        outs = [model(x) for _ in range(repeats)]
+    except Exception as exc:
+        return {"randomized": False, "max_diff": None, "detail": f"forward pass raised {type(exc).__name__}: {exc}"[:300]}
+    scale = float(outs[0].abs().max()) + 1.0
+    diff = max(float((o - outs[0]).abs().max()) for o in outs[1:])
+    flips = max(int((o.argmax(1) != outs[0].argmax(1)).sum()) for o in outs[1:])
+    randomized = diff > 1e-5 * scale
+    return {"randomized": randomized, "max_diff": diff, "label_flips": flips,
+            "detail": f"{repeats} forward passes on the same {len(x)} images: logits differ by up to {diff:.3g}, "
+                      f"{flips} predicted labels change"}
+
+
+def probe(model, x, y, draws: int) -> dict:
+    """Before attacking: is the forward pass random, and is the input gradient connected and informative?"""
+    r = randomness(model, x)
+    return {"randomness": r, "gradient": gradient_stats(model, x, y), "draws": draws if r["randomized"] else 1}
+
+
+# ------------------------------------------------------------------------------------------- attacks
+def _counted(rows: list) -> dict:
+    return {r["id"]: {k: r[k] for k in ("attack", "role", "robust", "n", "accuracy", "ci95", "cumulative",
+                                        "n_broken", "n_attacked", "error", "solver_failures", "wall_s", "nfe_mean")} | {"label": r["attack"]}
+            for r in rows}
+
+
+def attack_at_eps(model, x, y, eps, standalone, cascade, draws, label, progress, seed) -> dict:
+    """Every attack at one eps: standalone counts, then the cascade on the points still robust."""
+    solo = evaluate(model, x, y, [eps], standalone, cascade=False, progress=progress, model_name=label, seed=seed,
+                    draws=draws)
+    attacks = _counted(solo["rows"])
+    robust_idx = solo["_robust"][eps].nonzero().squeeze(1).to(x.device)
+    worst = solo["worst_case"][0]["robust"]
+    failures = solo["solver_failures_total"]
+    errors = list(solo["errors"])
+    if len(robust_idx):
+        # points outside robust_idx are already broken, so counts on the subset are counts on all n points
+        casc = evaluate(model, x[robust_idx], y[robust_idx], [eps], cascade, cascade=True, progress=progress,
+                        model_name=label, seed=seed, draws=draws)
+        for i, a in _counted(casc["rows"]).items():
+            attacks[i] = a | {"n": len(y), "accuracy": None if a["robust"] is None else a["robust"] / len(y),
+                              "ci95": None}
+        worst = casc["worst_case"][0]["robust"]
+        failures += casc["solver_failures_total"]
+        errors += casc["errors"]
+    return {"eps": eps, "n": len(y), "clean": solo["clean_correct"], "attacks": attacks, "worst_case": worst,
+            "solver_failures": failures, "errors": errors}
+
+
+def unbounded_attack(model, x, y, budget, label, draws) -> dict:
+    """PGD at eps = 1 (the whole image space): any working attack must break ~every clean-correct point."""
+    res = evaluate(model, x, y, [1.0], [{"name": "pgd", "steps": budget.get("unbounded_steps", 50), "alpha": 0.05,
+                                         "id": "pgd-unbounded", "label": "PGD eps=1"}],
+                   cascade=False, progress=False, model_name=label, draws=draws)
+    row = res["rows"][0]
+    return {"robust": row["robust"], "n": res["clean_correct"], "error": row["error"],
+            "allowed": int(0.01 * res["clean_correct"])}
+
+
+# ------------------------------------------------------------------------------------------- audit
 def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | None = None, resnet=None,
                 num_classes: int = 10, progress: bool = True, seed: int = 0) -> dict:
-    """Audit one model. ``paper`` maps eps -> the paper's accuracy (or is None). Returns a dict with per-attack
-    accuracies, checks, verdict rows and gradient statistics."""
+    """Audit one model on (x, y) at each eps.
+
+    Arguments: ``budget`` sizes the attacks (keys ``pgd_steps``, ``pgd_restarts``, ``square_queries``, ``aa_iter``,
+    ``aa_square_queries``, ``aa_targets``, ``boundary_queries``, ``adaptive_steps``, ``fixed_steps``, ``noise_trials``,
+    ``unbounded_steps``, ``eot_iter``, ``eot_steps``, ``draws``, ``adaptive``); ``paper`` maps eps -> the paper's
+    accuracy in [0, 1] (or None); ``resnet`` a source for the transfer attack. Returns per-eps counts per attack id,
+    the checks, the four findings per eps, and the probe."""
+    p = probe(model, x, y, budget.get("draws", 5))
     surrogates = ode_surrogates(model, budget.get("fixed_steps", 20)) if budget.get("adaptive", True) else {}
-    standalone, cascade = attack_plan(budget, surrogates, resnet)
+    standalone, cascade = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"])
     shares = torch.bincount(y.cpu(), minlength=num_classes).float() / len(y)
-    per_eps, checks, verdict = [], [], []
+    bound = float(shares.max())
+    per_eps, checks = [], []
     for eps in eps_list:
-        solo = evaluate(model, x, y, [eps], _resolve(standalone, eps), cascade=False, progress=progress,
-                        model_name=label, seed=seed)
-        accs = {r["attack"]: r["accuracy"] for r in solo["rows"]}
-        # the cascade only sees points still robust after every standalone attack
-        robust_idx = solo["_robust"][eps].nonzero().squeeze(1).to(x.device)
-        worst = solo["worst_case"][0]["accuracy"]
-        if len(robust_idx):
-            casc = evaluate(model, x[robust_idx], y[robust_idx], [eps], _resolve(cascade, eps), cascade=True,
-                            progress=progress, model_name=label, seed=seed)
-            n = len(y)
-            for r in casc["rows"]:
-                accs[r["attack"] + " (cascade)"] = r["accuracy"] * len(robust_idx) / n
-            worst = casc["worst_case"][0]["accuracy"] * len(robust_idx) / n
-        else:
-            casc = None
-        clean = solo["clean_accuracy"]
-        per_eps.append({"eps": eps, "clean": clean, "accuracies": accs, "worst_case": worst,
-                        "solver_failures": solo["solver_failures_total"] + (casc["solver_failures_total"] if casc else 0)})
-        pgd = accs["PGD-40 (paper)"]
-        many = [v for k, v in accs.items() if k.startswith("PGD-") and k != "PGD-40 (paper)"]
-        rows = _checks(label, eps, accs, many, pgd, worst, shares, clean, tol=max(TOL, 1.0 / len(y)) + 1e-6)  # accuracies are float32 means
-        checks += rows
-        paper_v = None
-        if paper:
-            paper_v = next((v for e, v in paper.items() if abs(e - eps) < 1e-4), None)
-        flagged = [c["check"] for c in rows if c["status"] == "flag"]
-        reasons = []
-        if pgd - worst > GAP + 1e-6:
-            reasons.append(f"PGD-40 overstates the worst case by {100 * (pgd - worst):.1f} pts")
-        if paper_v is not None and paper_v - worst > GAP + 1e-6:
-            reasons.append(f"the paper's figure exceeds the worst case by {100 * (paper_v - worst):.1f} pts")
-        verdict.append({"model": label, "eps": eps, "clean": clean, "paper": paper_v, "pgd": pgd, "worst_case": worst,
-                        "pgd_minus_worst": pgd - worst,
-                        "paper_minus_worst": None if paper_v is None else paper_v - worst,
-                        "verdict": "masking suspected" if (reasons or flagged) else "consistent",
-                        "reasons": "; ".join(reasons + [f"check flagged: {f}" for f in flagged])})
-    # checks that do not depend on eps
-    unb = evaluate(model, x, y, [1.0], [{"name": "pgd", "steps": budget.get("unbounded_steps", 50), "alpha": 0.05,
-                                         "label": "PGD eps=1"}], cascade=False, progress=False, model_name=label)
-    success = 1 - unb["rows"][0]["accuracy"] / max(unb["clean_accuracy"], 1e-12)
-    checks.append({"model": label, "eps": 1.0, "check": "unbounded attack reaches ~100% success",
-                   "status": "pass" if success >= 0.99 else "flag",
-                   "detail": f"PGD at eps=1 breaks {100 * success:.1f}% of clean-correct points (expect >= 99%)"})
-    gs = gradient_stats(model, x, y)
-    bad = gs["nan"] + gs["zero"] + gs["tiny"]
-    checks.append({"model": label, "eps": None, "check": "gradients at the inputs are informative",
-                   "status": "pass" if bad <= 0.05 * gs["n"] else "flag",
-                   "detail": f"{gs['zero']} zero, {gs['tiny']} tiny (<1e-10), {gs['nan']} NaN of {gs['n']}; median norm {gs['median_norm']:.3g}"})
-    if any(c["status"] == "flag" and c["eps"] in (1.0, None) for c in checks):
-        for v in verdict:
-            extra = [c["check"] for c in checks if c["status"] == "flag" and c["eps"] in (1.0, None)]
-            v["verdict"] = "masking suspected"
-            v["reasons"] = "; ".join(filter(None, [v["reasons"]] + [f"check flagged: {e}" for e in extra]))
-    return {"model": label, "per_eps": per_eps, "checks": checks, "verdict": verdict, "gradient_stats": gs,
-            "class_shares": shares.tolist(), "surrogates": list(surrogates)}
-
-
-def _checks(label, eps, accs, many, pgd, worst, shares, clean, tol=TOL) -> list:
-    """One row per check. ``tol`` is the slack between attacks: TOL, or one point of the sample when that is more."""
-    rows = []
-    fgsm = accs["FGSM"]
-    rows.append({"model": label, "eps": eps, "check": "iterative >= single-step success",
-                 "status": "pass" if pgd <= fgsm + tol else "flag",
-                 "detail": f"PGD-40 {100 * pgd:.1f}% vs FGSM {100 * fgsm:.1f}%"})
-    if many:
-        strongest = min(many)
-        raised = max(many) > pgd + tol
-        unconverged = pgd - strongest > GAP + 1e-6
-        rows.append({"model": label, "eps": eps, "check": "more steps/restarts do not change accuracy",
-                     "status": "flag" if (raised or unconverged) else "pass",
-                     "detail": f"PGD-40 {100 * pgd:.1f}% vs more steps/restarts {', '.join(f'{100 * m:.1f}%' for m in many)}"})
-    black = {k: v for k, v in accs.items() if k.startswith(("Square", "Boundary", "transfer", "random noise"))
-             and "(cascade)" not in k}
-    white = min([pgd, fgsm] + many)
-    if black:
-        best_black = min(black.values())
-        rows.append({"model": label, "eps": eps, "check": "black-box <= white-box success",
-                     "status": "flag" if best_black < white - tol else "pass",
-                     "detail": f"best black-box {100 * best_black:.1f}% ({min(black, key=black.get)}) vs best white-box {100 * white:.1f}%"})
-    noise = accs.get("random noise")
-    if noise is not None:
-        rows.append({"model": label, "eps": eps, "check": "random noise weaker than gradient attacks",
-                     "status": "flag" if noise < white - tol else "pass",
-                     "detail": f"random noise {100 * noise:.1f}% vs best white-box {100 * white:.1f}%"})
-    if eps >= 0.5:
-        bound = float(shares.max())
-        const = accs.get("constant 0.5 image")
-        rows.append({"model": label, "eps": eps, "check": "constant-image bound (eps >= 0.5)",
-                     "status": "pass" if worst <= bound + 1e-9 else "flag",
-                     "detail": f"no classifier exceeds the largest class share {100 * bound:.1f}%; constant image "
-                               f"leaves {100 * const:.1f}%, worst case {100 * worst:.1f}%"})
-        rows.append({"model": label, "eps": eps, "check": "accuracy falls to chance as eps grows",
-                     "status": "pass" if worst <= bound + GAP else "flag",
-                     "detail": f"worst case {100 * worst:.1f}% at eps={eps:g} vs chance (largest class share) {100 * bound:.1f}%"})
-    return rows
+        row = attack_at_eps(model, x, y, eps, standalone, cascade, p["draws"], label, progress, seed)
+        per_eps.append(row)
+        checks += checks_mod.eps_checks(label, eps, row["attacks"], row["worst_case"], row["n"], bound)
+    checks += checks_mod.model_checks(label, p, unbounded_attack(model, x, y, budget, label, p["draws"]))
+    findings = [verdict_mod.findings(label, r["eps"], r, checks, lookup(paper, r["eps"]) if paper else None, bound)
+                for r in per_eps]
+    return {"model": label, "probe": p, "per_eps": per_eps, "checks": checks, "findings": findings,
+            "sentence": verdict_mod.sentence(label, findings), "class_shares": shares.tolist(),
+            "surrogates": [lbl for lbl, _ in surrogates.values()], "roles": ROLES}
 
 
 def constant_image_bound(class_shares, paper_value=None) -> dict:

@@ -1,35 +1,43 @@
-"""Robust-accuracy harness: models x epsilons x attacks, batched, cascaded, failure-tolerant, with provenance.
+"""Robust-accuracy harness: models x epsilons x attacks, batched, cascaded, failure-tolerant, resumable.
 
 Attack specs are dicts such as ``{"name": "pgd", "steps": 40, "alpha": 0.01}`` (``eps`` is filled in per
-radius), ``{"name": "transfer", "source": model, "attack": {"name": "fgsm"}}``, or a label for display
-(``"label": "PGD-40"``). With ``cascade=True`` (AutoAttack style) a later attack only runs on points still
-robust and each row reports the accuracy remaining after it; with ``cascade=False`` every attack runs on
-every clean-correct point and rows report standalone accuracy. ``worst`` is the per-point minimum.
+radius; ``"alpha_rel": 0.25`` sets the step size to 0.25 * eps), ``{"name": "transfer", "source": model,
+"attack": {"name": "fgsm"}}``, with optional ``"id"`` (a stable name checks select by), ``"role"`` (what the
+attack is for: see ``natrob.audit.ROLES``) and ``"label"`` (for display). With ``cascade=True`` (AutoAttack
+style) a later attack only runs on points still robust and each row reports what remains after it; with
+``cascade=False`` every attack runs on every clean-correct point and rows report standalone accuracy.
+``worst_case`` is the per-point minimum over the attacks.
+
+Every accuracy is stored as an integer count ``robust`` out of ``n`` evaluated points, with its 95% Wilson
+interval (``ci95``); the float ``accuracy`` is only ``robust / n`` for display. Comparisons use the counts.
 
 ODE nets (models with ``configure_solver``) are switched to per-sample step sizes for the duration of
 ``evaluate`` and ``predict`` (and switched back after), so an image's prediction and its adversarial example
 never depend on its batch-mates.
 
-ODE solver failures (step-size underflow, non-finite state, NFE cap) never stop an evaluation: the batch
-is retried one image at a time and an image whose solve still fails gets status ``solver_failure`` and
-counts as not robust.
+Nothing a model does stops an evaluation. ODE solver failures (step-size underflow, non-finite state, NFE
+cap) are retried one image at a time and an image whose solve still fails gets status ``solver_failure``
+and counts as not robust. Any other exception raised inside an attack is recorded in that attack's row
+(``error``) and the evaluation goes on without it; an exception on the clean images is recorded in the
+result. Each finished (model, attack, eps, points, seed) is stored (``natrob.evalstore``), so a re-run
+after a kill computes only what was missing; every attack is seeded from (seed, attack, eps), so the numbers
+do not depend on which attacks ran before it in this process.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
+import hashlib
+import json
 import time
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from . import paths
+from . import evalstore
 from .attacks import make_attack
 from .attacks.base import check_batch
 from .errors import ConfigError, SolverFailure, check_eps
-from .provenance import provenance, write_json, write_text
+from .stats import wilson
 
 STATUSES = ("robust", "broken", "misclassified", "solver_failure")
 
@@ -55,16 +63,7 @@ def per_sample_solves(model):
 
 
 @torch.no_grad()
-def predict(model, x, batch_size=256, per_sample=False):
-    """Predicted labels; -1 where the ODE solver failed on that image. Returns (labels, nfe list).
-
-    ``per_sample=True`` feeds one image at a time; ODE nets solve with per-sample step sizes either way."""
-    with per_sample_solves(model):
-        return _predict(model, x, batch_size, per_sample)
-
-
-def _predict(model, x, batch_size, per_sample):
-    model.eval()
+def _predict_once(model, x, batch_size, per_sample):
     preds, nfes = [], []
     step = 1 if per_sample else batch_size
     for i in range(0, len(x), step):
@@ -80,9 +79,38 @@ def _predict(model, x, batch_size, per_sample):
             if len(xb) == 1:
                 preds.append(torch.full((1,), -1, dtype=torch.long, device=x.device))
                 continue
-            p, n = _predict(model, xb, batch_size, per_sample=True)
+            p, n = _predict_once(model, xb, 1, True)
             preds.append(p), nfes.extend(n)
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long), [n for n in nfes if n is not None]
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device), [n for n in nfes if n is not None]
+
+
+def predict(model, x, batch_size=256, per_sample=False, draws=1):
+    """Predicted labels (-1 where the ODE solver failed on that image) and the list of forward NFEs.
+
+    ``draws > 1`` is for randomized models: the prediction is the majority vote over ``draws`` forward passes
+    (ties go to the lower class index; a failed solve casts no vote). ``per_sample=True`` feeds one image at a
+    time; ODE nets solve with per-sample step sizes either way."""
+    with per_sample_solves(model):
+        return _predict(model, x, batch_size, per_sample, draws)
+
+
+def _predict(model, x, batch_size, per_sample, draws):
+    model.eval()
+    if draws <= 1:
+        return _predict_once(model, x, batch_size, per_sample)
+    votes, nfes = None, []
+    for _ in range(draws):
+        p, n = _predict_once(model, x, batch_size, per_sample)
+        nfes += n
+        ok = p >= 0
+        if votes is None:
+            votes = torch.zeros(len(x), int(p.max().item()) + 1 if ok.any() else 1, dtype=torch.long, device=x.device)
+        if ok.any() and int(p.max()) >= votes.shape[1]:
+            votes = torch.cat([votes, votes.new_zeros(len(x), int(p.max()) + 1 - votes.shape[1])], 1)
+        votes[ok.nonzero().squeeze(1), p[ok]] += 1
+    pred = votes.argmax(1)
+    pred[votes.sum(1) == 0] = -1
+    return pred, nfes
 
 
 def batch_disagreement(model, x, batch_size=256) -> dict:
@@ -94,6 +122,7 @@ def batch_disagreement(model, x, batch_size=256) -> dict:
 
 # ------------------------------------------------------------------------------------------- attacks
 def attack_label(spec: dict) -> str:
+    """The display label of an attack spec (its ``label``, or one made from its name and steps)."""
     if "label" in spec:
         return spec["label"]
     if spec["name"] == "transfer":
@@ -103,10 +132,22 @@ def attack_label(spec: dict) -> str:
     return spec["name"]
 
 
+def attack_id(spec: dict) -> str:
+    """The stable id of an attack spec (its ``id``, or its label): what checks and caches key on."""
+    return spec.get("id") or attack_label(spec)
+
+
 def build_attack(spec: dict, eps: float):
+    """The attack object a spec describes at radius ``eps`` (``alpha_rel`` resolved to ``alpha_rel * eps``)."""
     spec = dict(spec)
     name = spec.pop("name")
-    spec.pop("label", None)
+    for meta in ("label", "id", "role"):
+        spec.pop(meta, None)
+    if "alpha_rel" in spec:
+        rel = spec.pop("alpha_rel")
+        if not isinstance(rel, (int, float)) or not rel > 0:
+            raise ConfigError("alpha_rel", rel, "a positive number (step size as a fraction of eps)")
+        spec["alpha"] = max(rel * eps, 1e-4)
     if name == "transfer":
         inner = dict(spec.pop("attack", {"name": "fgsm"}))
         return make_attack("transfer", source=spec.pop("source"), attack=build_attack(inner, eps))
@@ -114,7 +155,8 @@ def build_attack(spec: dict, eps: float):
 
 
 def _spec_params(spec):
-    return {k: (v if isinstance(v, (int, float, str, bool, list, dict, type(None))) else type(v).__name__)
+    return {k: (v if isinstance(v, (int, float, str, bool, list, type(None))) else
+                _spec_params(v) if isinstance(v, dict) else type(v).__name__)
             for k, v in spec.items()}
 
 
@@ -135,8 +177,29 @@ def _run_attack(attack, model, x, y, per_sample):
     return out, failed
 
 
+def _attack_points(attack, model, x, y, idx, eps, batch_size, per_sample, draws) -> dict:
+    """Attack the points ``idx``: which of them broke, which had solver failures, NFEs; or the error raised."""
+    broken, failures, nfes, t0 = [], [], [], time.time()
+    try:
+        for i in range(0, len(idx), batch_size):
+            b = idx[i:i + batch_size]
+            x_adv, fail = _run_attack(attack, model, x[b], y[b], per_sample)
+            if not ((x_adv - x[b]).abs().max() <= eps + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1):
+                raise AssertionError(f"{attack!r} left the eps-ball or [0, 1]")  # a natrob bug, never expected
+            pred, n = predict(model, x_adv, batch_size, per_sample, draws)
+            nfes += n
+            fail = fail | (pred < 0)
+            broken += b[(pred != y[b]) | fail].tolist()
+            failures += b[fail].tolist()
+    except Exception as exc:  # a user's model must not stop the evaluation: record, go on without this attack
+        return {"error": f"{type(exc).__name__}: {exc}"[:500], "broken": [], "failures": [], "nfes": [],
+                "wall_s": time.time() - t0}
+    return {"error": None, "broken": broken, "failures": failures, "nfes": nfes, "wall_s": time.time() - t0}
+
+
 # ------------------------------------------------------------------------------------------- evaluation
 def validate(x, y, eps_list, attacks):
+    """Check inputs, radii and attack specs before any work; returns the radii as floats."""
     check_batch(x, y)
     eps_list = [check_eps(e, "eps_list entry") for e in eps_list]
     if not attacks:
@@ -149,91 +212,111 @@ def validate(x, y, eps_list, attacks):
     return eps_list
 
 
+def _counted(k, n) -> dict:
+    if k is None:
+        return {"robust": None, "n": n, "accuracy": None, "ci95": None}
+    return {"robust": int(k), "n": int(n), "accuracy": k / n if n else None, "ci95": list(wilson(int(k), int(n)))}
+
+
+def _seed_for(seed, spec_fp, eps) -> int:
+    blob = json.dumps([seed, spec_fp, eps], sort_keys=True, default=str).encode()
+    return int(hashlib.sha256(blob).hexdigest()[:8], 16)
+
+
+def _device(model, x):
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return x.device
+
+
 def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_sample=False, progress=True,
-             seed=0, model_name=None):
-    """Robust accuracy of ``model`` on (x, y) for each eps and attack. Returns a result dict (see module doc)."""
+             seed=0, model_name=None, draws=1, cache=True):
+    """Robust accuracy of ``model`` on (x, y) for each eps and attack. Returns a result dict (see module doc).
+
+    Arguments: ``eps_list`` L-inf radii in pixel space; ``attacks`` attack specs; ``cascade`` AutoAttack-style
+    cascade (default) or standalone attacks; ``per_sample`` one image per forward pass; ``draws`` forward passes
+    per judgement (majority vote, for randomized models); ``cache`` store and reuse finished attacks."""
     with per_sample_solves(model):
-        return _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name)
+        return _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name,
+                         draws, cache)
 
 
-def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name):
+def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name, draws,
+              cache):
     eps_list = validate(x, y, eps_list, attacks)
-    device = next(model.parameters()).device
+    device = _device(model, x)
     x, y = x.to(device), y.to(device)
-    t_start = time.time()
+    n, t_start = len(y), time.time()
+    name = model_name or type(model).__name__
+    base_key = {"model": evalstore.model_fingerprint(model), "x": evalstore.tensor_hash(x), "y": evalstore.tensor_hash(y),
+                "seed": seed, "batch_size": batch_size, "per_sample": per_sample, "draws": draws, "cascade": cascade}
     torch.manual_seed(seed)
-    clean_pred, clean_nfe = predict(model, x, batch_size, per_sample)
+    try:
+        clean_pred, clean_nfe = predict(model, x, batch_size, per_sample, draws)
+        clean_error = None
+    except Exception as exc:  # the model cannot even classify clean images: record it, attack nothing
+        clean_pred, clean_nfe = torch.full_like(y, -2), []
+        clean_error = f"{type(exc).__name__}: {exc}"[:500]
     correct = clean_pred == y
-    rows, worst, masks = [], {}, {}
-    bar = tqdm(total=len(eps_list) * len(attacks), desc=f"evaluate {model_name or type(model).__name__}",
-               disable=not progress)
+    rows, worst, masks = [], [], {}
+    bar = tqdm(total=len(eps_list) * len(attacks), desc=f"evaluate {name}", disable=not progress)
     for eps in eps_list:
-        status = torch.where(correct, 0, torch.where(clean_pred < 0, 3, 2))  # index into STATUSES
-        alive_all = correct.clone()
+        status = torch.where(correct, 0, torch.where(clean_pred == -1, 3, 2))  # index into STATUSES
+        alive_all, errors = correct.clone(), []
         for spec in attacks:
-            t0 = time.time()
-            attack = build_attack(spec, eps)
-            alive = alive_all if cascade else correct.clone()
+            spec_fp = evalstore.spec_fingerprint(spec)
+            alive = alive_all if cascade else correct
             idx = alive.nonzero().squeeze(1)
-            broken = torch.zeros(len(y), dtype=torch.bool, device=device)
-            failures = torch.zeros(len(y), dtype=torch.bool, device=device)
-            nfes = []
-            for i in range(0, len(idx), batch_size):
-                b = idx[i:i + batch_size]
-                x_adv, fail = _run_attack(attack, model, x[b], y[b], per_sample)
-                assert (x_adv - x[b]).abs().max() <= eps + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
-                pred, n = predict(model, x_adv, batch_size, per_sample)
-                nfes += n
-                fail = fail | (pred < 0)
-                broken[b] = (pred != y[b]) | fail
-                failures[b] = fail
-            alive_all &= ~broken
-            status[failures & (status == 0)] = 3
-            status[broken & ~failures & (status == 0)] = 1
-            acc_here = float((correct & ~broken).float().mean()) if not cascade else float(alive_all.float().mean())
-            rows.append({"eps": eps, "attack": attack_label(spec), "params": _spec_params(spec) | {"eps": eps},
-                         "accuracy": acc_here, "cumulative": cascade, "n_attacked": int(len(idx)),
-                         "n_broken": int(broken.sum()), "solver_failures": int(failures.sum()),
-                         "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None,
-                         "nfe_max": max(nfes) if nfes else None, "wall_s": time.time() - t0})
+            k = evalstore.key(**base_key, spec=spec_fp, eps=eps, idx=evalstore.tensor_hash(idx))
+            entry = evalstore.load(k) if cache else None
+            cached = entry is not None
+            if entry is None:
+                torch.manual_seed(_seed_for(seed, spec_fp, eps))
+                entry = _attack_points(build_attack(spec, eps), model, x, y, idx, eps, batch_size, per_sample, draws)
+                if cache and entry["error"] is None:
+                    evalstore.store(k, entry)
+            broken = torch.zeros(n, dtype=torch.bool, device=device)
+            failures = torch.zeros(n, dtype=torch.bool, device=device)
+            broken[entry["broken"]] = True
+            failures[entry["failures"]] = True
+            if entry["error"] is None:
+                alive_all &= ~broken
+                status[failures & (status == 0)] = 3
+                status[broken & ~failures & (status == 0)] = 1
+                robust = int(alive_all.sum()) if cascade else int((correct & ~broken).sum())
+            else:
+                robust = None
+                errors.append(attack_label(spec))
+            nfes = entry["nfes"]
+            rows.append({"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
+                         "params": _spec_params(spec) | {"eps": eps}, **_counted(robust, n), "cumulative": cascade,
+                         "n_attacked": int(len(idx)), "n_broken": int(broken.sum()), "solver_failures": int(failures.sum()),
+                         "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None, "nfe_max": max(nfes) if nfes else None,
+                         "wall_s": entry["wall_s"], "error": entry["error"], "cached": cached})
             bar.update(1)
         masks[eps] = alive_all.cpu()
-        worst[eps] = {"accuracy": float(alive_all.float().mean()),
-                      "counts": {s: int((status == k).sum()) for k, s in enumerate(STATUSES)}}
+        worst.append({"eps": eps, **_counted(int(alive_all.sum()), n), "attacks_failed": errors,
+                      "counts": {s: int((status == i).sum()) for i, s in enumerate(STATUSES)}})
     bar.close()
     result = {
-        "model": model_name or type(model).__name__, "n": len(y), "clean_accuracy": float(correct.float().mean()),
-        "clean_solver_failures": int((clean_pred < 0).sum()),
+        "model": name, "n": n, "clean_correct": int(correct.sum()),
+        "clean_accuracy": int(correct.sum()) / n if n else None, "clean_ci95": list(wilson(int(correct.sum()), n)),
+        "clean_error": clean_error, "clean_solver_failures": int((clean_pred == -1).sum()),
         "clean_nfe_mean": (sum(clean_nfe) / len(clean_nfe)) if clean_nfe else None,
-        "eps": eps_list, "cascade": cascade, "per_sample": per_sample, "rows": rows,
-        "worst_case": [{"eps": e, **w} for e, w in worst.items()],
-        "solver_failures_total": int(sum(r["solver_failures"] for r in rows)),
+        "eps": eps_list, "cascade": cascade, "per_sample": per_sample, "draws": draws, "rows": rows,
+        "worst_case": worst, "solver_failures_total": int(sum(r["solver_failures"] for r in rows)),
+        "errors": [{"eps": r["eps"], "attack": r["attack"], "error": r["error"]} for r in rows if r["error"]],
         "wall_s": time.time() - t_start,
     }
     result["_robust"] = masks  # per-point robust mask per eps (not written to JSON)
     return result
 
 
-def accuracy_table(result) -> list:
-    """Rows of (eps, attack, accuracy) plus the worst case, ready for pandas."""
-    table = [{"eps": r["eps"], "attack": r["attack"], "accuracy": r["accuracy"]} for r in result["rows"]]
-    table += [{"eps": w["eps"], "attack": "worst-case", "accuracy": w["accuracy"]} for w in result["worst_case"]]
-    return table
-
-
-def save_result(result, name: str, params: dict, seed=0, device=None, folder=None) -> Path:
-    """Write ``<name>.json`` (full result + provenance) and ``<name>.csv`` (one row per eps x attack)."""
-    folder = Path(folder or paths.results_dir())
-    clean = {k: v for k, v in result.items() if not k.startswith("_")}
-    clean["provenance"] = provenance(params, seed=seed, device=device, wall_time_s=result.get("wall_s"))
-    path = write_json(folder / f"{name}.json", clean)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["model", "eps", "attack", "accuracy", "clean_accuracy", "n",
-                                             "solver_failures", "nfe_mean", "wall_s"])
-    writer.writeheader()
-    for r in result["rows"]:
-        writer.writerow({"model": result["model"], "eps": r["eps"], "attack": r["attack"], "accuracy": r["accuracy"],
-                         "clean_accuracy": result["clean_accuracy"], "n": result["n"],
-                         "solver_failures": r["solver_failures"], "nfe_mean": r["nfe_mean"], "wall_s": r["wall_s"]})
-    write_text(folder / f"{name}.csv", buf.getvalue())
-    return path
+def csv_rows(result) -> list:
+    """One flat row per (eps, attack) for a CSV beside the result JSON."""
+    return [{"model": result["model"], "eps": r["eps"], "attack": r["attack"], "id": r["id"], "robust": r["robust"],
+             "n": r["n"], "accuracy": r["accuracy"], "ci95_low": (r["ci95"] or [None])[0],
+             "ci95_high": (r["ci95"] or [None, None])[1], "clean_correct": result["clean_correct"],
+             "solver_failures": r["solver_failures"], "nfe_mean": r["nfe_mean"], "wall_s": r["wall_s"], "error": r["error"]}
+            for r in result["rows"]]

@@ -1,10 +1,14 @@
 """Runs the numbered notebooks headless with papermill for one profile, then builds the report.
 
-    python -m natrob.runner [--profile quick] [--only 03 ...] [--force] [--no-report]
+    python -m natrob.runner [--profile quick] [--only 03 ...] [--force] [--no-report] [--verify]
 
-Stops at the first failing notebook naming the cell; skips notebooks whose executed copy is already there
-for the same profile parameters and notebook source (trained models are reused through the model store
-regardless); with several GPUs, independent notebooks run side by side, one GPU each.
+Everything a run writes lives under the profile's name (``results/<profile>/``, ``figures/<profile>/``,
+``notebooks/executed/<profile>/``, ``report/<profile>/``), so one profile never touches another's files.
+A notebook is skipped when its finished stamp matches (same notebook, profile values and natrob code). The
+stamp is cleared when a notebook starts, and its executed copy is written under a temporary name and moved
+into place only when it succeeds: a run killed mid-notebook never counts as finished. A failed notebook's
+copy is kept as ``<name>.failed.ipynb`` with the traceback. Kernels talk over unix sockets (natrob.kernels).
+With several GPUs, independent notebooks run side by side, one GPU each.
 """
 from __future__ import annotations
 
@@ -21,18 +25,25 @@ from pathlib import Path
 from . import paths
 from .errors import UnknownNameError
 from .profiles import available, load_profile
-from .provenance import read_json, write_json
+from .results import read_json, write_json
 
 
 def notebooks() -> list:
+    """The numbered notebooks, in order."""
     return sorted(p for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+
+
+def code_hash() -> str:
+    """Hash of natrob's own source: results computed by other code are not reused."""
+    h = hashlib.sha256()
+    for src in sorted(paths.PACKAGE.rglob("*.py")):
+        h.update(src.relative_to(paths.PACKAGE).as_posix().encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _stamp(nb: Path, params: dict) -> str:
     """Finished results are reused while the notebook, the profile's values and natrob's code are unchanged."""
-    h = hashlib.sha256(nb.read_bytes() + json.dumps(params, sort_keys=True).encode())
-    for src in sorted(paths.PACKAGE.rglob("*.py")):
-        h.update(src.read_bytes())
+    h = hashlib.sha256(nb.read_bytes() + json.dumps(params, sort_keys=True).encode() + code_hash().encode())
     return h.hexdigest()[:16]
 
 
@@ -56,19 +67,26 @@ def _failing_cell(out_path: Path) -> str:
 
 
 def run_notebook(nb: Path, params: dict, out_dir: Path) -> dict:
+    """Execute one notebook into ``out_dir``; the final name appears only when every cell succeeded."""
     import papermill as pm
+    from .kernels import IPCKernelManager
     out_dir.mkdir(parents=True, exist_ok=True)
-    out_path = out_dir / nb.name
+    out_path, partial = out_dir / nb.name, out_dir / f".{nb.stem}.partial.ipynb"
     declared = set(pm.inspect_notebook(str(nb)))
     params = {k: v for k, v in params.items() if k in declared}  # each notebook gets the values it declares
     t0 = time.time()
     try:
-        pm.execute_notebook(str(nb), str(out_path), parameters=params, kernel_name="python3", cwd=str(paths.NOTEBOOKS),
-                            progress_bar=False, log_output=True, request_save_on_cell_execute=True)
+        pm.execute_notebook(str(nb), str(partial), parameters=params, kernel_name="python3", cwd=str(paths.NOTEBOOKS),
+                            progress_bar=False, log_output=True, request_save_on_cell_execute=True,
+                            kernel_manager_class=IPCKernelManager)
+        os.replace(partial, out_path)
         return {"notebook": nb.name, "ok": True, "wall_s": time.time() - t0, "executed": str(out_path)}
     except Exception as exc:  # papermill wraps kernel errors; report the cell, keep what was computed
-        return {"notebook": nb.name, "ok": False, "wall_s": time.time() - t0, "executed": str(out_path),
-                "error": _failing_cell(out_path) if out_path.exists() else f"{type(exc).__name__}: {exc}"}
+        failed = out_dir / f"{nb.stem}.failed.ipynb"
+        if partial.exists():
+            os.replace(partial, failed)
+        return {"notebook": nb.name, "ok": False, "wall_s": time.time() - t0, "executed": str(failed),
+                "error": _failing_cell(failed) if failed.exists() else f"{type(exc).__name__}: {exc}"}
 
 
 def _gpu_count() -> int:
@@ -79,77 +97,119 @@ def _gpu_count() -> int:
         return 0
 
 
-def main(argv=None) -> int:
+def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="quick", help=f"one of {', '.join(available())} (default quick)")
+    p.add_argument("--profile", default=paths.DEFAULT_PROFILE, help=f"one of {', '.join(available())} (default quick)")
     p.add_argument("--only", nargs="+", default=None, help="notebook numbers to run, e.g. --only 01 03")
     p.add_argument("--force", action="store_true", help="re-execute notebooks even when finished results exist")
     p.add_argument("--no-report", action="store_true")
-    a = p.parse_args(argv)
+    p.add_argument("--verify", action="store_true",
+                   help="afterwards compare the results with the published ones (reference-results/<profile>)")
+    return p.parse_args(argv)
+
+
+def _select(only) -> list:
+    """The notebooks to consider; raises ValueError naming the numbers that are not notebooks."""
+    todo = notebooks()
+    if not only:
+        return todo
+    known = {nb.name[:2] for nb in todo}
+    bad = [n for n in only if n.zfill(2) not in known]
+    if bad:
+        raise ValueError(f"--only {' '.join(bad)} is not a notebook number; allowed: {', '.join(sorted(known))}")
+    return [nb for nb in todo if nb.name[:2] in {n.zfill(2) for n in only}]
+
+
+class Stamps:
+    """``results/<profile>/_runs.json``: per notebook the stamp of its last successful run, and timings."""
+
+    def __init__(self, profile: str):
+        self.path = paths.results_dir(profile) / "_runs.json"
+        self.data = read_json(self.path) if self.path.exists() else {}
+        self.data.setdefault("_timings", {})
+
+    def finished(self, nb: Path, stamp: str, out_dir: Path) -> bool:
+        """Whether ``nb`` finished with this stamp and its executed copy is in place."""
+        return self.data.get(nb.name) == stamp and (out_dir / nb.name).exists()
+
+    def started(self, nb: Path):
+        """Clear ``nb``'s stamp as it starts, so a run killed now never counts as finished."""
+        self.data.pop(nb.name, None)
+        self.save()
+
+    def done(self, res: dict, stamp: str):
+        """Record a finished run's time, and its stamp when it succeeded."""
+        self.data["_timings"][res["notebook"]] = round(res["wall_s"], 1)
+        if res["ok"]:
+            self.data[res["notebook"]] = stamp
+        self.save()
+
+    def reload(self):
+        """Re-read the stamps (after notebooks ran in subprocesses)."""
+        self.data = read_json(self.path) if self.path.exists() else self.data
+
+    def save(self):
+        """Write the stamps atomically."""
+        write_json(self.path, self.data)
+
+
+def _run_side_by_side(pending, profile, force, gpus):
+    # notebooks share trained models only through the store, which is keyed and atomic, so they can run apart
+    print(f"[run_all] {gpus} GPUs: running {len(pending)} notebooks side by side")
+    cmd = [sys.executable, "-m", "natrob.runner", "--profile", profile, "--no-report"] + (["--force"] if force else [])
+    with ThreadPoolExecutor(max_workers=gpus) as pool:
+        futures = [(pool.submit(subprocess.run, cmd + ["--only", nb.name[:2]],
+                                env=dict(os.environ, CUDA_VISIBLE_DEVICES=str(i % gpus))), nb)
+                   for i, (nb, _) in enumerate(pending)]
+        failed = [nb for fut, nb in futures if fut.result().returncode != 0]
+    return {"notebook": failed[0].name, "error": "see its log above", "executed": "(its log)"} if failed else None
+
+
+def _run_in_turn(pending, params, profile, stamps, out_dir):
+    for nb, stamp in pending:
+        print(f"[run_all] running {nb.name} (profile {profile})", flush=True)
+        stamps.started(nb)
+        res = run_notebook(nb, params, out_dir)
+        stamps.done(res, stamp)
+        print(f"[run_all] {nb.name}: {'ok' if res['ok'] else 'FAILED'} in {res['wall_s']:.1f}s", flush=True)
+        if not res["ok"]:
+            return res
+    return None
+
+
+def main(argv=None) -> int:
+    """Command line (see the module docstring); returns the exit status."""
+    a = _parse(argv)
     try:
         params = load_profile(a.profile)
-    except UnknownNameError as exc:
+        todo = _select(a.only)
+    except (UnknownNameError, ValueError) as exc:
         print(f"run_all: {exc}", file=sys.stderr)
         return 2
-    todo = notebooks()
-    if a.only:
-        known = {nb.name[:2] for nb in todo}
-        bad = [n for n in a.only if n.zfill(2) not in known]
-        if bad:
-            print(f"run_all: --only {' '.join(bad)} is not a notebook number; allowed: {', '.join(sorted(known))}", file=sys.stderr)
-            return 2
-        todo = [nb for nb in todo if nb.name[:2] in {n.zfill(2) for n in a.only}]
-    out_dir = paths.executed_notebooks_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamps_path = paths.results_dir() / f"_runs-{a.profile}.json"
-    stamps = read_json(stamps_path) if stamps_path.exists() else {}
-    timings = stamps.get("_timings", {})
+    paths.set_profile(a.profile)  # inherited by every kernel papermill starts
+    out_dir = paths.executed_notebooks_dir(a.profile)
+    stamps = Stamps(a.profile)
     pending = []
     for nb in todo:
         s = _stamp(nb, params)
-        if not a.force and stamps.get(nb.name) == s and (out_dir / nb.name).exists():
+        if not a.force and stamps.finished(nb, s, out_dir):
             print(f"[run_all] {nb.name}: finished results for profile {a.profile} found, skipping (--force to redo)")
             continue
         pending.append((nb, s))
-    gpus = _gpu_count()
     t_all = time.time()
-
-    def record(res, s):
-        nb_name = res["notebook"]
-        timings[nb_name] = round(res["wall_s"], 1)
-        if res["ok"]:
-            stamps[nb_name] = s
-        stamps["_timings"] = timings
-        write_json(stamps_path, stamps)
-
-    failed = None
+    gpus = _gpu_count()
     if gpus > 1 and len(pending) > 1:
-        # notebooks share trained models only through the store, which is keyed and atomic, so they can run apart
-        print(f"[run_all] {gpus} GPUs: running {len(pending)} notebooks side by side")
-        with ThreadPoolExecutor(max_workers=gpus) as pool:
-            futures = [(pool.submit(subprocess.run, [sys.executable, "-m", "natrob.runner", "--profile", a.profile,
-                                                     "--only", nb.name[:2], "--no-report"] + (["--force"] if a.force else []),
-                                    env=dict(os.environ, CUDA_VISIBLE_DEVICES=str(i % gpus))), nb)
-                       for i, (nb, s) in enumerate(pending)]
-            for fut, nb in futures:
-                if fut.result().returncode != 0 and failed is None:
-                    failed = {"notebook": nb.name, "error": "see its log above"}
-        stamps = read_json(stamps_path) if stamps_path.exists() else stamps
+        failed = _run_side_by_side(pending, a.profile, a.force, gpus)
+        stamps.reload()
     else:
-        for nb, s in pending:
-            print(f"[run_all] running {nb.name} (profile {a.profile})", flush=True)
-            res = run_notebook(nb, {k: v for k, v in params.items()}, out_dir)
-            record(res, s)
-            print(f"[run_all] {nb.name}: {'ok' if res['ok'] else 'FAILED'} in {res['wall_s']:.1f}s", flush=True)
-            if not res["ok"]:
-                failed = res
-                break
+        failed = _run_in_turn(pending, params, a.profile, stamps, out_dir)
     if failed:
         print(f"\n[run_all] STOPPED: notebook {failed['notebook']} failed in {failed['error']}\n"
-              f"  executed copy with the traceback: {out_dir / failed['notebook']}\n"
+              f"  executed copy with the traceback: {failed['executed']}\n"
               f"  results already written are kept; fix the cause and run again (finished notebooks are skipped)",
               file=sys.stderr)
         return 1
+    timings = stamps.data["_timings"]
     if not a.no_report:
         from .report import build_report
         t0 = time.time()
@@ -158,6 +218,9 @@ def main(argv=None) -> int:
         print(f"[run_all] report: {path}")
     print("[run_all] times (s): " + ", ".join(f"{k}: {v}" for k, v in timings.items()) +
           f"; this run {time.time() - t_all:.1f}s")
+    if a.verify:
+        from .verify import verify
+        return verify(a.profile)
     return 0
 
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Renders report/index.html in headless Chromium (Debian's `chromium` package) and writes a full-page PNG,
+# Renders a profile's report (default report/quick/index.html) in headless Chromium (Debian's `chromium` package) and writes a full-page PNG,
 # so a person (or a session) can look at what the report shows.
-#   scripts/screenshot_report.sh [report/index.html] [report/screenshot.png] [height]
+#   scripts/screenshot_report.sh [report/quick/index.html] [report/quick/screenshot.png] [height]
 set -euo pipefail
-page="$(realpath "${1:-report/index.html}")"
-out="${2:-report/screenshot.png}"
+page="$(realpath "${1:-report/quick/index.html}")"
+out="${2:-$(dirname "$page")/screenshot.png}"
 height="${3:-6000}"
 if ! command -v chromium >/dev/null; then
   echo "chromium not found: apt-get install chromium" >&2; exit 1

@@ -1,12 +1,19 @@
+import math
+
 import pytest
 import torch
 
-from natrob import audit
+from natrob import audit, checks
 from natrob.attacks import ConstantImage
 from natrob.evaluate import evaluate
+from natrob.stats import wilson
 
 BUDGET = {"pgd_steps": [60], "pgd_restarts": 1, "square_queries": 200, "aa_iter": 10, "aa_square_queries": 50,
-          "aa_targets": 2, "boundary_queries": 100, "adaptive_steps": 5, "noise_trials": 5, "unbounded_steps": 30}
+          "aa_targets": 2, "boundary_queries": 100, "adaptive_steps": 5, "noise_trials": 5, "unbounded_steps": 30,
+          "eot_iter": 4, "eot_steps": 10, "draws": 5}
+MASKING = ("gradients at the inputs are informative", "black-box <= white-box success", "iterative >= single-step success",
+           "random noise weaker than gradient attacks", "unbounded attack reaches ~100% success",
+           "more steps/restarts never raise accuracy", "deterministic forward pass")
 
 
 class Quantized(torch.nn.Module):
@@ -20,32 +27,110 @@ class Quantized(torch.nn.Module):
         return self.inner(torch.round(x * self.levels) / self.levels)
 
 
+class Detached(torch.nn.Module):
+    """Preprocessing outside autograd: the input never reaches the graph."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.detach())
+
+
+class Noisy(torch.nn.Module):
+    """Gaussian noise added at test time: a randomized model."""
+
+    def __init__(self, inner, sigma=0.3):
+        super().__init__()
+        self.inner, self.sigma = inner, sigma
+
+    def forward(self, x):
+        return self.inner((x + self.sigma * torch.randn_like(x)).clamp(0, 1))
+
+
+class NoAutograd(torch.nn.Module):
+    """A model that cannot be differentiated at all: it raises whenever its input requires grad."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        if x.requires_grad:
+            raise RuntimeError("this model only runs in inference mode")
+        return self.inner(x)
+
+
 @pytest.fixture(scope="module")
 def points(digits):
     return digits.test_x[:40], digits.test_y[:40]
 
 
+def _flagged(res):
+    return {c["check"] for c in res["checks"] if c["status"] == "flag"}
+
+
+def _worst_below_every_attack(res):
+    for p in res["per_eps"]:
+        for a in p["attacks"].values():
+            if a["robust"] is not None:
+                assert p["worst_case"] <= a["robust"], (a["label"], p["worst_case"], a["robust"])
+
+
 def test_masked_model_is_flagged(trained_cnn, points):
     x, y = points
-    masked = Quantized(trained_cnn).eval()
-    res = audit.audit_model(masked, x, y, [0.3], BUDGET, "quantized CNN", progress=False)
-    flagged = {c["check"] for c in res["checks"] if c["status"] == "flag"}
-    assert "gradients at the inputs are informative" in flagged
-    assert "black-box <= white-box success" in flagged
-    assert all(v["verdict"] == "masking suspected" for v in res["verdict"])
-    v = res["verdict"][0]
-    assert v["pgd"] - v["worst_case"] > audit.GAP  # PGD-40 overstates the robustness
+    res = audit.audit_model(Quantized(trained_cnn).eval(), x, y, [0.3], BUDGET, "quantized CNN", progress=False)
+    assert {"gradients at the inputs are informative", "black-box <= white-box success"} <= _flagged(res)
+    f = res["findings"][0]
+    assert f["masking"]["status"] == "signs"
+    assert f["pgd40"] - f["worst_case"] > checks.gap(f["n"])  # PGD-40 overstates the robustness
+    _worst_below_every_attack(res)
 
 
 def test_plain_cnn_is_not_flagged(trained_cnn, points):
     x, y = points
     res = audit.audit_model(trained_cnn, x, y, [0.05, 0.1], BUDGET, "plain CNN", progress=False)
-    masking_checks = [c for c in res["checks"] if c["check"] in (
-        "gradients at the inputs are informative", "black-box <= white-box success", "iterative >= single-step success",
-        "random noise weaker than gradient attacks", "unbounded attack reaches ~100% success")]
-    assert masking_checks and all(c["status"] == "pass" for c in masking_checks), masking_checks
-    for p in res["per_eps"]:  # the worst case is never above any single attack's accuracy
-        assert all(p["worst_case"] <= acc + 1e-9 for acc in p["accuracies"].values())
+    rows = [c for c in res["checks"] if c["check"] in MASKING]
+    assert rows and all(c["status"] == "pass" for c in rows), [c for c in rows if c["status"] == "flag"]
+    assert all(f["masking"]["status"] == "no sign" for f in res["findings"])
+    _worst_below_every_attack(res)
+
+
+def test_detached_input_is_flagged_and_does_not_crash(trained_cnn, points):
+    x, y = points
+    res = audit.audit_model(Detached(trained_cnn).eval(), x, y, [0.1], BUDGET, "detached CNN", progress=False)
+    assert res["probe"]["gradient"]["connected"] is False
+    assert "gradients at the inputs are informative" in _flagged(res)
+    attacks = res["per_eps"][0]["attacks"]
+    assert attacks["square"]["robust"] is not None and attacks["square"]["error"] is None  # gradient-free still ran
+    assert attacks["pgd40-paper"]["robust"] is not None  # zero gradient: PGD runs, it just learns nothing
+    assert res["findings"][0]["masking"]["status"] == "signs"
+    _worst_below_every_attack(res)
+
+
+def test_randomized_model_is_flagged_and_attacked_with_eot(trained_cnn, points):
+    x, y = points
+    torch.manual_seed(0)
+    res = audit.audit_model(Noisy(trained_cnn).eval(), x, y, [0.1], BUDGET, "noisy CNN", progress=False)
+    assert res["probe"]["randomness"]["randomized"] and res["probe"]["draws"] == BUDGET["draws"]
+    assert "deterministic forward pass" in _flagged(res)
+    attacks = res["per_eps"][0]["attacks"]
+    assert attacks["pgd-eot"]["role"] == "eot" and attacks["pgd-eot"]["robust"] is not None
+    assert "autoattack-rand" in attacks
+    assert res["findings"][0]["masking"]["status"] == "signs"
+    _worst_below_every_attack(res)
+
+
+def test_model_exceptions_are_recorded_not_raised(trained_cnn, points):
+    x, y = points
+    res = audit.audit_model(NoAutograd(trained_cnn).eval(), x[:20], y[:20], [0.1], BUDGET, "no-autograd CNN",
+                            progress=False)
+    attacks = res["per_eps"][0]["attacks"]
+    assert "RuntimeError" in attacks["pgd40-paper"]["error"] and attacks["pgd40-paper"]["robust"] is None
+    assert attacks["noise"]["error"] is None and attacks["noise"]["robust"] is not None
+    assert any("RuntimeError" in e["error"] for e in res["per_eps"][0]["errors"])
+    assert res["probe"]["gradient"]["error"] and "gradients at the inputs are informative" in _flagged(res)
 
 
 def test_worst_case_is_minimum_over_attacks(trained_cnn, points):
@@ -54,8 +139,35 @@ def test_worst_case_is_minimum_over_attacks(trained_cnn, points):
                                                      {"name": "pgd", "steps": 10, "alpha": 0.02}],
                    cascade=False, progress=False)
     for w in res["worst_case"]:
-        per = [r["accuracy"] for r in res["rows"] if r["eps"] == w["eps"]]
-        assert w["accuracy"] <= min(per) + 1e-9
+        per = [r["robust"] for r in res["rows"] if r["eps"] == w["eps"]]
+        assert isinstance(w["robust"], int) and w["robust"] <= min(per) and w["n"] == len(y)
+
+
+def test_wilson_interval():
+    lo, hi = wilson(20, 40)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.2960, abs=5e-4)  # 2 z sqrt(1/160 + z^2/6400) / (1 + z^2/40)
+    assert wilson(0, 40)[0] == 0.0 and wilson(40, 40)[1] == 1.0 and wilson(0, 40)[1] > 0.05
+    widths = [wilson(k, n)[1] - wilson(k, n)[0] for k, n in ((5, 10), (50, 100), (500, 1000))]
+    assert widths[0] > widths[1] > widths[2]
+    with pytest.raises(ValueError, match="k, n"):
+        wilson(41, 40)
+
+
+def test_findings_name_what_failed():
+    from natrob.verdict import findings, sentence
+    n = 40
+    row = {"n": n, "clean": 38, "worst_case": 0,
+           "attacks": {"pgd40-paper": {"role": "paper", "robust": 4, "cumulative": False, "label": "PGD-40 (paper)"},
+                       "pgd100x2": {"role": "strong-white-box", "robust": 0, "cumulative": False, "label": "PGD-100x2"}}}
+    f = findings("M", 0.5, row, [], paper=0.7523, bound_share=0.15)
+    assert f["reproduced"]["status"] == "not reproduced"
+    assert f["converged"]["status"] == "not converged" and f["converged"]["points"] == 4
+    assert f["masking"]["status"] == "no sign"
+    assert f["feasible"]["status"] == "infeasible"
+    inside = findings("M", 0.2, row, [], paper=0.1, bound_share=0.15)  # 4/40 has 0.1 inside its interval
+    assert inside["reproduced"]["status"] == "reproduced" and inside["feasible"]["status"] == "not applicable"
+    s = sentence("M", [f])
+    assert s.startswith("M (clean 95.0%") and "not reproduced" in s and "not converged" in s and "impossible" in s
 
 
 def test_constant_image_bound_from_class_shares():
@@ -72,5 +184,6 @@ def test_constant_image_bound_from_class_shares():
     x = torch.rand(20, 1, 4, 4)
     x_adv = ConstantImage(0.5)(AlwaysThree(), x, y)
     assert torch.all(x_adv == 0.5)
-    assert (AlwaysThree()(x_adv).argmax(1) == y).float().mean().item() == pytest.approx(0.35)
+    assert int((AlwaysThree()(x_adv).argmax(1) == y).sum()) == 7
     assert torch.equal(ConstantImage(0.3)(AlwaysThree(), x, y), x)  # below 0.5 the constant image is out of reach
+    assert math.floor(0.35 * 20 + 1e-9) == 7  # the bound in points that checks.eps_checks uses

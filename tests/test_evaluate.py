@@ -1,8 +1,11 @@
+import pytest
 import json
 
 import torch
 
-from natrob.evaluate import batch_disagreement, evaluate, save_result
+from natrob import paths
+from natrob.evaluate import batch_disagreement, csv_rows, evaluate
+from natrob.results import write_result
 
 
 def test_solver_failures_are_counted_not_raised(small_odenet, digits):
@@ -56,10 +59,78 @@ def test_batch_vs_per_sample(small_odenet, digits):
     assert report["n"] == 30 and 0 <= report["rate"] <= 1
 
 
-def test_results_written_with_provenance(trained_cnn, digits, tmp_path):
+def test_results_written_with_provenance(trained_cnn, digits):
     res = evaluate(trained_cnn, digits.test_x[:30], digits.test_y[:30], [0.1], [{"name": "fgsm"}], progress=False)
-    path = save_result(res, "cnn-fgsm", {"eps": [0.1]}, seed=0, folder=tmp_path)
+    path = write_result("cnn-fgsm", res, {"eps": [0.1]}, seed=0, csv_rows=csv_rows(res))
+    assert path.parent == paths.results_dir()
     data = json.loads(path.read_text())
-    assert set(data["provenance"]) >= {"params", "seed", "git_commit", "versions", "device", "wall_time_s"}
-    assert (tmp_path / "cnn-fgsm.csv").read_text().startswith("model,eps,attack,accuracy")
-    assert 0 <= data["rows"][0]["accuracy"] <= data["clean_accuracy"] <= 1
+    assert set(data["provenance"]) >= {"params", "seed", "git_commit", "versions", "device", "wall_time_s", "profile"}
+    assert (path.parent / "cnn-fgsm.csv").read_text().startswith("model,eps,attack,id,robust,n,accuracy")
+    row = data["rows"][0]
+    assert isinstance(row["robust"], int) and row["n"] == 30 and row["robust"] <= data["clean_correct"] <= 30
+    assert row["ci95"][0] <= row["robust"] / 30 <= row["ci95"][1]
+
+
+class Counting(torch.nn.Module):
+    """Counts forward passes; raises KeyboardInterrupt (as a kill would) once ``kill_after`` is reached."""
+
+    def __init__(self, inner, kill_after=None):
+        super().__init__()
+        self.inner, self.calls, self.kill_after = inner, 0, kill_after
+
+    def forward(self, x):
+        self.calls += 1
+        if self.kill_after is not None and self.calls > self.kill_after:
+            raise KeyboardInterrupt
+        return self.inner(x)
+
+
+def test_killed_evaluation_resumes_with_what_was_missing(trained_cnn, digits):
+    x, y = digits.test_x[:40], digits.test_y[:40]
+    attacks = [{"name": "fgsm", "id": "fgsm"}, {"name": "random-noise", "trials": 3, "id": "noise"},
+               {"name": "pgd", "steps": 5, "alpha": 0.05, "id": "pgd5"}]
+    reference = evaluate(Counting(trained_cnn), x, y, [0.1], attacks, cascade=False, progress=False, cache=False)
+    # 1 clean pass, 2 for FGSM (gradient + judgement), then the kill inside the noise attack
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(Counting(trained_cnn, kill_after=4), x, y, [0.1], attacks, cascade=False, progress=False)
+    rerun_model = Counting(trained_cnn)
+    resumed = evaluate(rerun_model, x, y, [0.1], attacks, cascade=False, progress=False)
+    assert [r["cached"] for r in resumed["rows"]] == [True, False, False]  # FGSM finished before the kill
+    fresh = Counting(trained_cnn)
+    evaluate(fresh, x, y, [0.1], attacks, cascade=False, progress=False, cache=False)
+    assert rerun_model.calls == fresh.calls - 2  # everything but FGSM's two passes was recomputed
+    assert [r["robust"] for r in resumed["rows"]] == [r["robust"] for r in reference["rows"]]
+    again = evaluate(Counting(trained_cnn), x, y, [0.1], attacks, cascade=False, progress=False)
+    assert all(r["cached"] for r in again["rows"])
+    assert [r["robust"] for r in again["rows"]] == [r["robust"] for r in reference["rows"]]
+
+
+def test_a_failing_model_is_recorded_not_raised(digits):
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("weights not loaded")
+
+    res = evaluate(Broken(), digits.test_x[:8], digits.test_y[:8], [0.1], [{"name": "fgsm"}], progress=False)
+    assert "weights not loaded" in res["clean_error"] and res["clean_correct"] == 0
+    assert res["worst_case"][0]["robust"] == 0
+
+
+def test_randomized_model_judged_by_majority_vote(trained_cnn, digits):
+    from natrob.evaluate import predict
+
+    class Flip(torch.nn.Module):
+        """Right on 2 of every 3 passes, then a wrong label: a majority vote over 3 draws is always right."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.k = inner, 0
+
+        def forward(self, x):
+            self.k += 1
+            z = self.inner(x)
+            return z.roll(1, dims=1) if self.k % 3 == 0 else z
+
+    x = digits.test_x[:20]
+    base, _ = predict(trained_cnn, x)
+    voted, _ = predict(Flip(trained_cnn), x, draws=3)
+    assert torch.equal(voted, base)

@@ -32,28 +32,45 @@ def _acc(v):
     return v is None or (isinstance(v, float) and math.isnan(v)) or 0.0 <= v <= 1.0
 
 
+def _digest(folder):
+    import hashlib
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    import contextlib
+    import io
     import os
     art = tmp_path_factory.mktemp("tiny")
-    old = os.environ.get("NATROB_ARTIFACTS")
+    saved = {k: os.environ.get(k) for k in ("NATROB_ARTIFACTS", "NATROB_PROFILE")}
     os.environ["NATROB_ARTIFACTS"] = str(art)
+    os.environ.pop("NATROB_PROFILE", None)
+    # another profile's finished outputs, which a tiny run must leave byte-identical
+    for folder in (paths.results_dir("quick"), paths.figures_dir("quick"), paths.report_dir("quick"),
+                   paths.executed_notebooks_dir("quick")):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "02-fig1-digits.json").write_text('{"planted": "quick"}')
+    quick_before = _digest(art)
     try:
         rc = run_all(["--profile", "tiny"])
-        results = {p.name: json.loads(p.read_text()) for p in paths.results_dir().glob("*.json")}
-        report = (paths.report_dir() / "index.html").read_text()
-        figures = [p.name for p in paths.figures_dir().glob("*.png")]
-        # a second run reuses every finished notebook
-        import io, contextlib
+        results = {p.name: json.loads(p.read_text()) for p in paths.results_dir("tiny").glob("*.json")}
+        report = (paths.report_dir("tiny") / "index.html").read_text()
+        figures = [p.name for p in paths.figures_dir("tiny").glob("*.png")]
+        executed = sorted(p.name for p in paths.executed_notebooks_dir("tiny").iterdir())
         buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
+        with contextlib.redirect_stdout(buf):  # a second run reuses every finished notebook
             rc2 = run_all(["--profile", "tiny", "--no-report"])
+        quick_after = {k: v for k, v in _digest(art).items() if "/quick/" in f"/{k}"}
     finally:
-        if old is None:
-            os.environ.pop("NATROB_ARTIFACTS", None)
-        else:
-            os.environ["NATROB_ARTIFACTS"] = old
-    return {"rc": rc, "results": results, "report": report, "figures": figures, "rc2": rc2, "second": buf.getvalue()}
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return {"rc": rc, "results": results, "report": report, "figures": figures, "rc2": rc2, "second": buf.getvalue(),
+            "executed": executed, "quick_before": quick_before, "quick_after": quick_after}
 
 
 def test_tiny_profile_runs_every_notebook(tiny_run):
@@ -64,8 +81,15 @@ def test_tiny_profile_runs_every_notebook(tiny_run):
     for r in tiny_run["results"].values():
         if "provenance" in r:
             assert {"params", "seed", "git_commit", "versions", "device", "wall_time_s"} <= set(r["provenance"])
+            assert r["provenance"]["profile"] == "tiny" and r["provenance"]["params"]["PROFILE"] == "tiny"
+            assert "T_START" not in r["provenance"]["params"]  # only the parameters cell's values are recorded
     assert tiny_run["rc2"] == 0 and tiny_run["second"].count("skipping") >= 6
     assert len(tiny_run["figures"]) >= 6
+    assert all(n.endswith(".ipynb") and not n.startswith(".") for n in tiny_run["executed"]), tiny_run["executed"]
+
+
+def test_another_profile_is_left_untouched(tiny_run):
+    assert tiny_run["quick_after"] == tiny_run["quick_before"] and len(tiny_run["quick_before"]) == 4
 
 
 def test_result_files_are_consistent(tiny_run):
@@ -74,18 +98,23 @@ def test_result_files_are_consistent(tiny_run):
     assert lip["eq12"]["violations"] == 0 and lip["thm31_violations"] == 0 and lip["thm32_violations"] == 0
     wb = res["03-white-box-digits.json"]
     for row in wb["table1"]:
-        assert _acc(row["ours"]) and row["ours"] <= row["clean (ours)"] + 1e-9
-    assert all(_acc(r["accuracy"]) for r in wb["fig2"])
+        assert isinstance(row["robust"], int) and row["robust"] <= row["clean_correct"] <= row["n"]
+    for r in wb["fig2"]:
+        assert r["robust"] <= r["n"] and _acc(r["accuracy"])
     for r in res["02-fig1-digits.json"]["rows"]:
-        assert _acc(r["accuracy"])
+        assert r["robust"] <= r["n"]
     for c in res["04-fig3-digits.json"]["curves"]:
-        assert _acc(c["accuracy"])
+        assert c["robust"] <= c["n"]
     for row in res["05-table2-digits.json"]["rows"]:
-        assert _acc(row["clean"]) and _acc(row["robust"]) and row["robust"] <= row["clean"] + 1e-9
+        assert row["robust_count"] <= row["clean_correct"] <= row["n"]
     audit = res["06-audit-digits.json"]
-    for v in audit["verdict"]:
-        assert v["worst_case"] <= v["pgd"] + 1e-9 and v["worst_case"] <= v["clean"] + 1e-9
-        assert v["verdict"] in ("masking suspected", "consistent")
+    assert audit["headline"] and all(isinstance(s, str) and s.endswith(".") for s in audit["headline"])
+    for f in audit["findings"]:
+        assert f["worst_case"] <= f["pgd40"] <= f["clean"] <= f["n"]
+        assert f["reproduced"]["status"] in ("reproduced", "not reproduced", "no paper figure")
+        assert f["converged"]["status"] in ("converged", "not converged")
+        assert f["masking"]["status"] in ("signs", "no sign")
+        assert f["feasible"]["status"] in ("feasible", "infeasible", "not applicable", "no paper figure")
     shares = next(iter(audit["models"].values()))["class_shares"]
     assert audit["constant_image"]["bound"] == max(shares) and abs(sum(shares) - 1) < 1e-6
 
@@ -93,8 +122,21 @@ def test_result_files_are_consistent(tiny_run):
 def test_report_has_every_section(tiny_run):
     html = tiny_run["report"]
     for section in ("Does the claim hold?", "Table 1", "Fig. 1", "Fig. 2", "Fig. 3", "Table 2", "Lipschitz", "Table A1",
-                    "provenance", "data:image/png;base64"):
+                    "provenance", "data:image/png;base64", "Profile <b>tiny</b>"):
         assert section in html, section
+    assert "(not tiny)" not in html  # every result file it read was produced by the tiny profile
+
+
+def test_report_sections_read_what_the_notebooks_write(tiny_run):
+    from natrob.report.sections import SECTIONS
+    html = tiny_run["report"]
+    for section in SECTIONS:
+        assert f'href="#{section.id}"' in html and f'id="{section.id}"' in html  # navigation generated from sections
+        if section.results:
+            files = [r for name, r in tiny_run["results"].items() if name.startswith(section.results)]
+            assert files, section.results
+            for r in files:
+                assert set(section.schema) <= set(r), (section.id, set(section.schema) - set(r))
 
 
 def test_failing_notebook_names_the_cell(tmp_path):
@@ -104,10 +146,28 @@ def test_failing_notebook_names_the_cell(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     p = nbformat.v4.new_code_cell("X = 1")
     p.metadata["tags"] = ["parameters"]
-    nb.cells = [p, nbformat.v4.new_code_cell("y = X + 1"), nbformat.v4.new_code_cell("raise ValueError(f'bad X={X}')")]
+    nb.cells = [p, nbformat.v4.new_code_cell("from ipykernel.connect import get_connection_info\n"
+                                             "info = get_connection_info(unpack=True)\nprint('transport', info['transport'])"),
+                nbformat.v4.new_code_cell("raise ValueError(f'bad X={X}')")]
     path = tmp_path / "99-fails.ipynb"
     nbformat.write(nb, path)
     res = run_notebook(path, {"X": 5}, tmp_path / "out")
     assert not res["ok"]
     assert "cell 2" in res["error"] and "ValueError" in res["error"] and "bad X=5" in res["error"]
-    assert (tmp_path / "out" / "99-fails.ipynb").exists()  # the executed copy with the traceback is kept
+    assert not (tmp_path / "out" / "99-fails.ipynb").exists()  # a failed run never looks finished
+    failed = tmp_path / "out" / "99-fails.failed.ipynb"
+    assert failed.exists()  # the executed copy with the traceback is kept under another name
+    assert "transport ipc" in failed.read_text()  # the kernel talked over unix sockets, not TCP
+
+
+def test_a_started_notebook_is_not_finished_until_it_succeeds(tmp_path):
+    from natrob.runner import Stamps
+    nb = tmp_path / "01-x.ipynb"
+    (tmp_path / "01-x.ipynb").write_text("{}")
+    stamps = Stamps("tiny")
+    stamps.done({"notebook": nb.name, "ok": True, "wall_s": 1.0}, "abc")
+    assert stamps.finished(nb, "abc", tmp_path)
+    stamps.started(nb)  # a forced re-run starts: killed now, it must not count as finished
+    assert not Stamps("tiny").finished(nb, "abc", tmp_path)
+    stamps.done({"notebook": nb.name, "ok": False, "wall_s": 1.0}, "abc")
+    assert not Stamps("tiny").finished(nb, "abc", tmp_path)

@@ -6,7 +6,7 @@ from .base import Attack, cw_margin, input_grad
 from .boundary import BoundaryAttack, BoundaryResult, robust_curve
 from .difgsm import DI2FGSM
 from .fgsm import FGSM
-from .library import APGD_CE, APGD_T, FAB_T, AutoAttack, Square
+from .library import APGD_CE, APGD_T, FAB_T, AutoAttack, AutoAttackRand, Square
 from .noise import ConstantImage, RandomNoise
 from .pgd import PGD
 from .transfer import Transfer
@@ -18,6 +18,7 @@ ATTACKS = {
     "boundary": BoundaryAttack,
     "transfer": Transfer,
     "autoattack": AutoAttack,
+    "autoattack-rand": AutoAttackRand,
     "apgd-ce": APGD_CE,
     "apgd-t": APGD_T,
     "fab-t": FAB_T,
@@ -34,4 +35,4 @@ def make_attack(name: str, **params) -> Attack:
 
 
 __all__ = ["ATTACKS", "make_attack", "Attack", "FGSM", "PGD", "DI2FGSM", "BoundaryAttack", "BoundaryResult",
-           "robust_curve", "Transfer", "AutoAttack", "APGD_CE", "APGD_T", "FAB_T", "Square", "RandomNoise", "ConstantImage", "input_grad", "cw_margin"]
+           "robust_curve", "Transfer", "AutoAttack", "AutoAttackRand", "APGD_CE", "APGD_T", "FAB_T", "Square", "RandomNoise", "ConstantImage", "input_grad", "cw_margin"]

@@ -54,18 +54,43 @@ def check_batch(x, y):
         raise ConfigError("x", f"values in [{x.min().item():.3g}, {x.max().item():.3g}]", "images in [0, 1]")
 
 
-def input_grad(model, x, y, loss="ce"):
-    """Gradient of the summed loss with respect to the input (model parameters are not differentiated)."""
+def input_grad(model, x, y, loss="ce", eot_iter: int = 1, finite: bool = True):
+    """Gradient of the summed loss with respect to the input (model parameters are not differentiated).
+
+    ``eot_iter > 1`` averages the gradient over that many forward passes (Expectation over Transformation,
+    Athalye et al. 2018) for randomized models. An input that is not in the model's autograd graph (detached,
+    or processed outside torch) has a zero gradient rather than an error: that is a masking sign the audit
+    reports, and gradient-free attacks still run. ``finite`` replaces NaN/inf entries by 0 so that attacks
+    stay inside the eps-ball; the audit's gradient statistics ask for the raw values."""
     x = x.detach().requires_grad_(True)
-    logits = model(x)
-    if loss == "ce":
-        value = F.cross_entropy(logits, y, reduction="sum")
-    elif loss == "cw":
-        value = cw_margin(logits, y).sum()
-    else:
-        raise ConfigError("loss", loss, "'ce' or 'cw'")
-    (grad,) = torch.autograd.grad(value, x)
-    return grad
+    total = torch.zeros_like(x)
+    for _ in range(eot_iter):
+        with torch.enable_grad():
+            logits = model(x)
+            if loss == "ce":
+                value = F.cross_entropy(logits, y, reduction="sum")
+            elif loss == "cw":
+                value = cw_margin(logits, y).sum()
+            else:
+                raise ConfigError("loss", loss, "'ce' or 'cw'")
+            if not value.requires_grad:
+                continue
+            (grad,) = torch.autograd.grad(value, x, allow_unused=True)
+        if grad is not None:
+            total += grad
+    total /= eot_iter
+    return total.nan_to_num_(0.0, 0.0, 0.0) if finite else total
+
+
+def input_grad_connected(model, x) -> bool:
+    """Whether the model's output depends on its input through autograd at all."""
+    x = x[:1].detach().requires_grad_(True)
+    with torch.enable_grad():
+        out = model(x)
+        if not out.requires_grad:
+            return False
+        (g,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    return g is not None
 
 
 def cw_margin(logits, y):

@@ -34,7 +34,8 @@ class BoundaryResult:
 
 
 def robust_curve(result: BoundaryResult, clean_correct: torch.Tensor, eps_list) -> list:
-    return [float((clean_correct & result.robust_at(e)).float().mean()) for e in eps_list]
+    """Per eps, how many points are clean-correct and had no adversarial example within eps (an integer count)."""
+    return [int((clean_correct & result.robust_at(e)).sum()) for e in eps_list]
 
 
 class BoundaryAttack(Attack):

@@ -53,7 +53,8 @@ class DI2FGSM(Attack):
         for _ in range(self.steps):
             x_in = x_adv.detach().requires_grad_(True)
             loss = F.cross_entropy(model(self.diverse(x_in)), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_in)
+            grad = torch.autograd.grad(loss, x_in, allow_unused=True)[0] if loss.requires_grad else None
+            grad = torch.zeros_like(x_in) if grad is None else grad.nan_to_num(0.0, 0.0, 0.0)  # disconnected input
             if self.decay:
                 grad = self.decay * momentum + grad / grad.abs().mean((1, 2, 3), keepdim=True).clamp_min(1e-12)
                 momentum = grad

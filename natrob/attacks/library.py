@@ -3,7 +3,9 @@
 AutoAttack (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
 parameter-free attacks") from ``pyautoattack``, the official code packaged on PyPI: the standard version is
 APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries), 100 iterations each, run as a cascade.
-Components can be run on their own (``apgd-ce``, ``apgd-t``, ``fab-t``, ``square``). ``n_iter``,
+Components can be run on their own (``apgd-ce``, ``apgd-t``, ``fab-t``, ``square``). For randomized defenses
+AutoAttack's ``rand`` version (``autoattack-rand``) runs APGD-CE and APGD-DLR with Expectation over Transformation
+(gradients averaged over ``eot_iter`` = 20 draws). ``n_iter``,
 ``n_queries`` and ``n_target_classes`` below the standard values make a *reduced* AutoAttack, and the name
 says so (``autoattack-reduced``) so results never pass it off as the standard one.
 """
@@ -84,3 +86,27 @@ def _component(component):
 
 
 APGD_CE, APGD_T, FAB_T, Square = (_component(c) for c in COMPONENTS)
+
+
+class AutoAttackRand(Attack):
+    """AutoAttack's version for randomized defenses (Croce & Hein 2020, Sec. 5; Athalye et al. 2018's EOT).
+
+    Threat model: L-inf, radius ``eps``, white-box on a model whose forward pass is random. APGD-CE then APGD-DLR,
+    each with gradients averaged over ``eot_iter`` forward passes. Arguments: ``eps`` (0.3), ``n_iter`` (100, the
+    standard), ``eot_iter`` (20, the standard), ``seed`` (0). Fewer iterations name it ``autoattack-rand-reduced``."""
+    name = "autoattack-rand"
+
+    def __init__(self, eps: float = 0.3, n_iter: int = 100, eot_iter: int = 20, seed: int = 0):
+        super().__init__(eps)
+        self.n_iter, self.eot_iter = check_positive_int(n_iter, "n_iter"), check_positive_int(eot_iter, "eot_iter")
+        self.seed = seed
+        if (self.n_iter, self.eot_iter) != (100, 20):
+            self.name = "autoattack-rand-reduced"
+
+    def perturb(self, model, x, y):
+        from pyautoattack import AutoAttack as _AA
+        aa = _AA(_Logits(model), device=x.device, eps=self.eps, norm="Linf", seed=self.seed, version="rand")
+        aa.verbose = False
+        aa.apgd.n_iter, aa.apgd.eot_iter = self.n_iter, self.eot_iter
+        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(y))
+        return x_adv

@@ -3,7 +3,10 @@
 Threat model: L-inf, radius ``eps``, white-box. ``steps`` signed-gradient ascent steps of size ``alpha`` on
 the loss, each followed by projection onto the eps-ball and [0,1]; optional uniform random start and
 ``restarts`` (a point counts as broken if any restart breaks it). Paper defaults (Table 1): alpha = 0.01,
-40 steps, random start.
+40 steps, random start. ``loss``: ``'ce'`` (cross-entropy) or ``'cw'`` (Carlini-Wagner margin, which does not
+saturate with the softmax). ``eot_iter > 1`` averages each gradient over that many forward passes
+(Expectation over Transformation, Athalye et al. 2018), for randomized models; ``early_stop`` freezes a point
+at the first iterate that fools the model.
 """
 from __future__ import annotations
 
@@ -17,13 +20,19 @@ class PGD(Attack):
     name = "pgd"
 
     def __init__(self, eps: float = 0.3, alpha: float = 0.01, steps: int = 40, random_start: bool = True,
-                 restarts: int = 1, loss: str = "ce", early_stop: bool = False):
+                 restarts: int = 1, loss: str = "ce", early_stop: bool = False, eot_iter: int = 1):
         super().__init__(eps)
         if not alpha > 0:
             raise ConfigError("alpha", alpha, "a positive step size (paper: 0.01)")
         self.alpha, self.steps = float(alpha), check_positive_int(steps, "steps")
         self.random_start, self.restarts = bool(random_start), check_positive_int(restarts, "restarts")
+        if loss not in ("ce", "cw"):
+            raise ConfigError("loss", loss, "'ce' (cross-entropy) or 'cw' (margin)")
         self.loss, self.early_stop = loss, bool(early_stop)
+        self.eot_iter = check_positive_int(eot_iter, "eot_iter")
+        if self.early_stop and self.eot_iter > 1:
+            raise ConfigError("early_stop", early_stop, "False when eot_iter > 1 (a random model's first fooling "
+                                                        "iterate need not fool it again)")
 
     def _run(self, model, x, y):
         x_adv = x.clone()
@@ -33,7 +42,7 @@ class PGD(Attack):
             # the feasible box (eps-ball intersected with [0,1]) is fixed: one clamp per step projects onto it
             lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
             for _ in range(self.steps):
-                grad = input_grad(model, x_adv, y, self.loss)
+                grad = input_grad(model, x_adv, y, self.loss, self.eot_iter)
                 with torch.no_grad():
                     x_adv = torch.clamp(x_adv.add_(grad.sign_(), alpha=self.alpha), lo, hi)
             return x_adv
@@ -50,7 +59,8 @@ class PGD(Attack):
                 break
             active, xa_keep = active[still], xa[still]
             loss = self._loss_value(logits, y[active], still)
-            (grad,) = torch.autograd.grad(loss, xa)
+            grad = torch.autograd.grad(loss, xa, allow_unused=True)[0] if loss.requires_grad else None
+            grad = torch.zeros_like(xa) if grad is None else grad.nan_to_num(0.0, 0.0, 0.0)  # disconnected input
             x_adv[active] = self.project(x[active], xa_keep.detach() + self.alpha * grad[still].sign())
         return x_adv
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..provenance import torch_save
+from ..results import torch_save
 
 
 def save_checkpoint(path, model, **extra) -> Path:

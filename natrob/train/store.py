@@ -10,7 +10,8 @@ import torch
 
 from .. import paths
 from ..models import build_model
-from ..provenance import provenance, read_json, write_json
+from ..provenance import provenance
+from ..results import read_json, write_json
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
 from .config import TrainConfig
 from .loop import default_device, train

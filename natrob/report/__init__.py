@@ -1,0 +1,108 @@
+"""The HTML report of one profile: ``report/<profile>/index.html``.
+
+One self-contained file (figures embedded as base64) rendered from Jinja2 templates, built only from that
+profile's result files and figures (``natrob.report.sections`` declares which section reads which file), plus
+its executed notebooks rendered by nbconvert and linked from it. Every accuracy is shown with its count and
+95% Wilson interval; the provenance section says which profile and commit produced each result file.
+
+    python -m natrob.report [--profile quick]
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from .. import paths
+from ..provenance import provenance
+from ..results import read_json, write_text
+from .sections import SECTIONS, Section
+from .tables import image
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def results(prefix: str) -> list:
+    """This profile's result files whose names start with ``prefix``."""
+    return [read_json(p) | {"_file": p.name} for p in sorted(paths.results_dir().glob(f"{prefix}*.json"))]
+
+
+def _figures(prefixes) -> list:
+    return [image(p) for prefix in prefixes for p in sorted(paths.figures_dir().glob(f"{prefix}*.png"))]
+
+
+def _render_notebooks(out: Path) -> list:
+    from nbconvert import HTMLExporter
+    import nbformat
+    links, exporter = [], HTMLExporter()
+    for nb_path in sorted(paths.executed_notebooks_dir().glob("[0-9][0-9]-*.ipynb")):
+        if nb_path.stem.endswith(".failed"):
+            continue
+        try:
+            body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+        except Exception as exc:  # a half-written notebook must not stop the report
+            body = f"<p>could not render {nb_path.name}: {html.escape(str(exc))}</p>"
+        target = out / "notebooks" / (nb_path.stem + ".html")
+        write_text(target, body)
+        links.append((nb_path.stem, f"notebooks/{target.name}"))
+    return links
+
+
+def _result_files(profile: str) -> list:
+    rows = []
+    for p in sorted(paths.results_dir().glob("*.json")):
+        if p.name.startswith("_"):
+            continue
+        prov = read_json(p).get("provenance", {})
+        made_by = prov.get("profile") or prov.get("params", {}).get("PROFILE")
+        commit = str(prov.get("git_commit") or "?")
+        rows.append({"file": p.name, "profile": html.escape(str(made_by)) if made_by == profile else
+                     f'<span class="flag">{html.escape(str(made_by))} (not {html.escape(profile)})</span>',
+                     "commit": commit[:12] + ("+dirty" if commit.endswith("+dirty") else ""),
+                     "created": prov.get("created"), "device": prov.get("device"), "wall (s)": prov.get("wall_time_s")})
+    return rows
+
+
+def render_section(section: Section, env: dict, jinja: Environment) -> dict:
+    """One section's HTML: its template rendered with the context its entry computes from the result files."""
+    found = results(section.results) if section.results else []
+    context = section.context(found, env)
+    body = jinja.get_template(section.template).render(results=found, profile=env["profile"], **context)
+    return {"id": section.id, "title": section.title, "nav": section.nav, "body": Markup(body),
+            "figures": _figures(section.figures)}
+
+
+def build_report(profile: str | None = None, params: dict | None = None, timings: dict | None = None) -> Path:
+    """Render ``report/<profile>/index.html`` from that profile's results, figures and executed notebooks."""
+    profile = paths.set_profile(profile or paths.profile())
+    out = paths.report_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    run = provenance({"profile": profile})
+    env = {"profile": profile, "params": params, "timings": timings, "links": _render_notebooks(out),
+           "files": _result_files(profile), "run": run}
+    jinja = _env()
+    sections = [render_section(s, env, jinja) for s in SECTIONS]
+    page = jinja.get_template("page.html.j2").render(profile=profile, commit=run["git_commit"][:12], sections=sections)
+    return write_text(out / "index.html", page)
+
+
+def main(argv=None) -> int:
+    """Command line: rebuild one profile's report from its result files."""
+    p = argparse.ArgumentParser(description="Build the HTML report of one profile from its result files.")
+    p.add_argument("--profile", default=paths.DEFAULT_PROFILE)
+    a = p.parse_args(argv)
+    from ..profiles import load_profile
+    stamps = paths.results_dir(a.profile) / "_runs.json"
+    timings = read_json(stamps).get("_timings") if stamps.exists() else None
+    print(build_report(a.profile, load_profile(a.profile), timings))
+    return 0
+

@@ -1,0 +1,50 @@
+"""Profiles inherit from base.yaml, and the notebooks' committed parameters cells hold the quick values."""
+import json
+
+import pytest
+
+from natrob import paths
+from natrob.errors import ConfigError, UnknownNameError
+from natrob.profiles import available, load_profile
+from natrob.runner import notebooks
+
+
+def _parameters_cell(nb_path):
+    nb = json.loads(nb_path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    values = {}
+    exec("".join(cell["source"]), {}, values)  # the cell is plain assignments of literals
+    return values
+
+
+def test_committed_parameters_cells_hold_the_quick_profile():
+    quick = load_profile("quick")
+    declared = set()
+    for nb in notebooks():
+        values = _parameters_cell(nb)
+        declared |= set(values)
+        for k, v in values.items():
+            assert k in quick, f"{nb.name} declares {k}, which profiles/base.yaml lacks"
+            assert v == quick[k], f"{nb.name}: {k} = {v!r} but the quick profile has {quick[k]!r}"
+    assert set(quick) <= declared, f"profile keys no notebook declares: {set(quick) - declared}"
+
+
+def test_profiles_inherit_and_override_whole_entries():
+    base, mnist, cifar = load_profile("quick"), load_profile("mnist"), load_profile("paper-cifar10")
+    assert mnist["DATASET"] == "mnist" and mnist["ODE"]["kwargs"]["channels"] != base["ODE"]["kwargs"]["channels"]
+    assert mnist["AUDIT_BUDGET"] == base["AUDIT_BUDGET"]  # not overridden: inherited from base
+    assert cifar["AUDIT_N"] == load_profile("paper")["AUDIT_N"] and cifar["DATASET"] == "cifar10"  # extends paper
+    assert "base" not in available() and "extends" not in cifar
+
+
+def test_bad_profiles_are_refused(tmp_path, monkeypatch):
+    (tmp_path / "base.yaml").write_text("A: 1\nB: 2\n")
+    (tmp_path / "typo.yaml").write_text("extends: base\nAA: 3\n")
+    (tmp_path / "loop.yaml").write_text("extends: loop\n")
+    monkeypatch.setattr(paths, "PROFILES", tmp_path)
+    with pytest.raises(ConfigError, match="AA"):
+        load_profile("typo")
+    with pytest.raises(ConfigError, match="extends"):
+        load_profile("loop")
+    with pytest.raises(UnknownNameError, match="base"):
+        load_profile("base")
