@@ -11,6 +11,10 @@ style) a later attack only runs on points still robust and each row reports what
 Every accuracy is stored as an integer count ``robust`` out of ``n`` evaluated points, with its 95% Wilson
 interval (``ci95``); the float ``accuracy`` is only ``robust / n`` for display. Comparisons use the counts.
 
+ODE nets (models with ``configure_solver``) are switched to per-sample step sizes for the duration of
+``evaluate`` and ``predict`` (and switched back after), so an image's prediction and its adversarial example
+never depend on its batch-mates.
+
 Nothing a model does stops an evaluation. ODE solver failures (step-size underflow, non-finite state, NFE
 cap) are retried one image at a time and an image whose solve still fails gets status ``solver_failure``
 and counts as not robust. Any other exception raised inside an attack is recorded in that attack's row
@@ -21,6 +25,7 @@ do not depend on which attacks ran before it in this process.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -42,6 +47,21 @@ def _nfe(model):
     return getattr(model, "nfe_forward", None)
 
 
+@contextlib.contextmanager
+def per_sample_solves(model):
+    """Within this block an ODE net solves with a step size per sample (batch-independent); other models as is."""
+    configure = getattr(model, "configure_solver", None)
+    try:
+        old = configure(per_sample=True) if configure is not None else None
+    except ConfigError:  # a model with its own solver settings but no per-sample mode
+        old = None
+    try:
+        yield model
+    finally:
+        if old is not None:
+            configure(per_sample=old["per_sample"])
+
+
 @torch.no_grad()
 def _predict_once(model, x, batch_size, per_sample):
     preds, nfes = [], []
@@ -51,7 +71,11 @@ def _predict_once(model, x, batch_size, per_sample):
         try:
             preds.append(model(xb).argmax(1))
             nfes.append(_nfe(model))
-        except SolverFailure:
+        except SolverFailure as exc:
+            if getattr(exc, "logits", None) is not None:  # per-sample solve: only the failed images lost
+                preds.append(exc.logits.argmax(1).masked_fill(exc.failed, -1))
+                nfes.append(_nfe(model))
+                continue
             if len(xb) == 1:
                 preds.append(torch.full((1,), -1, dtype=torch.long, device=x.device))
                 continue
@@ -64,7 +88,13 @@ def predict(model, x, batch_size=256, per_sample=False, draws=1):
     """Predicted labels (-1 where the ODE solver failed on that image) and the list of forward NFEs.
 
     ``draws > 1`` is for randomized models: the prediction is the majority vote over ``draws`` forward passes
-    (ties go to the lower class index; a failed solve casts no vote)."""
+    (ties go to the lower class index; a failed solve casts no vote). ``per_sample=True`` feeds one image at a
+    time; ODE nets solve with per-sample step sizes either way."""
+    with per_sample_solves(model):
+        return _predict(model, x, batch_size, per_sample, draws)
+
+
+def _predict(model, x, batch_size, per_sample, draws):
     model.eval()
     if draws <= 1:
         return _predict_once(model, x, batch_size, per_sample)
@@ -207,6 +237,13 @@ def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_s
     Arguments: ``eps_list`` L-inf radii in pixel space; ``attacks`` attack specs; ``cascade`` AutoAttack-style
     cascade (default) or standalone attacks; ``per_sample`` one image per forward pass; ``draws`` forward passes
     per judgement (majority vote, for randomized models); ``cache`` store and reuse finished attacks."""
+    with per_sample_solves(model):
+        return _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name,
+                         draws, cache)
+
+
+def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name, draws,
+              cache):
     eps_list = validate(x, y, eps_list, attacks)
     device = _device(model, x)
     x, y = x.to(device), y.to(device)

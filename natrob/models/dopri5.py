@@ -22,11 +22,15 @@ from torchdiffeq._impl.rk_common import _RungeKuttaState
 
 
 def _combine(y0, ks, coeffs, dt):
-    """y0 + dt * sum_j coeffs[j] * ks[j], one fused pass per non-zero coefficient."""
+    """y0 + dt * sum_j coeffs[j] * ks[j], one fused pass per non-zero coefficient.
+
+    ``dt`` is a tensor (a scalar, or a per-sample column) or a Python float; a float saves the small tensor
+    product per coefficient, which is most of the cost on small states. A dt that carries a gradient (the first
+    step, as in torchdiffeq) must stay a tensor."""
     out = y0
     for c, k in zip(coeffs, ks):
         if c != 0:
-            out = torch.addcmul(out, k, dt * c)
+            out = torch.add(out, k, alpha=dt * c) if isinstance(dt, float) else torch.addcmul(out, k, dt * c)
     return out
 
 
@@ -45,6 +49,8 @@ class NatrobDopri5(Dopri5Solver):
     def _rk_step(self, y0, f0, t0, dt, t1):
         ks = [f0]
         dt_y = dt.to(y0.dtype)
+        if not dt_y.requires_grad:
+            dt_y = float(dt_y)
         yi = y0
         for i, (alpha_i, beta_i) in enumerate(zip(self._alpha, self._beta)):
             if alpha_i == 1.0:
@@ -54,7 +60,8 @@ class NatrobDopri5(Dopri5Solver):
             yi = _combine(y0, ks, beta_i, dt_y)
             ks.append(self.func(ti.to(y0.dtype), yi, perturb=perturb))
         # Dormand-Prince is FSAL: the last stage is evaluated at the solution, y1 = the last yi
-        y1_error = _combine(torch.zeros_like(y0), ks, self._c_error, dt_y)
+        with torch.no_grad():  # the error estimate only steers the step size (chosen under no_grad anyway)
+            y1_error = _combine(torch.zeros_like(y0), ks, self._c_error, dt_y)
         return yi, ks[-1], y1_error, ks
 
     def _adaptive_step(self, rk_state):
@@ -67,7 +74,8 @@ class NatrobDopri5(Dopri5Solver):
         assert t0 + dt > t0, "underflow in dt {}".format(dt.item())
         assert torch.isfinite(y0).all(), "non-finite values in state `y`: {}".format(y0)
         y1, f1, y1_error, ks = self._rk_step(y0, f0, t0, dt, t1)
-        error_ratio = _compute_error_ratio(y1_error, self.rtol, self.atol, y0, y1, self.norm)
+        with torch.no_grad():
+            error_ratio = _compute_error_ratio(y1_error, self.rtol, self.atol, y0, y1, self.norm)
         accept_step = bool(error_ratio <= 1) and not bool(dt > self.max_step)
         if dt <= self.min_step:
             accept_step = True
