@@ -114,10 +114,24 @@ def _predict(model, x, batch_size, per_sample, draws):
 
 
 def batch_disagreement(model, x, batch_size=256) -> dict:
-    """How often batched and one-at-a-time predictions differ (adaptive solvers share a step size per batch)."""
-    batched, _ = predict(model, x, batch_size)
-    single, _ = predict(model, x, per_sample=True)
-    return {"n": len(x), "disagree": int((batched != single).sum()), "rate": float((batched != single).float().mean())}
+    """How often batched and one-at-a-time predictions differ, with the solver's usual shared step size per batch
+    (``disagree``, what the harness avoids) and with per-sample step sizes (``disagree_per_sample``, how the
+    harness judges: expected 0) on the same images, and the largest logit difference of each."""
+    model.eval()
+    out = {"n": len(x)}
+    for key, mode in (("", False), ("_per_sample", True)):
+        old = model.configure_solver(per_sample=mode) if hasattr(model, "configure_solver") else None
+        try:
+            with torch.no_grad():
+                batched = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+                single = torch.cat([model(x[i:i + 1]) for i in range(len(x))])
+        finally:
+            if old is not None:
+                model.configure_solver(per_sample=old["per_sample"])
+        out[f"disagree{key}"] = int((batched.argmax(1) != single.argmax(1)).sum())
+        out[f"max_logit_diff{key}"] = float((batched - single).abs().max())
+    out["rate"] = out["disagree"] / len(x) if len(x) else 0.0
+    return out
 
 
 # ------------------------------------------------------------------------------------------- attacks
