@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import gzip
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from . import paths
 from .errors import ConfigError, DataNotFoundError, UnknownNameError
@@ -38,7 +37,6 @@ class Dataset:
     mean: tuple
     std: tuple
     protocol: str
-    info: dict = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple:
@@ -52,15 +50,9 @@ class Dataset:
         y = self.test_y if split == "test" else self.train_y
         return (torch.bincount(y, minlength=self.num_classes).float() / len(y)).tolist()
 
-    def loader(self, split: str = "train", batch_size: int = 128, shuffle: bool | None = None, seed: int = 0):
-        x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
-        shuffle = (split == "train") if shuffle is None else shuffle
-        gen = torch.Generator().manual_seed(seed)
-        return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, generator=gen)
-
     def describe(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "num_classes": self.num_classes,
-                "n_train": len(self.train_y), "n_test": len(self.test_y), "protocol": self.protocol, **self.info}
+                "n_train": len(self.train_y), "n_test": len(self.test_y), "protocol": self.protocol}
 
 
 def _subset(x, y, size, seed):

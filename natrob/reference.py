@@ -25,11 +25,6 @@ def table1(dataset: str, attack: str, model: str) -> dict:
     return {round(e, 6): v / 100 for e, v in zip(eps, t[attack][model])}
 
 
-def table1_eps(dataset: str) -> list:
-    t = numbers()["table1"][paper_dataset(dataset)]
-    return list(t["eps"]) if "eps" in t else [e / 255 for e in t["eps_255"]]
-
-
 def clean(dataset: str, model: str) -> float:
     return numbers()["clean_accuracy"][paper_dataset(dataset)][model] / 100
 
