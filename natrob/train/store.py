@@ -18,6 +18,8 @@ from .loop import default_device, train
 
 
 def store_key(model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> str:
+    """16 hex digits of a SHA-256 of everything that determines a trained model: model name and arguments,
+    the dataset's description, the training config and the seed."""
     data = {k: v for k, v in dataset.describe().items()}
     blob = json.dumps({"model": model_name, "kwargs": model_kwargs, "data": data, "train": cfg.to_dict(),
                        "seed": seed}, sort_keys=True, default=str)
@@ -51,7 +53,13 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
 
 
 def load_model(folder, device="cpu"):
-    """Rebuild a stored model from its folder (architecture from the checkpoint, weights_only load)."""
+    """Load a trained model from a store folder without the dataset or training config that produced it.
+
+    ``folder``: a model-store entry, ``<store>/<model>-<dataset>-<key>/`` (``record["key"]`` from
+    :func:`get_model`; the store is ``checkpoints/`` unless ``store_dir`` was given); ``device`` ("cpu").
+    The architecture is rebuilt from the checkpoint itself and the weights are loaded with
+    ``weights_only=True``. Returns the model in eval mode; its training record is ``folder/meta.json``.
+    Raises :class:`natrob.errors.CheckpointError` when ``final.pt`` is missing, corrupt or does not fit."""
     folder = Path(folder)
     ckpt = load_checkpoint(folder / "final.pt")
     arch = ckpt["arch"]
