@@ -30,7 +30,11 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
               device=None, store_dir=None, progress: bool = True, retrain: bool = False):
     """Return ``(model, record)``: a trained model from the store, training (or resuming) it when needed.
 
-    ``record`` holds the training history, clean test accuracy and provenance (also in ``meta.json``)."""
+    ``model_name`` and ``model_kwargs`` (None: {}) as for :func:`natrob.models.build_model`; ``cfg`` a
+    :class:`TrainConfig`; ``seed`` (0) seeds initial weights and data order; ``device`` (None: CUDA when
+    available); ``store_dir`` (None: ``checkpoints/``); ``progress`` (True): progress bars; ``retrain``
+    (False): train again even when stored. ``record`` holds the training history, clean test accuracy,
+    store key and provenance (also in ``meta.json``). The model is returned in eval mode."""
     model_kwargs = dict(model_kwargs or {})
     key = store_key(model_name, model_kwargs, dataset, cfg, seed)
     folder = Path(store_dir or paths.checkpoints_dir()) / f"{model_name}-{dataset.name}-{key}"
