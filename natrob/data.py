@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import gzip
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from . import paths
 from .errors import ConfigError, DataNotFoundError, UnknownNameError
@@ -30,6 +29,11 @@ STATS = {  # per-channel mean/std used by each model's Normalize layer
 
 @dataclass
 class Dataset:
+    """A dataset held in memory: float images in [0, 1] (NCHW) and integer labels, per split.
+
+    ``mean``/``std`` are the per-channel statistics a model's Normalize layer uses (the official ones for MNIST
+    and CIFAR-10, measured on the training split otherwise); ``protocol`` says in words which split this is
+    and whether it is the paper's."""
     name: str
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -38,29 +42,27 @@ class Dataset:
     mean: tuple
     std: tuple
     protocol: str
-    info: dict = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple:
+        """Shape of one image, (C, H, W)."""
         return tuple(self.train_x.shape[1:])
 
     @property
     def num_classes(self) -> int:
+        """Largest label in either split, plus one."""
         return int(max(self.train_y.max(), self.test_y.max()).item()) + 1
 
     def class_shares(self, split: str = "test") -> list:
+        """Fraction of each class in ``split`` ('test' or 'train'): the accuracy of always answering that class,
+        which bounds the robust accuracy at eps >= 0.5 (the constant 0.5 image lies in every eps-ball)."""
         y = self.test_y if split == "test" else self.train_y
         return (torch.bincount(y, minlength=self.num_classes).float() / len(y)).tolist()
 
-    def loader(self, split: str = "train", batch_size: int = 128, shuffle: bool | None = None, seed: int = 0):
-        x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
-        shuffle = (split == "train") if shuffle is None else shuffle
-        gen = torch.Generator().manual_seed(seed)
-        return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, generator=gen)
-
     def describe(self) -> dict:
+        """Name, image shape, classes, split sizes and protocol: what results and model-store keys record."""
         return {"name": self.name, "shape": list(self.shape), "num_classes": self.num_classes,
-                "n_train": len(self.train_y), "n_test": len(self.test_y), "protocol": self.protocol, **self.info}
+                "n_train": len(self.train_y), "n_test": len(self.test_y), "protocol": self.protocol}
 
 
 def _subset(x, y, size, seed):
@@ -245,7 +247,14 @@ DATASETS = {"digits": _digits, "mnist": _mnist, "mnist-testsplit": _mnist_testsp
 
 def load_dataset(name: str = "digits", root=None, train_size=None, test_size=None, seed: int = 0,
                  download: bool = True, **options) -> Dataset:
-    """Load a dataset by name. ``train_size``/``test_size`` take seeded random subsets."""
+    """Load a dataset by name: one of ``DATASETS`` ('digits', default, embedded; 'mnist'; 'mnist-testsplit';
+    'cifar10'; 'synthetic', for tests).
+
+    ``root``: data folder (None: ``NATROB_DATA`` or ``./data``); ``train_size``/``test_size`` (None: all):
+    seeded random subsets; ``seed`` (0): seeds the subsets and the synthetic data; ``download`` (True): fetch
+    MNIST/CIFAR-10 through torchvision when missing; ``options``: passed to the loader (e.g. ``eval_size``
+    of 'mnist-testsplit'). Returns a :class:`Dataset`; raises ``DataNotFoundError`` with what to do when
+    the files are missing and cannot be downloaded."""
     if name not in DATASETS:
         raise UnknownNameError("dataset", name, DATASETS)
     root = Path(root).expanduser() if root is not None else paths.data_root()

@@ -7,6 +7,7 @@ from . import paths
 
 
 def setup():
+    """Seaborn's whitegrid theme and the figure size and resolutions every notebook figure uses."""
     import matplotlib
     import seaborn as sns
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "figure.figsize": (6.4, 4.0)})
@@ -14,6 +15,7 @@ def setup():
 
 
 def save(fig, name: str) -> Path:
+    """Save ``fig`` as ``figures/<profile>/<name>.png`` (``NATROB_FIGURES`` moves ``figures/``); returns the path."""
     folder = paths.figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"

@@ -51,16 +51,3 @@ def get_profile_model(spec: dict, dataset, seed: int = 0, progress: bool = True,
     return get_model(spec["model"], dataset, train_config(spec), model_kwargs=spec.get("kwargs", {}), seed=seed,
                      device=device, progress=progress)
 
-
-def table2_configs(at_model: dict, eps: float, alpha: float, steps: int, beta: float, m: int, n: int) -> dict:
-    """The Table 2 trainers for a profile: {method: (paper's training label, TrainConfig)}. Notebooks 05 and 06
-    both build them here, so the model store hands 06 the very models 05 trained."""
-    from .train import TrainConfig
-    methods = {
-        "standard": ("none (baseline, not in the paper)", {}),
-        "pgd_at": ("PGD-10 (Madry et al., 2017)", {"eps": eps, "alpha": alpha, "steps": steps}),
-        "trades": ("TRADES-10 (Zhang et al., 2019b)", {"eps": eps, "alpha": alpha, "steps": steps, "beta": beta}),
-        "yopo": (f"YOPO-{m}-{n} (Zhang et al., 2019a)", {"eps": eps, "sigma": alpha, "m": m, "n": n}),
-    }
-    return {k: (label, TrainConfig(**{**at_model["train"], "method": k, "method_params": p}))
-            for k, (label, p) in methods.items()}

@@ -69,3 +69,21 @@ def test_yopo_adversary_only_backpropagates_to_first_layer(digits):
     assert counts["rest"] == m
     assert counts["first"] >= m * n  # the adversary's n steps each of the m rounds go through the first layer
     assert any(not torch.equal(b, p) for b, p in zip(before, model.first_layer.parameters()))  # updated alongside
+
+
+def test_table2_configs_label_the_papers_trainers():
+    """One base config, four methods; the labels are the paper's Table 2 rows (standard is our baseline)."""
+    from natrob.train import table2_configs
+    at_model = {"model": "preact_resnet18", "train": {"epochs": 10, "optimizer": "sgd", "lr": 0.05,
+                                                       "milestones": [0.5, 0.75], "batch_size": 64}}
+    configs = table2_configs(at_model, eps=0.1, alpha=0.025, steps=10, beta=6.0, m=5, n=3)
+    assert {k: label for k, (label, _) in configs.items()} == {
+        "standard": "none (baseline, not in the paper)", "pgd_at": "PGD-10 (Madry et al., 2017)",
+        "trades": "TRADES-10 (Zhang et al., 2019b)", "yopo": "YOPO-5-3 (Zhang et al., 2019a)"}
+    assert {k: cfg.method_params for k, (_, cfg) in configs.items()} == {
+        "standard": {}, "pgd_at": {"eps": 0.1, "alpha": 0.025, "steps": 10},
+        "trades": {"eps": 0.1, "alpha": 0.025, "steps": 10, "beta": 6.0},
+        "yopo": {"eps": 0.1, "sigma": 0.025, "m": 5, "n": 3}}
+    for method, (_, cfg) in configs.items():
+        assert cfg == TrainConfig(epochs=10, optimizer="sgd", lr=0.05, milestones=(0.5, 0.75), batch_size=64,
+                                  method=method, method_params=cfg.method_params)

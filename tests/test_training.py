@@ -68,6 +68,19 @@ def test_store_reuses_trained_models(digits, tmp_path):
     assert rec3["key"] != rec1["key"]
 
 
+
+def test_load_model_rebuilds_a_stored_model_from_its_folder(digits, tmp_path):
+    """load_model needs only the store folder: architecture, arguments and BatchNorm statistics come back."""
+    from natrob.train import load_model
+    cfg = TrainConfig(epochs=1, lr=3e-3)
+    model, rec = get_model("resnet", digits, cfg, model_kwargs={"depth": 8, "h": 0.5}, store_dir=tmp_path,
+                           device="cpu", progress=False)
+    loaded = load_model(tmp_path / f"resnet-{digits.name}-{rec['key']}")
+    assert not loaded.training and loaded.h == 0.5 and loaded.depth == 8
+    x = digits.test_x[:64]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
 def test_ddp_two_processes_gloo(tmp_path):
     """torchrun with two CPU processes (gloo): both ranks end with identical weights and the model learns."""
     import socket

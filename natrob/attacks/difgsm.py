@@ -17,6 +17,12 @@ from .base import Attack
 
 
 class DI2FGSM(Attack):
+    """DI²-FGSM (Xie et al. 2019): iterative FGSM on randomly resized-and-padded inputs.
+
+    Threat model: L-inf, radius ``eps``, white-box. Arguments: ``eps`` (0.3), ``steps`` (10), ``alpha`` (None:
+    eps / steps), ``decay`` (0.0; > 0 adds M-DI²-FGSM's momentum), ``resize_rate`` (0.9: smallest resized width
+    as a fraction of the image width), ``diversity_prob`` (0.5: chance that a step's input is transformed),
+    ``mode`` ('bilinear' as torchattacks; 'nearest' as Xie et al.'s code)."""
     name = "di2fgsm"
 
     def __init__(self, eps: float = 0.3, steps: int = 10, alpha: float | None = None, decay: float = 0.0,
@@ -34,6 +40,9 @@ class DI2FGSM(Attack):
         self.mode = mode
 
     def diverse(self, x):
+        """The input diversity transform: with probability ``diversity_prob``, ``x`` resized to a random width in
+        [resize_rate * W, W) and zero-padded back to W at a random offset; otherwise ``x`` itself. Draws from
+        torch's global generator."""
         if self.diversity_prob == 0 or torch.rand(1).item() >= self.diversity_prob:
             return x
         w = x.shape[-1]
@@ -48,6 +57,8 @@ class DI2FGSM(Attack):
         return F.pad(small, (left, rem - left, top, rem - top), value=0)
 
     def perturb(self, model, x, y):
+        """``steps`` signed-gradient steps on the cross-entropy of the transformed input, each projected onto
+        the eps-ball and [0, 1]."""
         momentum = torch.zeros_like(x)
         x_adv = x.clone()
         for _ in range(self.steps):

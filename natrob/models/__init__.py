@@ -31,6 +31,12 @@ def data_spec(dataset) -> dict:
 
 
 def build_model(name: str, dataset=None, spec: dict | None = None, **kwargs):
+    """Build a model of the registry ``MODELS`` by name, for ``dataset``'s channels, classes and normalisation.
+
+    ``spec`` replaces ``dataset`` where there is none (a checkpoint's record, see :func:`data_spec`);
+    ``kwargs`` go to the model's constructor. The model carries ``natrob_arch`` ({name, spec, kwargs}) so that
+    checkpoints can refuse weights of another architecture and :func:`natrob.train.load_model` can rebuild it.
+    Raises UnknownNameError for an unknown name."""
     if name not in MODELS:
         raise UnknownNameError("model", name, MODELS)
     spec = dict(spec) if spec is not None else (data_spec(dataset) if dataset is not None else {})

@@ -7,6 +7,10 @@ from .common import Normalize
 
 
 class SmallCNN(nn.Module):
+    """Two 3x3 convs (the second stride 2), adaptive average pooling to 2x2 and two linear layers: a quick,
+    non-residual baseline. Arguments: ``in_channels`` (1), ``num_classes`` (10), ``mean``/``std`` (Normalize layer),
+    ``width`` (32: channels of the first conv, doubled in the second)."""
+
     def __init__(self, in_channels=1, num_classes=10, mean=(0.5,), std=(0.25,), width=32):
         super().__init__()
         self.net = nn.Sequential(

@@ -9,6 +9,9 @@ from .common import Normalize
 
 
 class PreActBlock(nn.Module):
+    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 plus the input (a 1x1 conv on the
+    activated input when the shape changes)."""
+
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -25,6 +28,12 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet18(nn.Module):
+    """PreAct-ResNet18 (He et al. 2016, "Identity mappings in deep residual networks").
+
+    Arguments: ``in_channels`` (3), ``num_classes`` (10), ``mean``/``std`` (Normalize layer), ``width`` (64:
+    channels of the first stage, doubled per stage), ``blocks`` ((2, 2, 2, 2): blocks per stage; the quick
+    profile uses (1, 1, 1, 1) and width 8)."""
+
     def __init__(self, in_channels=3, num_classes=10, mean=(0.5,), std=(0.25,), width=64, blocks=(2, 2, 2, 2)):
         super().__init__()
         self.normalize = Normalize(mean, std)
@@ -44,6 +53,7 @@ class PreActResNet18(nn.Module):
         return self.first_layer(self.normalize(x))
 
     def rest(self, z):
+        """Logits from the first layer's output ``z``: ``forward(x) == rest(embed(x))``."""
         return self.head(self.layers(z))
 
     def forward(self, x):

@@ -14,6 +14,8 @@ from .common import Normalize
 
 
 class EulerBlock(nn.Module):
+    """One explicit Euler step y + h f(y) (shortcut P in place of y when the block changes the shape)."""
+
     def __init__(self, cin, cout, stride, h):
         super().__init__()
         self.h = h
@@ -23,6 +25,8 @@ class EulerBlock(nn.Module):
             nn.BatchNorm2d(cout), nn.ReLU(), nn.Conv2d(cout, cout, 3, 1, 1, bias=False))
 
     def shortcut(self, x):
+        """P: identity, or stride-2 subsampling with zero channels padded on both sides. Parameter-free and
+        non-expansive, which Theorem 3.1's per-block factor 1 + h K relies on."""
         if self.stride != 1:
             x = x[:, :, :: self.stride, :: self.stride]
         if self.pad:
@@ -34,6 +38,12 @@ class EulerBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
+    """CIFAR ResNet (He et al. 2016, "Deep residual learning for image recognition") as Euler steps of size h.
+
+    Arguments: ``in_channels`` (3), ``num_classes`` (10), ``mean``/``std`` (Normalize layer), ``depth`` (56;
+    6n + 2, n blocks per stage), ``h`` (1.0: the usual ResNet), ``widths`` ((16, 32, 64): channels per
+    stage). Raises ConfigError for a depth that is not 6n + 2."""
+
     def __init__(self, in_channels=3, num_classes=10, mean=(0.5,), std=(0.25,), depth=56, h=1.0, widths=(16, 32, 64)):
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:

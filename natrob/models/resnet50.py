@@ -8,6 +8,7 @@ from .common import Normalize
 
 
 class Bottleneck(nn.Module):
+    """Bottleneck block: 1x1 (reduce) - 3x3 - 1x1 (expand 4x) convs with BN, plus the (projected) input, ReLU."""
     expansion = 4
 
     def __init__(self, cin, width, stride):
@@ -26,6 +27,12 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50(nn.Module):
+    """ResNet50 (He et al. 2016) for small images: 3x3 stem, no max-pool, bottleneck stages.
+
+    Arguments: ``in_channels`` (3), ``num_classes`` (10), ``mean``/``std`` (Normalize layer), ``width`` (64:
+    bottleneck width of the first stage, doubled per stage), ``blocks`` ((3, 4, 6, 3): ResNet50's blocks per
+    stage)."""
+
     def __init__(self, in_channels=3, num_classes=10, mean=(0.5,), std=(0.25,), width=64, blocks=(3, 4, 6, 3)):
         super().__init__()
         self.normalize = Normalize(mean, std)

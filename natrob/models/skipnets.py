@@ -19,12 +19,16 @@ def _branch(c):
 
 
 class StepBlock(nn.Module):
+    """Base of the §3.3 blocks: ``channels`` in and out, step size ``h`` (1.0)."""
+
     def __init__(self, channels, h=1.0):
         super().__init__()
         self.h = h
 
 
 class ResNetStep(StepBlock):
+    """ResNet block as explicit Euler: y + h F(y) (Eq. 2)."""
+
     def __init__(self, channels, h=1.0):
         super().__init__(channels, h)
         self.F = _branch(channels)
@@ -34,6 +38,9 @@ class ResNetStep(StepBlock):
 
 
 class PolyNetStep(StepBlock):
+    """PolyNet block (Zhang et al. 2017): y + h F(y) + h F(h F(y)), the second-order truncation of backward
+    Euler (Eq. 15-18)."""
+
     def __init__(self, channels, h=1.0):
         super().__init__(channels, h)
         self.F = _branch(channels)
@@ -44,6 +51,9 @@ class PolyNetStep(StepBlock):
 
 
 class FractalNetStep(StepBlock):
+    """FractalNet's expansion rule (Larsson et al. 2016) with step h: y + (h/2)(F(y) + F(y + h F(y))), Heun's
+    method (Eq. 20)."""
+
     def __init__(self, channels, h=1.0):
         super().__init__(channels, h)
         self.F = _branch(channels)
@@ -54,6 +64,9 @@ class FractalNetStep(StepBlock):
 
 
 class RevNetStep(StepBlock):
+    """RevNet block (Gomez et al. 2017): channels split into X and Y, X' = X + h f1(Y), Y' = Y + h f2(X'),
+    explicit Euler on a coupled system (Eq. 21-22). ``channels`` must be even."""
+
     def __init__(self, channels, h=1.0):
         super().__init__(channels, h)
         if channels % 2:

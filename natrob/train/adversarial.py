@@ -28,6 +28,11 @@ def _eps(params):
 
 
 def pgd_at_step(net, model, opt, x, y, params):
+    """One PGD-AT step (Madry et al. 2017): cross-entropy on PGD examples of the batch.
+
+    ``params``: ``eps`` (required), ``alpha`` (eps/4), ``steps`` (10); random start. ``net`` is what is
+    trained (``model`` wrapped in DistributedDataParallel, or ``model`` itself); the attack runs on ``model``.
+    Returns (loss, logits on the adversarial batch)."""
     eps = _eps(params)
     attack = PGD(eps, alpha=params.get("alpha", eps / 4), steps=params.get("steps", 10), random_start=True)
     x_adv = attack(model, x, y)
@@ -41,6 +46,9 @@ def pgd_at_step(net, model, opt, x, y, params):
 
 
 def trades_inner(model, x, eps, alpha, steps):
+    """TRADES' inner maximisation (Zhang et al. 2019b): ``steps`` signed-gradient steps of size ``alpha`` on
+    KL(f(x) || f(x')) from x + 0.001 N(0, 1), inside the L-inf ball of radius ``eps`` and [0, 1], with the
+    model in eval mode. Returns x' (detached)."""
     was = model.training
     model.eval()
     with torch.no_grad():
@@ -56,6 +64,8 @@ def trades_inner(model, x, eps, alpha, steps):
 
 
 def trades_loss(net, x, x_adv, y, beta):
+    """TRADES' objective: CE(f(x), y) + ``beta`` * KL(f(x) || f(x_adv)) (batch mean). Returns (loss, clean
+    logits); ``beta`` = 0 is standard training's loss."""
     logits = net(x)
     natural = F.cross_entropy(logits, y)
     if beta == 0:
@@ -65,6 +75,8 @@ def trades_loss(net, x, x_adv, y, beta):
 
 
 def trades_step(net, model, opt, x, y, params):
+    """One TRADES step. ``params``: ``eps`` (required), ``alpha`` (eps/4), ``steps`` (10), ``beta`` (6.0; 0
+    skips the inner maximisation). Returns (loss, clean logits)."""
     eps = _eps(params)
     beta = float(params.get("beta", 6.0))
     x_adv = trades_inner(model, x, eps, params.get("alpha", eps / 4), params.get("steps", 10)) if beta else x
@@ -77,6 +89,12 @@ def trades_step(net, model, opt, x, y, params):
 
 
 def yopo_step(net, model, opt, x, y, params):
+    """One YOPO-m-n step (Zhang et al. 2019a), as described in the module docstring: ``m`` full passes, each
+    followed by ``n`` adversary steps through the first layer only; one optimiser step.
+
+    ``params``: ``eps`` (required), ``m`` (5), ``n`` (3), ``sigma`` (eps/4, the adversary's step). ``model``
+    must expose ``first_layer``, ``embed`` and ``rest`` (PreActResNet18 does). Returns (mean loss of the
+    m passes, logits of the first pass)."""
     if not (hasattr(model, "embed") and hasattr(model, "rest")):
         raise ConfigError("model", type(model).__name__, "a model with embed()/rest() (e.g. preact_resnet18) for YOPO")
     eps = _eps(params)

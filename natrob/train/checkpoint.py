@@ -12,11 +12,15 @@ from ..results import torch_save
 
 
 def save_checkpoint(path, model, **extra) -> Path:
+    """Write the model's weights, its architecture record (``natrob_arch``, from ``build_model``) and any
+    ``extra`` entries (optimiser state, RNG, history) to ``path`` atomically. Returns the path."""
     arch = getattr(model, "natrob_arch", None)
     return torch_save(path, {"arch": _plain(arch), "state_dict": model.state_dict(), **extra})
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True`` onto ``map_location`` ("cpu"). Raises
+    :class:`natrob.errors.CheckpointError` when it is missing, corrupt or not a natrob checkpoint."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -28,6 +32,8 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 
 def load_into(model, ckpt: dict, path="<checkpoint>"):
+    """Load a checkpoint's weights into ``model`` and return it. Refuses (``CheckpointError``, naming ``path``)
+    a checkpoint recorded for another architecture or whose weights do not fit."""
     want = _plain(getattr(model, "natrob_arch", None))
     have = ckpt.get("arch")
     if want is not None and have is not None and want != have:

@@ -11,6 +11,12 @@ METHODS = ("standard", "pgd_at", "trades", "yopo")
 
 @dataclass
 class TrainConfig:
+    """How to train a model, as plain values (they key the model store).
+
+    ``epochs`` (10), ``batch_size`` (128), ``optimizer`` ('adam', or 'sgd'), ``lr`` (1e-3), ``momentum`` (0.9,
+    SGD), ``weight_decay`` (0.0), ``halve_every`` (None; n halves the rate every n epochs), ``milestones``
+    ((); fractions of training at which the rate is divided by 10), ``method`` ('standard', 'pgd_at', 'trades'
+    or 'yopo') and ``method_params`` ({}; see :mod:`natrob.train.adversarial`). Bad values raise ConfigError."""
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = "adam"
@@ -36,6 +42,7 @@ class TrainConfig:
         self.milestones = tuple(self.milestones)
 
     def to_dict(self) -> dict:
+        """The settings as a JSON-ready dict (milestones as a list)."""
         d = asdict(self)
         d["milestones"] = list(self.milestones)
         return d

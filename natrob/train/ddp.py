@@ -20,6 +20,7 @@ from .loop import accuracy, train
 
 
 def main(argv=None):
+    """Train one model on one dataset with every process of a ``torchrun`` launch (arguments: ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="cnn")
     p.add_argument("--model-kwargs", default="{}", help="JSON dict of model constructor arguments")

@@ -19,10 +19,12 @@ from .methods import METHOD_STEPS
 
 
 def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def make_optimizer(model, cfg: TrainConfig):
+    """SGD (with ``cfg.momentum``) or Adam over the trainable parameters, at ``cfg.lr`` and ``cfg.weight_decay``."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -30,6 +32,8 @@ def make_optimizer(model, cfg: TrainConfig):
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of epoch ``epoch`` (0-based): ``cfg.lr`` halved every ``halve_every`` epochs and divided by
+    10 at each milestone (a fraction of ``cfg.epochs``)."""
     lr = cfg.lr
     if cfg.halve_every:
         lr *= 0.5 ** (epoch // cfg.halve_every)
@@ -41,6 +45,8 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 
 @torch.no_grad()
 def accuracy(model, x, y, batch_size=256, device=None) -> float:
+    """Fraction of ``x`` classified as ``y``, in eval mode, in batches of ``batch_size`` (256) on ``device``
+    (None: the model's). The model's training mode is restored."""
     device = device or next(model.parameters()).device
     was = model.training
     model.eval()

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 
 def standard_step(net, model, opt, x, y, params):
+    """One step of cross-entropy training on the clean batch (``params`` unused). Returns (loss, logits)."""
     opt.zero_grad(set_to_none=True)
     logits = net(x)
     loss = F.cross_entropy(logits, y)

@@ -18,6 +18,8 @@ from .loop import default_device, train
 
 
 def store_key(model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> str:
+    """16 hex digits of a SHA-256 of everything that determines a trained model: model name and arguments,
+    the dataset's description, the training config and the seed."""
     data = {k: v for k, v in dataset.describe().items()}
     blob = json.dumps({"model": model_name, "kwargs": model_kwargs, "data": data, "train": cfg.to_dict(),
                        "seed": seed}, sort_keys=True, default=str)
@@ -28,7 +30,11 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
               device=None, store_dir=None, progress: bool = True, retrain: bool = False):
     """Return ``(model, record)``: a trained model from the store, training (or resuming) it when needed.
 
-    ``record`` holds the training history, clean test accuracy and provenance (also in ``meta.json``)."""
+    ``model_name`` and ``model_kwargs`` (None: {}) as for :func:`natrob.models.build_model`; ``cfg`` a
+    :class:`TrainConfig`; ``seed`` (0) seeds initial weights and data order; ``device`` (None: CUDA when
+    available); ``store_dir`` (None: ``checkpoints/``); ``progress`` (True): progress bars; ``retrain``
+    (False): train again even when stored. ``record`` holds the training history, clean test accuracy,
+    store key and provenance (also in ``meta.json``). The model is returned in eval mode."""
     model_kwargs = dict(model_kwargs or {})
     key = store_key(model_name, model_kwargs, dataset, cfg, seed)
     folder = Path(store_dir or paths.checkpoints_dir()) / f"{model_name}-{dataset.name}-{key}"
@@ -51,7 +57,13 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
 
 
 def load_model(folder, device="cpu"):
-    """Rebuild a stored model from its folder (architecture from the checkpoint, weights_only load)."""
+    """Load a trained model from a store folder without the dataset or training config that produced it.
+
+    ``folder``: a model-store entry, ``<store>/<model>-<dataset>-<key>/`` (``record["key"]`` from
+    :func:`get_model`; the store is ``checkpoints/`` unless ``store_dir`` was given); ``device`` ("cpu").
+    The architecture is rebuilt from the checkpoint itself and the weights are loaded with
+    ``weights_only=True``. Returns the model in eval mode; its training record is ``folder/meta.json``.
+    Raises :class:`natrob.errors.CheckpointError` when ``final.pt`` is missing, corrupt or does not fit."""
     folder = Path(folder)
     ckpt = load_checkpoint(folder / "final.pt")
     arch = ckpt["arch"]

@@ -1,13 +1,13 @@
-"""Attacks taken from maintained libraries, behind natrob's interface.
+"""AutoAttack — Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+parameter-free attacks", from ``pyautoattack`` (the official code packaged on PyPI), behind natrob's interface.
 
-AutoAttack (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
-parameter-free attacks") from ``pyautoattack``, the official code packaged on PyPI: the standard version is
-APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries), 100 iterations each, run as a cascade.
-Components can be run on their own (``apgd-ce``, ``apgd-t``, ``fab-t``, ``square``). For randomized defenses
-AutoAttack's ``rand`` version (``autoattack-rand``) runs APGD-CE and APGD-DLR with Expectation over Transformation
-(gradients averaged over ``eot_iter`` = 20 draws). ``n_iter``,
-``n_queries`` and ``n_target_classes`` below the standard values make a *reduced* AutoAttack, and the name
-says so (``autoattack-reduced``) so results never pass it off as the standard one.
+The standard version is APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries), 100 iterations
+each, run as a cascade (each attack only sees the points the previous ones left robust). Components can be run
+on their own (``apgd-ce``, ``apgd-t``, ``fab-t``, ``square``). For randomized defenses AutoAttack's ``rand``
+version (``autoattack-rand``) runs APGD-CE and APGD-DLR with Expectation over Transformation (gradients averaged
+over ``eot_iter`` = 20 draws). ``n_iter``, ``n_queries`` and ``n_target_classes`` below the standard values make
+a *reduced* AutoAttack, and the name says so (``autoattack-reduced``) so results never pass it off as the
+standard one.
 """
 from __future__ import annotations
 
@@ -47,6 +47,14 @@ def _build(model, eps, attacks, n_iter, n_queries, n_target_classes, seed, devic
 
 
 class AutoAttack(Attack):
+    """AutoAttack (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T and Square as a cascade (official code).
+
+    Threat model: L-inf, radius ``eps``, white-box (APGD, FAB) and score-based black-box (Square); a point
+    counts as broken if any component breaks it. Arguments: ``eps`` (0.3), ``attacks`` (None: all four
+    components, else a list of their names), ``n_iter`` (100: APGD and FAB iterations), ``n_queries`` (5000:
+    Square), ``n_target_classes`` (9: targets of APGD-T and FAB-T, capped at the number of classes - 1),
+    ``seed`` (0). Below the standard values the attack is named ``autoattack-reduced``; ``standard`` says
+    whether it is the standard version."""
     name = "autoattack"
 
     def __init__(self, eps: float = 0.3, attacks=None, n_iter: int = 100, n_queries: int = 5000,
@@ -61,9 +69,11 @@ class AutoAttack(Attack):
         self.standard = self.attacks is None and not reduced
 
     def params(self) -> dict:
+        """The scalar settings, plus the components run and whether this is the standard version."""
         return super().params() | {"attacks": self.attacks or list(COMPONENTS), "standard": self.standard}
 
     def perturb(self, model, x, y):
+        """One cascade over the whole batch (``batch_size=len(y)``); unbroken points come back unchanged."""
         attacks = self.attacks if self.attacks is not None else list(COMPONENTS)
         n_classes = int(model(x[:1]).shape[1])
         aa = _build(model, self.eps, attacks, self.n_iter, self.n_queries,
@@ -72,20 +82,42 @@ class AutoAttack(Attack):
         return x_adv
 
 
-def _component(component):
-    class Component(AutoAttack):
-        name = component
+class _Component(AutoAttack):
+    """One AutoAttack component alone; subclasses name it in ``component``."""
+    component = ""
 
-        def __init__(self, eps: float = 0.3, **kw):
-            super().__init__(eps, attacks=[component], **kw)
-            self.name = component
-
-    Component.__name__ = component.replace("-", "_").upper()
-    Component.__doc__ = f"AutoAttack component {component!r} alone (pyautoattack, official code)."
-    return Component
+    def __init__(self, eps: float = 0.3, **kw):
+        super().__init__(eps, attacks=[self.component], **kw)
+        self.name = self.component  # set on the instance so that params() lists it where it always has
 
 
-APGD_CE, APGD_T, FAB_T, Square = (_component(c) for c in COMPONENTS)
+class APGD_CE(_Component):
+    """APGD-CE (Croce & Hein 2020) alone: Auto-PGD on the cross-entropy, step size adapted from the progress
+    of the loss, no step size to tune. Threat model: L-inf, radius ``eps``, white-box. Arguments as
+    :class:`AutoAttack` (``eps`` 0.3, ``n_iter`` 100, ``seed`` 0)."""
+    name = component = "apgd-ce"
+
+
+class APGD_T(_Component):
+    """APGD-T (Croce & Hein 2020) alone: Auto-PGD on the targeted DLR loss, run once per target class (the
+    ``n_target_classes`` (9) highest-scoring other classes). Threat model: L-inf, radius ``eps``, white-box.
+    Arguments as :class:`AutoAttack` (``eps`` 0.3, ``n_iter`` 100, ``n_target_classes`` 9, ``seed`` 0)."""
+    name = component = "apgd-t"
+
+
+class FAB_T(_Component):
+    """FAB-T (Croce & Hein 2020, "Minimally distorted adversarial examples with a fast adaptive boundary
+    attack") alone: targeted, steps to the linearised decision boundary. Threat model: L-inf, radius ``eps``,
+    white-box. Arguments as :class:`AutoAttack` (``eps`` 0.3, ``n_iter`` 100, ``n_target_classes`` 9,
+    ``seed`` 0)."""
+    name = component = "fab-t"
+
+
+class Square(_Component):
+    """Square Attack (Andriushchenko et al. 2020) alone: random search over square-shaped updates. Threat
+    model: L-inf, radius ``eps``, score-based black box (logits only, no gradients). Arguments as
+    :class:`AutoAttack` (``eps`` 0.3, ``n_queries`` 5000, ``seed`` 0)."""
+    name = component = "square"
 
 
 class AutoAttackRand(Attack):
@@ -104,6 +136,7 @@ class AutoAttackRand(Attack):
             self.name = "autoattack-rand-reduced"
 
     def perturb(self, model, x, y):
+        """One run of the ``rand`` version over the whole batch; unbroken points come back unchanged."""
         from pyautoattack import AutoAttack as _AA
         aa = _AA(_Logits(model), device=x.device, eps=self.eps, norm="Linf", seed=self.seed, version="rand")
         aa.verbose = False
