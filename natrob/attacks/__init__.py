@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ..errors import UnknownNameError
+from .autoattack import APGD_CE, APGD_T, FAB_T, AutoAttack, AutoAttackRand, Square
 from .base import Attack, cw_margin, input_grad
 from .boundary import BoundaryAttack, BoundaryResult, robust_curve
 from .difgsm import DI2FGSM
 from .fgsm import FGSM
-from .library import APGD_CE, APGD_T, FAB_T, AutoAttack, AutoAttackRand, Square
 from .noise import ConstantImage, RandomNoise
 from .pgd import PGD
 from .transfer import Transfer
