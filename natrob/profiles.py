@@ -51,3 +51,29 @@ def get_profile_model(spec: dict, dataset, seed: int = 0, progress: bool = True,
     return get_model(spec["model"], dataset, train_config(spec), model_kwargs=spec.get("kwargs", {}), seed=seed,
                      device=device, progress=progress)
 
+
+
+TABLE1_MODELS = {"ResNet50": "RESNET50", "Neural ODE": "ODE"}  # the paper's two models -> their profile entry
+
+
+def model_loaders(params: dict, dataset, seed: int = 0, labels=None) -> dict:
+    """``{label: loader}`` for every model the notebooks compare, where ``loader()`` trains or loads it from the store
+    and returns ``(model, record)``: the paper's ResNet50 and Neural ODE (profile entries ``RESNET50``, ``ODE``) and
+    the Table 2 trainers on ``AT_MODEL`` (``standard``, ``pgd_at``, ``trades``, ``yopo``). Notebooks 03, 04, 05 and 06
+    all get their models here, so they share one model store entry per model. ``labels`` keeps only those."""
+    from .train import get_model, table2_configs
+    loaders = {label: (lambda key=key: get_profile_model(params[key], dataset, seed))
+               for label, key in TABLE1_MODELS.items() if key in params}
+    at = params.get("AT_MODEL")
+    if at:
+        trainers = table2_configs(at, params["AT_EPS"], params["AT_ALPHA"], params["AT_STEPS"], params["TRADES_BETA"],
+                                  params["YOPO_M"], params["YOPO_N"])
+        for method, (_, cfg) in trainers.items():
+            loaders[method] = (lambda cfg=cfg: get_model(at["model"], dataset, cfg, model_kwargs=at.get("kwargs", {}),
+                                                         seed=seed))
+    if labels is not None:
+        unknown = [m for m in labels if m not in loaders]
+        if unknown:
+            raise ConfigError("model labels", unknown, "some of " + ", ".join(loaders))
+        loaders = {m: loaders[m] for m in labels}
+    return loaders
