@@ -10,7 +10,8 @@ from natrob.evaluate import evaluate
 FAST = {"fgsm": {}, "pgd": dict(steps=10, alpha=0.03), "di2fgsm": dict(steps=5), "boundary": dict(queries=60),
         "autoattack": dict(n_iter=5, n_queries=30, n_target_classes=2), "apgd-ce": dict(n_iter=5),
         "apgd-t": dict(n_iter=5, n_target_classes=2), "fab-t": dict(n_iter=5, n_target_classes=2),
-        "square": dict(n_queries=30), "random-noise": dict(trials=3), "constant-image": {}}
+        "square": dict(n_queries=30), "random-noise": dict(trials=3), "uniform-noise": dict(trials=2),
+        "constant-image": {}}
 
 
 @pytest.fixture(scope="module")
