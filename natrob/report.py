@@ -106,6 +106,27 @@ def _verdict_section() -> str:
     return "".join(parts)
 
 
+def _grid_section() -> str:
+    """Notebook 07: which configuration comes closest to the paper's Table 1, and the strongest evaluation of it."""
+    grids = _results("07-grid")
+    if not grids:
+        return "<p><em>notebook 07 has not run</em></p>"
+    from .grid import table
+    parts = []
+    for g in grids:
+        parts.append(f"<h3>{html.escape(g.get('dataset', {}).get('name', '?'))}</h3>"
+                     f'<p class="note">{html.escape(g.get("summary", ""))}</p>'
+                     f"<p>Scope: {html.escape(g.get('scope', ''))}. Accuracies: k/n with 95% Wilson intervals; cells "
+                     f"marked NOT correct are evaluation protocols outside the threat model, shown only to see whether "
+                     f"they produce the paper's numbers.</p>")
+        parts.append(_figures(f"07-grid-{g.get('dataset', {}).get('name', '')}"))
+        parts.append(_table(table(g.get("cells", [])), ["cell", "configuration", "threat model", "eps", "clean", "FGSM",
+                                                        "PGD (paper settings)", "worst", "noise", "zero grad",
+                                                        "median margin", "NFE fwd", "NFE bwd", "solver failures",
+                                                        "wall s"]))
+    return "".join(parts)
+
+
 def build_report(profile: str = "quick", params: dict | None = None, timings: dict | None = None) -> Path:
     out = paths.report_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -139,6 +160,7 @@ def build_report(profile: str = "quick", params: dict | None = None, timings: di
     sec.append("<h2 id='table2'>Table 2 — vs adversarial training</h2>" +
                ("".join(_table(r["rows"], fmt={c: _pct for c in ("clean", "robust", "paper clean", "paper robust")}) + _figures("05-")
                         for r in t2) if t2 else "<p><em>notebook 05 has not run</em></p>"))
+    sec.append("<h2 id='grid'>What produces the paper's numbers? (notebook 07)</h2>" + _grid_section())
     lip = []
     for r in _results("01-lipschitz"):
         lip.append({"dataset": r["dataset"]["name"], "Eq.12 violations": r["eq12"]["violations"],
@@ -158,7 +180,7 @@ def build_report(profile: str = "quick", params: dict | None = None, timings: di
                f"<pre>{html.escape(json.dumps(provenance({'profile': profile}), indent=1))}</pre>"
                f"<h3>Executed notebooks</h3><ul>{''.join(links)}</ul>")
     nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in [("claim", "Verdict"), ("table1", "Table 1"), ("fig1", "Fig 1"),
-                  ("fig2", "Fig 2"), ("fig3", "Fig 3"), ("table2", "Table 2"), ("lipschitz", "§3"), ("tablea1", "Table A1"),
+                  ("fig2", "Fig 2"), ("fig3", "Fig 3"), ("table2", "Table 2"), ("grid", "07 grid"), ("lipschitz", "§3"), ("tablea1", "Table A1"),
                   ("provenance", "Provenance")])
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>natrob report — {html.escape(profile)}</title>"
             f"<style>{CSS}</style></head><body><h1>natrob: Towards Natural Robustness — reproduction and audit</h1>"
