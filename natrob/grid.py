@@ -236,7 +236,8 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int = 40, alpha: float = 
     x, y = x.to(device), y.to(device)
     n = len(y)
     changes = {**cell["solver"], "adjoint": cell["grad"] == "adjoint", "max_nfe": max_nfe}
-    out = {k: v for k, v in cell.items()} | {"n": n, "max_nfe": max_nfe, "model_key": model_key}
+    out = {k: v for k, v in cell.items()} | {"n": n, "max_nfe": max_nfe, "model_key": model_key,
+                                             "pgd_label": f"PGD-{steps}"}
     with solver_settings(model, **changes):
         out["solver_config"] = model.solver_config()
         out["weights"] = weights_fingerprint(model)
@@ -380,7 +381,8 @@ def summary(cells: list, dataset: str, note: str = "") -> str:
 
     def describe(row, intro):
         c = by_id[row["id"]]
-        gaps = "; ".join(f"eps={g['eps']:g}: FGSM {g['fgsm_pts']:+.1f} pts, PGD-40 {g['pgd_pts']:+.1f} pts"
+        pgd = c.get("pgd_label", "PGD")
+        gaps = "; ".join(f"eps={g['eps']:g}: FGSM {g['fgsm_pts']:+.1f} pts, {pgd} {g['pgd_pts']:+.1f} pts"
                          for g in row["gaps"])
         text = (f"{intro} is {c['label']} ({c['threat_model']}), {row['distance_pts']:.1f} points from the paper "
                 f"on average ({gaps}; ours minus paper).")
@@ -388,7 +390,7 @@ def summary(cells: list, dataset: str, note: str = "") -> str:
         for g in row["gaps"]:
             r = next(r for r in c["per_eps"] if r["eps"] == g["eps"])
             w = r["worst"]
-            verdicts.append(f"at eps={g['eps']:g} the worst case is {fmt(w['k'], w['n'])} against PGD-40 "
+            verdicts.append(f"at eps={g['eps']:g} the worst case is {fmt(w['k'], w['n'])} against {pgd} "
                             f"{fmt(r['pgd']['k'], r['pgd']['n'])} and the paper's {100 * g['paper_pgd']:.2f}%: "
                             + ("the strongest evaluation breaks it" if breaks(r, g["paper_pgd"])
                                else "the paper's figure lies within or below the worst case's 95% interval"))
