@@ -11,7 +11,8 @@ FAST = {"fgsm": {}, "pgd": dict(steps=10, alpha=0.03), "di2fgsm": dict(steps=5),
         "autoattack": dict(n_iter=5, n_queries=30, n_target_classes=2),
         "autoattack-rand": dict(n_iter=5, eot_iter=2), "apgd-ce": dict(n_iter=5),
         "apgd-t": dict(n_iter=5, n_target_classes=2), "fab-t": dict(n_iter=5, n_target_classes=2),
-        "square": dict(n_queries=30), "random-noise": dict(trials=3), "constant-image": {}}
+        "square": dict(n_queries=30), "random-noise": dict(trials=3), "uniform-noise": dict(trials=2),
+        "constant-image": {}}
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def tiny_run(tmp_path_factory):
 def test_tiny_profile_runs_every_notebook(tiny_run):
     assert tiny_run["rc"] == 0
     names = set(tiny_run["results"])
-    for prefix in ("01-lipschitz", "02-fig1", "03-white-box", "04-fig3", "05-table2", "06-audit"):
+    for prefix in ("01-lipschitz", "02-fig1", "03-white-box", "04-fig3", "05-table2", "06-audit", "07-grid"):
         assert any(n.startswith(prefix) for n in names), (prefix, names)
     for r in tiny_run["results"].values():
         if "provenance" in r:
@@ -117,12 +117,23 @@ def test_result_files_are_consistent(tiny_run):
         assert f["feasible"]["status"] in ("feasible", "infeasible", "not applicable", "no paper figure")
     shares = next(iter(audit["models"].values()))["class_shares"]
     assert audit["constant_image"]["bound"] == max(shares) and abs(sum(shares) - 1) < 1e-6
+    g = res["07-grid-digits.json"]
+    assert g["summary"] and g["scope"] and g["closest"]["id"] in {c["id"] for c in g["cells"]}
+    assert {c["protocol"] for c in g["cells"]} >= {"standard", "no-clip", "cross-solver", "normalised-eps"}
+    for c in g["cells"]:
+        assert c["correct_threat_model"] == (c["protocol"] == "standard")
+        assert c["solver_config"]["rtol"] == c["solver"]["rtol"] and c["solver_config"]["adjoint"] == (c["grad"] == "adjoint")
+        assert 0 <= c["clean"]["k"] <= c["clean"]["n"] == g["provenance"]["params"]["GRID_N"]
+        for r in c["per_eps"]:
+            assert r["worst"]["k"] <= min(r["pgd"]["k"], r["fgsm"]["k"]) and r["pgd"]["k"] <= c["clean"]["k"]
+            lo, hi = r["worst"]["ci95"]
+            assert lo <= r["worst"]["k"] / r["worst"]["n"] <= hi
 
 
 def test_report_has_every_section(tiny_run):
     html = tiny_run["report"]
-    for section in ("Does the claim hold?", "Table 1", "Fig. 1", "Fig. 2", "Fig. 3", "Table 2", "Lipschitz", "Table A1",
-                    "provenance", "data:image/png;base64", "Profile <b>tiny</b>"):
+    for section in ("Does the claim hold?", "Table 1", "What produces the paper's numbers?", "Fig. 1", "Fig. 2", "Fig. 3",
+                    "Table 2", "Lipschitz", "Table A1", "provenance", "data:image/png;base64", "Profile <b>tiny</b>"):
         assert section in html, section
     assert "(not tiny)" not in html  # every result file it read was produced by the tiny profile
 

@@ -7,7 +7,7 @@ from .base import Attack, cw_margin, input_grad
 from .boundary import BoundaryAttack, BoundaryResult, robust_curve
 from .difgsm import DI2FGSM
 from .fgsm import FGSM
-from .noise import ConstantImage, RandomNoise
+from .noise import ConstantImage, RandomNoise, UniformNoise
 from .pgd import PGD
 from .transfer import Transfer
 
@@ -24,6 +24,7 @@ ATTACKS = {
     "fab-t": FAB_T,
     "square": Square,
     "random-noise": RandomNoise,
+    "uniform-noise": UniformNoise,
     "constant-image": ConstantImage,
 }
 
@@ -35,4 +36,5 @@ def make_attack(name: str, **params) -> Attack:
 
 
 __all__ = ["ATTACKS", "make_attack", "Attack", "FGSM", "PGD", "DI2FGSM", "BoundaryAttack", "BoundaryResult",
-           "robust_curve", "Transfer", "AutoAttack", "AutoAttackRand", "APGD_CE", "APGD_T", "FAB_T", "Square", "RandomNoise", "ConstantImage", "input_grad", "cw_margin"]
+           "robust_curve", "Transfer", "AutoAttack", "AutoAttackRand", "APGD_CE", "APGD_T", "FAB_T", "Square", "RandomNoise",
+           "UniformNoise", "ConstantImage", "input_grad", "cw_margin"]

@@ -2,6 +2,8 @@
 
 - RandomNoise: random corners of the eps-ball (each pixel +-eps), the best of ``trials`` draws per image.
   Gradient attacks that do worse than this are not working.
+- UniformNoise: one uniform draw in the eps-ball, i.e. PGD's random start alone (Madry et al. 2017) with no
+  gradient step. Where PGD scores about what its random start scores, the gradient steps did nothing.
 - ConstantImage: replaces every image by the constant image ``value`` (0.5). It lies inside the eps-ball of
   every [0,1] image once eps >= max(value, 1 - value), so no classifier can be robust above the share of the
   class it assigns to that one image (for eps < 0.5 the attack leaves the images unchanged).
@@ -30,6 +32,30 @@ class RandomNoise(Attack):
         for _ in range(self.trials):
             sign = torch.randint(0, 2, x.shape, generator=gen, device=x.device).float() * 2 - 1
             cand = self.project(x, x + self.eps * sign)
+            fooled = (model(cand).argmax(1) != y) & todo
+            best[fooled] = cand[fooled]
+            todo &= ~fooled
+        return best
+
+
+class UniformNoise(Attack):
+    """PGD's random start alone: x + U(-eps, eps) per pixel, clipped to [0, 1]; ``trials`` seeded draws, the
+    first that fools the model is kept (default 1: exactly the start point of one PGD run)."""
+    name = "uniform-noise"
+    uses_gradients = False
+
+    def __init__(self, eps: float = 0.3, trials: int = 1, seed: int = 0):
+        super().__init__(eps)
+        self.trials, self.seed = check_positive_int(trials, "trials"), seed
+
+    @torch.no_grad()
+    def perturb(self, model, x, y):
+        gen = torch.Generator(device=x.device).manual_seed(self.seed)
+        best = x.clone()
+        todo = torch.ones(len(y), dtype=torch.bool, device=x.device)
+        for _ in range(self.trials):
+            u = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
+            cand = self.project(x, x + self.eps * u)
             fooled = (model(cand).argmax(1) != y) & todo
             best[fooled] = cand[fooled]
             todo &= ~fooled

@@ -101,6 +101,14 @@ def table2(results, env) -> dict:
     return {"tables": tables}
 
 
+def grid(results, env) -> dict:
+    from ..grid import table as grid_rows
+    cols = ["cell", "configuration", "threat model", "eps", "clean", "FGSM", "PGD (paper settings)", "worst", "noise",
+            "zero grad", "median margin", "NFE fwd", "NFE bwd", "solver failures", "wall s"]
+    return {"grids": [{"dataset": g.get("dataset", {}).get("name", "?"), "summary": g.get("summary", ""),
+                       "scope": g.get("scope", ""), "table": table(grid_rows(g.get("cells", [])), cols)} for g in results]}
+
+
 def lipschitz(results, env) -> dict:
     """Notebook 01: violations of each bound and the growth factor at each t1."""
     rows = [{"dataset": r["dataset"]["name"], "Eq.12 violations": r["eq12"]["violations"],
@@ -140,6 +148,10 @@ SECTIONS = [
                     "curves": "model, eps, robust, n"}),
     Section("table2", "Table 2 — vs adversarial training", "Table 2", "table2.html.j2", table2, results="05-table2",
             figures=("05-",), schema={"rows": "model, training, eps, n, clean_correct, robust_count, paper clean/robust"}),
+    Section("grid", "What produces the paper's numbers? (notebook 07)", "07 grid", "grid.html.j2", grid,
+            results="07-grid", figures=("07-grid",),
+            schema={"summary": "which configuration comes closest to Table 1 and whether the strongest evaluation breaks it",
+                    "scope": "which part of the full grid this profile runs", "cells": "per cell: counts per eps"}),
     Section("lipschitz", "§3 — Lipschitz bounds", "§3", "lipschitz.html.j2", lipschitz, results="01-lipschitz",
             figures=("01-",), schema={"eq12": "violations", "thm31_violations": "count", "thm32_violations": "count",
                                       "thm32": "per perturbation: log10_growth_factor"}),
