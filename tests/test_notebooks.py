@@ -63,6 +63,9 @@ def tiny_run(tmp_path_factory):
         with contextlib.redirect_stdout(buf):  # a second run reuses every finished notebook
             rc2 = run_all(["--profile", "tiny", "--no-report"])
         quick_after = {k: v for k, v in _digest(art).items() if "/quick/" in f"/{k}"}
+        from natrob.verify import verify
+        verify_out = io.StringIO()
+        verify_rc = verify("tiny", out=verify_out)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -70,7 +73,8 @@ def tiny_run(tmp_path_factory):
             else:
                 os.environ[k] = v
     return {"rc": rc, "results": results, "report": report, "figures": figures, "rc2": rc2, "second": buf.getvalue(),
-            "executed": executed, "quick_before": quick_before, "quick_after": quick_after}
+            "executed": executed, "quick_before": quick_before, "quick_after": quick_after,
+            "verify_rc": verify_rc, "verify": verify_out.getvalue()}
 
 
 def test_tiny_profile_runs_every_notebook(tiny_run):
@@ -86,6 +90,12 @@ def test_tiny_profile_runs_every_notebook(tiny_run):
     assert tiny_run["rc2"] == 0 and tiny_run["second"].count("skipping") >= 6
     assert len(tiny_run["figures"]) >= 6
     assert all(n.endswith(".ipynb") and not n.startswith(".") for n in tiny_run["executed"]), tiny_run["executed"]
+
+
+def test_tiny_results_match_the_published_ones(tiny_run):
+    """reference-results/tiny was published from a tiny run; every count must agree within the stated tolerances."""
+    assert tiny_run["verify_rc"] == 0, tiny_run["verify"][-3000:]
+    assert " numbers match the published results" in tiny_run["verify"]
 
 
 def test_another_profile_is_left_untouched(tiny_run):
