@@ -196,24 +196,25 @@ def attack_plan(steps: int, alpha: float, budget: dict, eps: float, float64_mode
     """(standalone specs, extra worst-case specs) for one eps. Standalone ones run on every clean-correct point;
     the extra ones only on points that survive all standalone ones (they can only lower the worst case)."""
     pgd = {"name": "pgd", "steps": steps, "alpha": alpha, "random_start": True}
-    solo = [{"name": "fgsm", "label": "FGSM"}, {**pgd, "label": f"PGD-{steps}"},
-            {"name": "uniform-noise", "trials": 1, "label": "uniform noise (PGD's random start)"}]
+    solo = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, {**pgd, "id": "pgd-paper", "label": f"PGD-{steps}"},
+            {"name": "uniform-noise", "trials": 1, "id": "uniform-noise", "label": "uniform noise (PGD's random start)"}]
     if budget.get("cw", True):
-        solo += [{"name": "fgsm", "loss": "cw", "label": "FGSM (CW margin loss)"},
-                 {**pgd, "loss": "cw", "early_stop": True, "label": f"PGD-{steps} (CW margin loss)"}]
+        solo += [{"name": "fgsm", "loss": "cw", "id": "fgsm-cw", "label": "FGSM (CW margin loss)"},
+                 {**pgd, "loss": "cw", "early_stop": True, "id": "pgd-cw", "label": f"PGD-{steps} (CW margin loss)"}]
     if float64_model is not None:
-        solo += [{"name": "transfer", "source": float64_model, "attack": {"name": "fgsm"}, "label": "FGSM (float64)"},
-                 {"name": "transfer", "source": float64_model, "attack": {**pgd, "early_stop": True},
+        solo += [{"name": "transfer", "source": float64_model, "attack": {"name": "fgsm"}, "id": "fgsm-float64",
+                  "label": "FGSM (float64)"},
+                 {"name": "transfer", "source": float64_model, "attack": {**pgd, "early_stop": True}, "id": "pgd-float64",
                   "label": f"PGD-{steps} (float64)"}]
     extra = []
     more, restarts = int(budget.get("pgd_steps", 100)), int(budget.get("pgd_restarts", 1))
     if more > 0:
-        extra.append({"name": "pgd", "steps": more, "alpha": max(eps / 4, 1e-4), "restarts": restarts,
-                      "loss": "cw", "early_stop": True, "label": f"PGD-{more}x{restarts} (CW, step eps/4)"})
-        extra.append({"name": "pgd", "steps": more, "alpha": max(eps / 4, 1e-4), "restarts": restarts,
-                      "early_stop": True, "label": f"PGD-{more}x{restarts} (CE, step eps/4)"})
+        extra.append({"name": "pgd", "steps": more, "alpha_rel": 0.25, "restarts": restarts, "loss": "cw",
+                      "early_stop": True, "id": "pgd-more-cw", "label": f"PGD-{more}x{restarts} (CW, step eps/4)"})
+        extra.append({"name": "pgd", "steps": more, "alpha_rel": 0.25, "restarts": restarts, "early_stop": True,
+                      "id": "pgd-more-ce", "label": f"PGD-{more}x{restarts} (CE, step eps/4)"})
     if int(budget.get("square_queries", 0)) > 0:
-        extra.append({"name": "square", "n_queries": int(budget["square_queries"]), "label": "Square"})
+        extra.append({"name": "square", "n_queries": int(budget["square_queries"]), "id": "square", "label": "Square"})
     return solo, extra
 
 
@@ -255,15 +256,15 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int = 40, alpha: float = 
             row = {"eps": eps, "attacks": {}}
             if cell["protocol"] == "standard":
                 solo, extra = attack_plan(steps, alpha, budget, eps, twin64)
-                worst = correct.cpu().clone()
+                worst, by_id = correct.cpu().clone(), {}
                 for spec in solo:
                     # only clean-correct points are attacked (as the harness does); passing them alone also spares
                     # re-solving points whose clean solve already failed at the NFE cap
                     m, r, cf = _mask(model, x, y, eps, spec, points=correct.cpu(), seed=seed)
-                    row["attacks"][spec["label"]] = proportion(int(m.sum()), n)
+                    row["attacks"][spec["label"]] = by_id[spec["id"]] = proportion(int(m.sum()), n)
                     failures += r["solver_failures"]
                     worst &= m
-                    if spec["label"] == f"PGD-{steps}":
+                    if spec["id"] == "pgd-paper":
                         row["pgd_nfe_mean"], row["pgd_nfe_max"] = r["nfe_mean"], r["nfe_max"]
                 row["worst_set"] = [s["label"] for s in solo + extra]
                 for spec in extra:
@@ -273,9 +274,7 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int = 40, alpha: float = 
                     row["attacks"][spec["label"] + " (on survivors)"] = proportion(int(m.sum()), n)
                     failures += r["solver_failures"] + cf
                     worst &= m
-                row["fgsm"] = row["attacks"]["FGSM"]
-                row["pgd"] = row["attacks"][f"PGD-{steps}"]
-                row["noise"] = row["attacks"]["uniform noise (PGD's random start)"]
+                row["fgsm"], row["pgd"], row["noise"] = by_id["fgsm"], by_id["pgd-paper"], by_id["uniform-noise"]
             else:
                 masks = {}
                 for attack in ("fgsm", "pgd"):

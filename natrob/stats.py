@@ -33,7 +33,8 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the bounds at k = 0 and k = n are exactly 0 and 1; float rounding would leave ~1e-17 and exclude p itself
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 def proportion(k: int, n: int) -> dict:

@@ -57,7 +57,7 @@ def compare(field: str, ours: tuple, published: tuple) -> dict:
     else:
         lo1, hi1 = wilson(k1, n1)
         lo2, hi2 = wilson(k2, n2)
-        ok = lo2 <= p1 <= hi2 and lo1 <= p2 <= hi1
+        ok = lo2 - 1e-12 <= p1 <= hi2 + 1e-12 and lo1 - 1e-12 <= p2 <= hi1 + 1e-12
         tol_text = f"each inside the other's 95% CI (published [{100 * lo2:.1f}, {100 * hi2:.1f}])"
     return {"ours": f"{100 * p1:.2f}% ({k1}/{n1})", "published": f"{100 * p2:.2f}% ({k2}/{n2})",
             "diff": f"{100 * (p1 - p2):+.2f} pts", "tolerance": tol_text, "ok": ok}

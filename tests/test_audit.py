@@ -147,6 +147,7 @@ def test_wilson_interval():
     lo, hi = wilson(20, 40)
     assert lo < 0.5 < hi and hi - lo == pytest.approx(0.2960, abs=5e-4)  # 2 z sqrt(1/160 + z^2/6400) / (1 + z^2/40)
     assert wilson(0, 40)[0] == 0.0 and wilson(40, 40)[1] == 1.0 and wilson(0, 40)[1] > 0.05
+    assert all(wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0 for n in range(1, 200))
     widths = [wilson(k, n)[1] - wilson(k, n)[0] for k, n in ((5, 10), (50, 100), (500, 1000))]
     assert widths[0] > widths[1] > widths[2]
     with pytest.raises(ValueError, match="k, n"):

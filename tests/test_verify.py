@@ -25,6 +25,8 @@ def test_tolerances():
     assert not compare("clean_correct", (36, 40), (39, 40))["ok"]    # 7.5 pts is not
     assert compare("robust", (4, 40), (6, 40))["ok"]                 # inside each other's intervals
     assert not compare("robust", (0, 40), (20, 40))["ok"]
+    for n in (8, 40, 100, 1000):  # an exact match always passes, at 0 and at n included
+        assert all(compare("robust", (k, n), (k, n))["ok"] for k in range(n + 1))
 
 
 def test_verify_passes_on_a_match_and_fails_on_a_mismatch(tmp_path):
