@@ -16,53 +16,59 @@ from ..errors import check_positive_int
 from .base import Attack
 
 
-class RandomNoise(Attack):
-    name = "random-noise"
+class _SeededNoise(Attack):
+    """``trials`` seeded random points of the eps-ball per image; the first that fools the model is kept."""
     uses_gradients = False
 
     def __init__(self, eps: float = 0.3, trials: int = 10, seed: int = 0):
         super().__init__(eps)
         self.trials, self.seed = check_positive_int(trials, "trials"), seed
 
+    def draw(self, x, gen):
+        """A perturbation direction in [-1, 1] per pixel (scaled by eps and projected by the caller)."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def perturb(self, model, x, y):
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         best = x.clone()
         todo = torch.ones(len(y), dtype=torch.bool, device=x.device)
         for _ in range(self.trials):
-            sign = torch.randint(0, 2, x.shape, generator=gen, device=x.device).float() * 2 - 1
-            cand = self.project(x, x + self.eps * sign)
+            cand = self.project(x, x + self.eps * self.draw(x, gen))
             fooled = (model(cand).argmax(1) != y) & todo
             best[fooled] = cand[fooled]
             todo &= ~fooled
         return best
 
 
-class UniformNoise(Attack):
+class RandomNoise(_SeededNoise):
+    """Random corners of the eps-ball (each pixel +-eps), the best of ``trials`` draws per image.
+
+    Threat model: L-inf, radius ``eps``, no gradients and no adaptivity. Arguments: ``eps`` (0.3), ``trials``
+    (10), ``seed`` (0). A gradient attack that does worse than this is not working (Carlini et al. 2019)."""
+    name = "random-noise"
+
+    def draw(self, x, gen):
+        return torch.randint(0, 2, x.shape, generator=gen, device=x.device).float() * 2 - 1
+
+
+class UniformNoise(_SeededNoise):
     """PGD's random start alone: x + U(-eps, eps) per pixel, clipped to [0, 1]; ``trials`` seeded draws, the
     first that fools the model is kept (default 1: exactly the start point of one PGD run)."""
     name = "uniform-noise"
-    uses_gradients = False
 
     def __init__(self, eps: float = 0.3, trials: int = 1, seed: int = 0):
-        super().__init__(eps)
-        self.trials, self.seed = check_positive_int(trials, "trials"), seed
+        super().__init__(eps, trials, seed)
 
-    @torch.no_grad()
-    def perturb(self, model, x, y):
-        gen = torch.Generator(device=x.device).manual_seed(self.seed)
-        best = x.clone()
-        todo = torch.ones(len(y), dtype=torch.bool, device=x.device)
-        for _ in range(self.trials):
-            u = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
-            cand = self.project(x, x + self.eps * u)
-            fooled = (model(cand).argmax(1) != y) & todo
-            best[fooled] = cand[fooled]
-            todo &= ~fooled
-        return best
+    def draw(self, x, gen):
+        return torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
 
 
 class ConstantImage(Attack):
+    """Every image replaced by the constant image ``value`` where that image lies inside its eps-ball.
+
+    Threat model: L-inf, radius ``eps``; no model access at all. Arguments: ``eps`` (0.5), ``value`` (0.5). At
+    eps >= 0.5 it reaches every [0, 1] image, so no classifier keeps more than one class's share of the points."""
     name = "constant-image"
     uses_gradients = False
 
