@@ -12,6 +12,7 @@ Needs only what a bare GPU machine has (torch, torchvision, torchdiffeq, pyyaml,
 ``MNIST/raw`` with the test split (t10k files). ``scripts/gpu_check.sh`` wraps it.
 
     python -m natrob.gpu_check [--budget-s 420] [--n-eval 500] [--channels 128] [--train-size N] [--out FILE]
+    python -m natrob.gpu_check --estimate-only     # unit costs and the extrapolation only, any device
 """
 from __future__ import annotations
 
@@ -167,12 +168,84 @@ def paper_estimate(p: dict, ode: dict, cnn: dict) -> list:
     return rows
 
 
+def measure_cnns(p: dict, data, device) -> dict:
+    """Seconds per training image of each CNN of profile ``p`` (ResNet50, the Fig. 1 ResNets, the Table 2 net)."""
+    print("unit costs of the paper profile's CNNs (s per training image, batch as in the profile):", flush=True)
+    cnn = {}
+    for spec in (p["RESNET50"], p["FIG1_RESNET"], p["FIG1_SOURCE"], p["AT_MODEL"]):
+        if spec["model"] not in cnn:
+            cnn[spec["model"]] = cnn_step_seconds(spec["model"], spec["kwargs"], data, spec["train"]["batch_size"], device)
+            print(f"  {spec['model']}: {cnn[spec['model']] * 1e3:.3f} ms", flush=True)
+    return cnn
+
+
+def input_grad_seconds(model, x, device, reps=1) -> float:
+    """Seconds of one forward + input-gradient pass over ``x`` (one PGD step on those images)."""
+    xs = x.to(device).requires_grad_(True)
+    _sync(device)
+    t0 = time.time()
+    for _ in range(reps):
+        torch.autograd.grad(model(xs).sum(), xs)
+    _sync(device)
+    return (time.time() - t0) / reps
+
+
+def untrained_ode_costs(data, channels, x, device) -> dict:
+    """ODE unit costs without training (``--estimate-only``): one Adam step on a batch of 32 and one PGD step per
+    image, on a freshly initialised net. A trained net takes more solver steps (measured on MNIST at 32 channels:
+    63 forward NFE at the start, 74 after 7 epochs), so these are lower bounds."""
+    torch.manual_seed(0)
+    model = build_model("odenet", data, channels=channels, conv_layers=4, t1=100.0).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xb, yb = data.train_x[:32].to(device), data.train_y[:32].to(device)
+    times = []
+    for _ in range(3):
+        _sync(device)
+        t0 = time.time()
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()
+        _sync(device)
+        times.append(time.time() - t0)
+    step = input_grad_seconds(model.eval(), x, device) / len(x)
+    return {"train": min(times[1:]) / 32, "step": step, "query": step / 3}
+
+
+def print_table1(res, history, channels, n_train):
+    """Table 1's rows for the trained net, ours beside the paper's, with clean accuracy beside each row."""
+    rows = {(r["attack"], r["eps"]): r for r in res["rows"]}
+    clean = fmt(res["clean_correct"], res["n"])
+    print(f"\nTable 1, Neural ODE ({channels} ch, t1 = 100, {len(history)} epochs of {n_train} images), "
+          f"{res['n']} eval points, clean {clean}; ours / paper:")
+    paper = {"FGSM": [97.50, 97.46, 97.52, 97.48], "PGD": [93.62, 90.55, 84.64, 75.23]}
+    for attack in ("FGSM", "PGD"):
+        cells = [f"eps={e:g}: {fmt(rows[(attack, e)]['robust'], rows[(attack, e)]['n'])} / {q:.2f}%"
+                 for e, q in zip(EPS, paper[attack])]
+        print(f"  {attack} (clean {clean}): " + "; ".join(cells))
+
+
+def trained_ode_costs(model, data, history, res, device) -> dict:
+    """ODE unit costs from the check's own training epochs and PGD-40 rows (the epoch's eval pass taken out)."""
+    pgd_rows = [r for r in res["rows"] if r["attack"] == "PGD"]
+    step_s = sum(r["wall_s"] for r in pgd_rows) / (40 * res["n"] * len(pgd_rows))
+    _sync(device)
+    t0 = time.time()
+    accuracy(model, data.test_x, data.test_y, device=device)
+    _sync(device)
+    epoch_eval_s = time.time() - t0
+    train_s = max(sum(h["wall_s"] for h in history) / len(history) - epoch_eval_s, 0.0) / len(data.train_y)
+    return {"train": train_s, "step": step_s, "query": step_s / 3}
+
+
 def main(argv=None):
+    """Command line (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m natrob.gpu_check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget-s", type=float, default=420.0, help="wall-clock budget of the whole check (420)")
     ap.add_argument("--n-eval", type=int, default=500, help="eval points for Table 1's rows (500)")
     ap.add_argument("--channels", type=int, default=128, help="ODE net width (Table A1: 128)")
     ap.add_argument("--train-size", type=int, default=None, help="training images (default: all 8,000)")
+    ap.add_argument("--estimate-only", action="store_true",
+                    help="no training: unit costs of an untrained net (lower bounds) and the extrapolation only")
     ap.add_argument("--out", default=None, help="JSON result (default results/gpu-check/gpu-check.json)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -180,63 +253,40 @@ def main(argv=None):
         raise ConfigError("--n-eval", args.n_eval, "a positive number of eval points")
     t_start = time.time()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device: {torch.cuda.get_device_name(0) if device.type == 'cuda' else 'CPU (no GPU found)'}; torch "
-          f"{torch.__version__}; cuDNN TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 "
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; torch {torch.__version__}; cuDNN TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 "
           f"{torch.backends.cuda.matmul.allow_tf32}", flush=True)
     data = load_dataset("mnist-testsplit", train_size=args.train_size)
     x, y = data.test_x[:args.n_eval], data.test_y[:args.n_eval]
     p = load_profile("paper")
-    print("unit costs of the paper profile's CNNs (s per training image, batch as in the profile):", flush=True)
-    cnn = {}
-    for spec in (p["RESNET50"], p["FIG1_RESNET"], p["FIG1_SOURCE"], p["AT_MODEL"]):
-        if spec["model"] not in cnn:
-            cnn[spec["model"]] = cnn_step_seconds(spec["model"], spec["kwargs"], data, spec["train"]["batch_size"], device)
-            print(f"  {spec['model']}: {cnn[spec['model']] * 1e3:.3f} ms", flush=True)
-    # the Table 1 evaluation is sized from one PGD step on the eval points, twice over for a trained net's NFE
-    probe = build_model("odenet", data, channels=args.channels, conv_layers=4, t1=100.0).to(device).eval()
-    _sync(device)
-    t0 = time.time()
-    xs = x.to(device).requires_grad_(True)
-    torch.autograd.grad(probe(xs).sum(), xs)
-    _sync(device)
-    eval_reserve = 2 * 170 * (time.time() - t0) + 10
-    train_budget = args.budget_s - (time.time() - t_start) - eval_reserve
-    print(f"reserving {eval_reserve:.0f} s for Table 1; training budget {train_budget:.0f} s", flush=True)
-    model, history = train_ode(data, args.channels, max(train_budget, 1.0), device, not args.no_progress)
-    t0 = time.time()
-    res = table1_rows(model, x.to(device), y.to(device))
-    eval_s = time.time() - t0
-    rows = {(r["attack"], r["eps"]): r for r in res["rows"]}
-    clean = fmt(res["clean_correct"], res["n"])
-    print(f"\nTable 1, Neural ODE ({args.channels} ch, t1 = 100, {len(history)} epochs of {len(data.train_y)} images), "
-          f"{res['n']} eval points, clean {clean}; ours / paper:")
-    paper = {"FGSM": [97.50, 97.46, 97.52, 97.48], "PGD": [93.62, 90.55, 84.64, 75.23]}
-    for attack in ("FGSM", "PGD"):
-        cells = [f"eps={e:g}: {fmt(rows[(attack, e)]['robust'], rows[(attack, e)]['n'])} / {q:.2f}%"
-                 for e, q in zip(EPS, paper[attack])]
-        print(f"  {attack} (clean {clean}): " + "; ".join(cells))
-    pgd_rows = [r for r in res["rows"] if r["attack"] == "PGD"]
-    step_s = sum(r["wall_s"] for r in pgd_rows) / (40 * res["n"] * len(pgd_rows))
-    # an epoch's wall time includes the accuracy pass over the eval split: timed once more and taken out
-    t0 = time.time()
-    accuracy(model, data.test_x, data.test_y, device=device)
-    _sync(device)
-    epoch_eval_s = time.time() - t0
-    train_s = max(sum(h["wall_s"] for h in history) / len(history) - epoch_eval_s, 0.0) / len(data.train_y)
-    ode = {"train": train_s, "step": step_s, "query": step_s / 3}
+    cnn = measure_cnns(p, data, device)
+    history, res = [], None
+    if args.estimate_only:
+        ode = untrained_ode_costs(data, args.channels, x[:128], device)
+    else:
+        # Table 1 is sized from one PGD step on the eval points, twice over for a trained net's NFE
+        probe = build_model("odenet", data, channels=args.channels, conv_layers=4, t1=100.0).to(device).eval()
+        eval_reserve = 2 * 170 * input_grad_seconds(probe, x, device) + 10
+        train_budget = args.budget_s - (time.time() - t_start) - eval_reserve
+        print(f"reserving {eval_reserve:.0f} s for Table 1; training budget {train_budget:.0f} s", flush=True)
+        model, history = train_ode(data, args.channels, max(train_budget, 1.0), device, not args.no_progress)
+        res = table1_rows(model, x.to(device), y.to(device))
+        print_table1(res, history, args.channels, len(data.train_y))
+        ode = trained_ode_costs(model, data, history, res, device)
     est = paper_estimate(p, ode, cnn)
-    print(f"\nunit costs, Neural ODE: {train_s * 1e3:.3f} ms per training image, {step_s * 1e3:.3f} ms per PGD step "
-          f"per image (per-sample solves)")
-    print("GPU-hours of the full 'paper' profile on this device, extrapolated (MNIST 60k train; attacks on every point; "
-          "ODE queries at a third of a step; grid cells and t1 < 100 nets at the base net's cost):")
+    print(f"\nunit costs, Neural ODE ({args.channels} ch): {ode['train'] * 1e3:.3f} ms per training image, "
+          f"{ode['step'] * 1e3:.3f} ms per PGD step per image" + (" (untrained net: lower bounds)" if args.estimate_only else ""))
+    print(f"device-hours of the full 'paper' profile on this device ({name}), extrapolated (MNIST 60k train; attacks on "
+          "every point; ODE queries at a third of a step; grid cells and t1 < 100 nets at the base net's cost):")
     for r in est:
         print(f"  {r['notebook']}: {r['hours']:8.1f} h  {r['what']}")
     total = sum(r["hours"] for r in est)
-    print(f"  total: {total:.1f} GPU-hours")
+    print(f"  total: {total:.1f} device-hours")
     out = args.out or (paths.artifacts() / "results" / "gpu-check" / "gpu-check.json")
-    payload = {"channels": args.channels, "n_train": len(data.train_y), "history": history, "table1": res["rows"],
-               "clean_correct": res["clean_correct"], "n": res["n"], "eval_s": eval_s,
-               "unit_costs_s": {"ode": ode, "cnn_train": cnn}, "paper_estimate_h": est, "paper_total_h": total,
+    payload = {"channels": args.channels, "n_train": len(data.train_y), "history": history,
+               "table1": res["rows"] if res else None, "clean_correct": res["clean_correct"] if res else None,
+               "n": res["n"] if res else None, "unit_costs_s": {"ode": ode, "cnn_train": cnn},
+               "paper_estimate_h": est, "paper_total_h": total,
                "provenance": provenance(vars(args), seed=0, device=device, wall_time_s=time.time() - t_start)}
     write_json(out, payload)
     print(f"\nwritten {out}; {time.time() - t_start:.0f} s in all")

@@ -51,3 +51,10 @@ def test_training_stops_after_the_epoch_that_exhausts_the_budget():
                                          progress=False)
     assert len(history) == 1 and not model.training
     assert history[0]["nfe_forward_mean"] > 0
+
+
+def test_untrained_unit_costs_are_positive_and_a_query_is_a_third_of_a_step():
+    data = load_dataset("synthetic", train_size=64, test_size=16)
+    costs = gpu_check.untrained_ode_costs(data, channels=4, x=data.test_x[:8], device=gpu_check.torch.device("cpu"))
+    assert costs["train"] > 0 and costs["step"] > 0
+    assert costs["query"] == pytest.approx(costs["step"] / 3)
