@@ -33,6 +33,16 @@ def tensor_hash(t: torch.Tensor) -> str:
     return hashlib.sha256(str((t.dtype, tuple(t.shape))).encode() + t.numpy().tobytes()).hexdigest()[:16]
 
 
+def weights_fingerprint(model) -> str:
+    """12 hex digits of a SHA-256 of a model's state (names and bytes, sorted by name): results that name the
+    very weights evaluated (notebook 07's cells) carry it."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def model_fingerprint(model) -> str:
     """Weights, buffers, class and solver settings: two models with the same fingerprint compute the same function."""
     h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())

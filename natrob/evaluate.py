@@ -25,7 +25,6 @@ do not depend on which attacks ran before it in this process.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -37,6 +36,7 @@ from . import evalstore
 from .attacks import make_attack
 from .attacks.base import check_batch
 from .errors import ConfigError, SolverFailure, check_eps
+from .models.odenet import solver_settings
 from .stats import wilson
 
 STATUSES = ("robust", "broken", "misclassified", "solver_failure")
@@ -47,19 +47,9 @@ def _nfe(model):
     return getattr(model, "nfe_forward", None)
 
 
-@contextlib.contextmanager
 def per_sample_solves(model):
     """Within this block an ODE net solves with a step size per sample (batch-independent); other models as is."""
-    configure = getattr(model, "configure_solver", None)
-    try:
-        old = configure(per_sample=True) if configure is not None else None
-    except ConfigError:  # a model with its own solver settings but no per-sample mode
-        old = None
-    try:
-        yield model
-    finally:
-        if old is not None:
-            configure(per_sample=old["per_sample"])
+    return solver_settings(model, per_sample=True, optional=True)
 
 
 @torch.no_grad()

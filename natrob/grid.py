@@ -23,10 +23,8 @@ Adversarial examples are judged by the model exactly as configured for the cell 
 """
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
-from contextlib import contextmanager
 
 import torch
 from tqdm.auto import tqdm
@@ -34,7 +32,9 @@ from tqdm.auto import tqdm
 from . import reference
 from .attacks import cw_margin
 from .errors import ConfigError, SolverFailure
+from .evalstore import weights_fingerprint
 from .evaluate import evaluate, predict
+from .models.odenet import solver_settings
 from .protocols import PROTOCOLS, AsFloat64, check_protocol, solver_twin, variant_robust
 from .stats import fmt, proportion, wilson
 
@@ -54,28 +54,10 @@ def parse_tolerance(value) -> dict:
 
 
 def tol_label(solver: dict) -> str:
+    """'tol 1e-03' when rtol equals atol, else 'rtol 1e-07/atol 1e-09': how cells name their solver."""
     if solver["rtol"] == solver["atol"]:
         return f"tol {solver['rtol']:.0e}"
     return f"rtol {solver['rtol']:.0e}/atol {solver['atol']:.0e}"
-
-
-def weights_fingerprint(model) -> str:
-    """Short hash of a model's weights: the result names the very model evaluated, not only its settings."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
-
-
-@contextmanager
-def solver_settings(model, **changes):
-    """Apply ``ODENet.configure_solver`` changes for the duration of a block, then restore the old settings."""
-    old = model.configure_solver(**changes)
-    try:
-        yield model
-    finally:
-        model.configure_solver(**{k: old[k] for k in changes})
 
 
 # ------------------------------------------------------------------------------------------- the grid

@@ -24,6 +24,7 @@ REPO = PACKAGE.parent
 NOTEBOOKS = REPO / "notebooks"
 PROFILES = REPO / "profiles"
 REFERENCE_NUMBERS = PACKAGE / "reference_numbers.json"
+PUBLISHED = REPO / "reference-results"  # committed result files of finished runs, one folder per profile
 DEFAULT_PROFILE = "quick"
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -70,6 +70,7 @@ class AsFloat64(nn.Module):
         self.model = copy.deepcopy(model).double().eval()
 
     def forward(self, x):
+        """Float64 logits of a float32 (or any) input."""
         return self.model(x.double())
 
 

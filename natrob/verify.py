@@ -18,7 +18,7 @@ from . import paths
 from .results import read_json
 from .stats import wilson
 
-PUBLISHED = paths.REPO / "reference-results"
+PUBLISHED = paths.PUBLISHED
 CLEAN_FIELDS = ("clean_correct", "clean")
 ROBUST_FIELDS = ("robust", "robust_count", "pgd40", "worst_case", "found")
 ID_FIELDS = ("model", "training", "attack", "id", "setting", "h", "eps")

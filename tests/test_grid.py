@@ -3,7 +3,7 @@ worst case is a worst case. All comparisons are on integer counts."""
 import pytest
 import torch
 
-from natrob import grid
+from natrob import evalstore, grid
 from natrob.errors import ConfigError
 from natrob.protocols import NOT_CORRECT, craft
 
@@ -44,7 +44,7 @@ def test_cells_evaluate_the_model_they_name(small_odenet, digits, batch):
     name = cells[0]["model"]
     models = {name: (small_odenet, {"key": "small"}), "other": (other, {"key": "other"})}
     res = grid.run_grid(cells, models, x, y, [0.1], steps=2, alpha=0.05, budget=FAST, float64="none", progress=False)
-    assert res[0]["weights"] == grid.weights_fingerprint(small_odenet) != grid.weights_fingerprint(other)
+    assert res[0]["weights"] == evalstore.weights_fingerprint(small_odenet) != evalstore.weights_fingerprint(other)
     assert res[0]["model_key"] == "small"
 
 

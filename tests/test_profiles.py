@@ -31,7 +31,8 @@ def test_committed_parameters_cells_hold_the_quick_profile():
 
 def test_profiles_inherit_and_override_whole_entries():
     base, mnist, cifar = load_profile("quick"), load_profile("mnist"), load_profile("paper-cifar10")
-    assert mnist["DATASET"] == "mnist" and mnist["ODE"]["kwargs"]["channels"] != base["ODE"]["kwargs"]["channels"]
+    assert mnist["DATASET"] == "mnist" and mnist["ODE"]["train"]["epochs"] != base["ODE"]["train"]["epochs"]
+    assert mnist["RESNET50"]["kwargs"]["width"] != base["RESNET50"]["kwargs"]["width"]
     assert mnist["AUDIT_BUDGET"] == base["AUDIT_BUDGET"]  # not overridden: inherited from base
     assert cifar["AUDIT_N"] == load_profile("paper")["AUDIT_N"] and cifar["DATASET"] == "cifar10"  # extends paper
     assert "base" not in available() and "extends" not in cifar

@@ -30,6 +30,8 @@ ATTACKS = {
 
 
 def make_attack(name: str, **params) -> Attack:
+    """The attack registered as ``name`` in :data:`ATTACKS`, built with ``params`` (each class's arguments and
+    defaults are in its docstring). An unknown name raises UnknownNameError listing the registered ones."""
     if name not in ATTACKS:
         raise UnknownNameError("attack", name, ATTACKS)
     return ATTACKS[name](**params)

@@ -12,9 +12,15 @@ from ..errors import ConfigError, check_eps
 
 
 class Attack:
+    """An L-inf attack in [0, 1] pixel space: ``attack(model, x, y) -> x_adv``.
+
+    Threat model: every subclass searches the L-inf ball of radius ``eps`` around each image, intersected with
+    [0, 1]; ``__call__`` puts the model in eval mode (and restores its mode), checks the batch, and projects the
+    result, so no subclass can return a point outside the threat model. Subclasses implement :meth:`perturb`
+    and set ``name`` (the key in :data:`natrob.attacks.ATTACKS`). Attacks hold their parameters, never a model.
+
+    Arguments: ``eps`` (radius, a number >= 0; :func:`natrob.errors.check_eps` names the allowed values)."""
     name = "attack"
-    norm = "Linf"
-    uses_gradients = True
 
     def __init__(self, eps: float):
         self.eps = check_eps(eps)
@@ -31,6 +37,7 @@ class Attack:
         return self.project(x, x_adv.detach())
 
     def params(self) -> dict:
+        """The attack's scalar parameters and its ``name``: what results record about it."""
         return {k: v for k, v in vars(self).items() if isinstance(v, (int, float, str, bool, type(None)))} | {"name": self.name}
 
     def __repr__(self):
@@ -38,13 +45,17 @@ class Attack:
 
     # -- for subclasses -------------------------------------------------------------------------
     def perturb(self, model, x, y):
+        """The subclass's search: candidate adversarial images for ``x`` (a detached copy) with labels ``y``,
+        the model already in eval mode. The result need not be projected; ``__call__`` does that."""
         raise NotImplementedError
 
     def project(self, x, x_adv):
+        """``x_adv`` clipped to the eps-ball around ``x`` and to [0, 1]."""
         return torch.min(torch.max(x_adv, x - self.eps), x + self.eps).clamp(0.0, 1.0)
 
 
 def check_batch(x, y):
+    """Raise ConfigError unless ``x`` is an NCHW batch in [0, 1] and ``y`` holds one label per image."""
     if not torch.is_tensor(x) or x.dim() != 4:
         raise ConfigError("x", tuple(x.shape) if torch.is_tensor(x) else type(x).__name__, "a 4-D NCHW float tensor")
     if not torch.is_tensor(y) or y.dim() != 1 or len(y) != len(x):

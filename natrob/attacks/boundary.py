@@ -77,7 +77,6 @@ class BoundaryAttack(Attack):
     Called as ``attack(model, x, y)`` it returns the example where its L-inf size is <= eps and the clean image
     otherwise; :meth:`run` returns every size (:class:`BoundaryResult`)."""
     name = "boundary"
-    uses_gradients = False
 
     def __init__(self, eps: float = 1.0, queries: int = 1000, spherical_step: float = 0.1, source_step: float = 0.1,
                  step_adaptation: float = 1.5, init_tries: int = 50, seed: int | None = 0):

@@ -18,7 +18,6 @@ from .base import Attack
 
 class _SeededNoise(Attack):
     """``trials`` seeded random points of the eps-ball per image; the first that fools the model is kept."""
-    uses_gradients = False
 
     def __init__(self, eps: float = 0.3, trials: int = 10, seed: int = 0):
         super().__init__(eps)
@@ -30,6 +29,7 @@ class _SeededNoise(Attack):
 
     @torch.no_grad()
     def perturb(self, model, x, y):
+        """Up to ``trials`` seeded draws per image; an image keeps the first draw that fools the model."""
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         best = x.clone()
         todo = torch.ones(len(y), dtype=torch.bool, device=x.device)
@@ -70,7 +70,6 @@ class ConstantImage(Attack):
     Threat model: L-inf, radius ``eps``; no model access at all. Arguments: ``eps`` (0.5), ``value`` (0.5). At
     eps >= 0.5 it reaches every [0, 1] image, so no classifier keeps more than one class's share of the points."""
     name = "constant-image"
-    uses_gradients = False
 
     def __init__(self, eps: float = 0.5, value: float = 0.5):
         super().__init__(eps)

@@ -17,6 +17,14 @@ from .base import Attack, input_grad
 
 
 class PGD(Attack):
+    """Projected Gradient Descent (Madry et al. 2017), L-inf, with random start, restarts and early stop.
+
+    Threat model: L-inf, radius ``eps``, white-box. Arguments (defaults are the paper's Table 1 settings):
+    ``eps`` (0.3), ``alpha`` (0.01, step size), ``steps`` (40), ``random_start`` (True: uniform in the ball),
+    ``restarts`` (1; later restarts run only on points earlier ones did not break), ``loss`` ('ce' or 'cw'),
+    ``early_stop`` (False: plain PGD returns its last iterate; True freezes each point at its first fooling
+    iterate), ``eot_iter`` (1; > 1 averages each gradient over that many forward passes, for randomized
+    models). See the module doc for the algorithm."""
     name = "pgd"
 
     def __init__(self, eps: float = 0.3, alpha: float = 0.01, steps: int = 40, random_start: bool = True,
@@ -71,6 +79,8 @@ class PGD(Attack):
         return F.cross_entropy(z, y_active, reduction="sum") if self.loss == "ce" else cw_margin(z, y_active).sum()
 
     def perturb(self, model, x, y):
+        """Run ``restarts`` PGD runs; each point keeps the first run's result that fools the model (else the
+        last run's)."""
         best = x.clone()
         todo = torch.ones(len(y), dtype=torch.bool, device=x.device)
         for _ in range(self.restarts):

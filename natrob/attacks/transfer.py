@@ -15,7 +15,6 @@ class Transfer(Attack):
     Arguments: ``source`` (the model the examples are crafted on; Fig. 1: a three-block ResNet), ``attack``
     (any natrob attack; its ``eps`` is this attack's). No defaults."""
     name = "transfer"
-    uses_gradients = False
 
     def __init__(self, source, attack: Attack):
         super().__init__(attack.eps)

@@ -6,7 +6,7 @@ from functools import partial
 from ..errors import UnknownNameError
 from .cnn import Linear, SmallCNN
 from .common import Normalize
-from .odenet import ODENet
+from .odenet import ODENet, solver_settings
 from .preact import PreActResNet18
 from .resnet import CifarResNet
 from .resnet50 import ResNet50
@@ -49,5 +49,5 @@ def build_model(name: str, dataset=None, spec: dict | None = None, **kwargs):
     return model
 
 
-__all__ = ["MODELS", "build_model", "data_spec", "ODENet", "CifarResNet", "ResNet50", "PreActResNet18", "SmallCNN",
+__all__ = ["MODELS", "build_model", "data_spec", "ODENet", "solver_settings", "CifarResNet", "ResNet50", "PreActResNet18", "SmallCNN",
            "Linear", "Normalize", "SKIP_BLOCKS"]

@@ -35,6 +35,10 @@ def _combine(y0, ks, coeffs, dt):
 
 
 class NatrobDopri5(Dopri5Solver):
+    """torchdiffeq's Dormand-Prince 5(4) with a leaner Runge-Kutta step (same tableau, step-size controller and
+    interpolation; fewer intermediate tensors). Registered in torchdiffeq as ``natrob_dopri5``; ``ODENet``
+    uses it for ``method='dopri5'`` unless ``solver_impl='torchdiffeq'``. Accepts torchdiffeq's dopri5 options
+    except ``step_t``/``jump_t``."""
     def __init__(self, *args, **kwargs):
         if kwargs.get("step_t") is not None or kwargs.get("jump_t") is not None:
             raise ValueError("natrob_dopri5 does not support step_t/jump_t; use method='dopri5' of torchdiffeq")

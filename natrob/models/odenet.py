@@ -78,6 +78,30 @@ def _time_column(t, x):
     return t.reshape(-1, 1, 1, 1)
 
 
+@contextlib.contextmanager
+def solver_settings(model, **changes):
+    """Apply ``ODENet.configure_solver(**changes)`` for the duration of a block, then restore the old settings.
+
+    With ``optional=True`` a model that has no such settings (a CNN, or a wrapper whose ``configure_solver``
+    refuses them with ConfigError) is yielded unchanged: the harness asks for per-sample solves of every model
+    it judges, and only ODE nets have them. Otherwise such a model raises ConfigError."""
+    optional = changes.pop("optional", False)
+    configure = getattr(model, "configure_solver", None)
+    old = None
+    try:
+        if configure is None:
+            raise ConfigError("model", type(model).__name__, "a model with solver settings (configure_solver)")
+        old = configure(**changes)
+    except ConfigError:
+        if not optional:
+            raise
+    try:
+        yield model
+    finally:
+        if old is not None:
+            configure(**{k: old[k] for k in changes})
+
+
 class ConcatConv2d(nn.Module):
     """3x3 conv that sees the time t as an extra constant input channel (input channel 0 of its weight).
 
@@ -153,6 +177,7 @@ class ODEFunc(nn.Module):
         return grad
 
     def forward(self, t, y):
+        """f(t, y); counts the call and raises SolverFailure past ``max_nfe``."""
         self.calls += 1
         if self.max_nfe is not None and self.calls > self.max_nfe:
             raise SolverFailure(f"NFE cap exceeded: more than max_nfe={self.max_nfe} evaluations of f")
@@ -211,6 +236,7 @@ class ODENet(nn.Module):
 
     # -- solver configuration -----------------------------------------------------------------
     def solver_config(self) -> dict:
+        """The current solver settings (the keys :meth:`configure_solver` accepts, plus t0 and t1)."""
         return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "adjoint": self.adjoint,
                 "step_size": self.step_size, "t0": self.t0, "t1": self.t1, "max_nfe": self.func.max_nfe,
                 "solver_impl": self.solver_impl, "per_sample": self.per_sample, "f_impl": self.func.impl,
@@ -247,15 +273,12 @@ class ODENet(nn.Module):
     # -- NFE ---------------------------------------------------------------------------------
     @property
     def nfe_backward(self) -> int:
+        """Evaluations of f made by the last backward pass: adjoint-solve calls plus VJPs through f."""
         return (self.func.calls - self._calls_after_forward) + self.func.vjps
-
-    def reset_nfe(self):
-        self.func.calls = self.func.vjps = 0
-        self.nfe_forward = self._calls_after_forward = 0
-        self.nfe_per_sample = None
 
     # -- forward -----------------------------------------------------------------------------
     def features(self, x):
+        """y(t0): the normalised image through the convolutional stem."""
         return self.stem(self.normalize(x))
 
     def _uses_per_sample(self):
@@ -311,6 +334,8 @@ class ODENet(nn.Module):
         return y1
 
     def forward(self, x):
+        """Logits: stem, ODE block from t0 to t1, head. A solver failure raises SolverFailure; in per-sample
+        mode it carries the logits of the samples that did not fail (NaN rows where they did)."""
         try:
             return self.head(self.integrate(self.features(x)))
         except SolverFailure as exc:

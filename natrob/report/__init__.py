@@ -5,7 +5,10 @@ profile's result files and figures (``natrob.report.sections`` declares which se
 its executed notebooks rendered by nbconvert and linked from it. Every accuracy is shown with its count and
 95% Wilson interval; the provenance section says which profile and commit produced each result file.
 
-    python -m natrob.report [--profile quick]
+    python -m natrob.report [--profile quick] [--published]
+
+``--published`` renders the committed results of a profile (``reference-results/<profile>/``) instead of a local
+run: figures are redrawn from them (:mod:`natrob.figures`) and the report goes to ``report/<profile>-published/``.
 """
 from __future__ import annotations
 
@@ -31,9 +34,10 @@ def _env() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def results(prefix: str) -> list:
-    """This profile's result files whose names start with ``prefix``."""
-    return [read_json(p) | {"_file": p.name} for p in sorted(paths.results_dir().glob(f"{prefix}*.json"))]
+def results(prefix: str, folder: Path | None = None) -> list:
+    """The result files in ``folder`` (default this profile's) whose names start with ``prefix``."""
+    folder = Path(folder) if folder is not None else paths.results_dir()
+    return [read_json(p) | {"_file": p.name} for p in sorted(folder.glob(f"{prefix}*.json"))]
 
 
 def _figures(prefixes) -> list:
@@ -57,9 +61,9 @@ def _render_notebooks(out: Path) -> list:
     return links
 
 
-def _result_files(profile: str) -> list:
+def _result_files(profile: str, folder: Path) -> list:
     rows = []
-    for p in sorted(paths.results_dir().glob("*.json")):
+    for p in sorted(folder.glob("*.json")):
         if p.name.startswith("_"):
             continue
         prov = read_json(p).get("provenance", {})
@@ -74,21 +78,29 @@ def _result_files(profile: str) -> list:
 
 def render_section(section: Section, env: dict, jinja: Environment) -> dict:
     """One section's HTML: its template rendered with the context its entry computes from the result files."""
-    found = results(section.results) if section.results else []
+    found = results(section.results, env["results_dir"]) if section.results else []
     context = section.context(found, env)
     body = jinja.get_template(section.template).render(results=found, profile=env["profile"], **context)
     return {"id": section.id, "title": section.title, "nav": section.nav, "body": Markup(body),
             "figures": _figures(section.figures)}
 
 
-def build_report(profile: str | None = None, params: dict | None = None, timings: dict | None = None) -> Path:
-    """Render ``report/<profile>/index.html`` from that profile's results, figures and executed notebooks."""
+def build_report(profile: str | None = None, params: dict | None = None, timings: dict | None = None,
+                 published: bool = False) -> Path:
+    """Render ``report/<profile>/index.html`` from that profile's results, figures and executed notebooks; with
+    ``published``, ``report/<profile>-published/index.html`` from ``reference-results/<profile>/`` and figures
+    redrawn from those files (no executed notebooks: they are not published)."""
     profile = paths.set_profile(profile or paths.profile())
+    folder = paths.PUBLISHED / profile if published else paths.results_dir()
+    if published:
+        from ..figures import render_all
+        paths.set_profile(profile + "-published")  # figures and report of the published files, apart from the run's
+        render_all(folder)
     out = paths.report_dir()
     out.mkdir(parents=True, exist_ok=True)
     run = provenance({"profile": profile})
-    env = {"profile": profile, "params": params, "timings": timings, "links": _render_notebooks(out),
-           "files": _result_files(profile), "run": run}
+    env = {"profile": profile, "params": params, "timings": timings, "links": [] if published else _render_notebooks(out),
+           "files": _result_files(profile, folder), "run": run, "results_dir": folder}
     jinja = _env()
     sections = [render_section(s, env, jinja) for s in SECTIONS]
     page = jinja.get_template("page.html.j2").render(profile=profile, commit=run["git_commit"][:12], sections=sections)
@@ -99,10 +111,12 @@ def main(argv=None) -> int:
     """Command line: rebuild one profile's report from its result files."""
     p = argparse.ArgumentParser(description="Build the HTML report of one profile from its result files.")
     p.add_argument("--profile", default=paths.DEFAULT_PROFILE)
+    p.add_argument("--published", action="store_true",
+                   help="render reference-results/<profile>/ (the committed results) into report/<profile>-published/")
     a = p.parse_args(argv)
     from ..profiles import load_profile
-    stamps = paths.results_dir(a.profile) / "_runs.json"
+    stamps = (paths.PUBLISHED / a.profile if a.published else paths.results_dir(a.profile)) / "_runs.json"
     timings = read_json(stamps).get("_timings") if stamps.exists() else None
-    print(build_report(a.profile, load_profile(a.profile), timings))
+    print(build_report(a.profile, load_profile(a.profile), timings, published=a.published))
     return 0
 

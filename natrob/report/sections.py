@@ -102,6 +102,7 @@ def table2(results, env) -> dict:
 
 
 def grid(results, env) -> dict:
+    """Notebook 07's section: one table per dataset of every grid cell, with the notebook's summary."""
     from ..grid import table as grid_rows
     cols = ["cell", "configuration", "threat model", "eps", "clean", "FGSM", "PGD (paper settings)", "worst", "noise",
             "zero grad", "median margin", "NFE fwd", "NFE bwd", "solver failures", "wall s"]

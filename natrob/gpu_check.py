@@ -1,0 +1,297 @@
+"""GPU check: the paper's MNIST Neural ODE on one GPU, sized to a few minutes of a lent machine.
+
+It trains the Table A1 ODE net (128 channels, 4 conv layers, t1 = 100, dopri5, Adam 1e-3, batch 32) on
+'mnist-testsplit' for as many whole epochs as fit in its budget, runs Table 1's FGSM and PGD-40 rows on
+``--n-eval`` eval points (clean accuracy beside them), and extrapolates the GPU-hours of the full ``paper`` profile
+notebook by notebook from the unit costs it measured (one training image, one attack step per image, one
+forward query per image, for the ODE net and for each CNN of the profile). The extrapolation is an estimate:
+its assumptions are printed with it.
+
+Needs only what a bare GPU machine has (torch, torchvision, torchdiffeq, pyyaml, tqdm): natrob from the checkout
+(``PYTHONPATH=.``), no papermill, no pyautoattack. Data: ``NATROB_DATA`` (default ``./data``) must hold
+``MNIST/raw`` with the test split (t10k files). ``scripts/gpu_check.sh`` wraps it.
+
+    python -m natrob.gpu_check [--budget-s 420] [--n-eval 500] [--channels 128] [--train-size N] [--out FILE]
+    python -m natrob.gpu_check --estimate-only     # unit costs and the extrapolation only, any device
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+import torch
+
+from . import paths
+from .data import load_dataset
+from .errors import ConfigError
+from .evaluate import evaluate
+from .models import build_model
+from .profiles import load_profile
+from .provenance import provenance
+from .results import write_json
+from .stats import fmt
+from .train import accuracy, table_a1, train
+
+EPS = [0.2, 0.3, 0.4, 0.5]
+MNIST_TRAIN = 60000  # the paper profile trains on the official split
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def cnn_step_seconds(name, kwargs, data, batch_size, device, steps=6) -> float:
+    """Seconds per training image of one SGD step (forward + backward) of a profile CNN at its batch size."""
+    torch.manual_seed(0)
+    model = build_model(name, data, **kwargs).to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = data.train_x[:batch_size].to(device)
+    y = data.train_y[:batch_size].to(device)
+    for i in range(steps + 2):  # two warm-up steps (cuDNN autotuning, allocator)
+        if i == 2:
+            _sync(device)
+            t0 = time.time()
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    _sync(device)
+    return (time.time() - t0) / (steps * batch_size)
+
+
+def train_ode(data, channels, budget_s, device, progress):
+    """Whole epochs of Table A1 training while the next one still fits in ``budget_s``; returns (model, history)."""
+    torch.manual_seed(0)
+    model = build_model("odenet", data, channels=channels, conv_layers=4, t1=100.0).to(device)
+    history, t_start = [], time.time()
+    with tempfile.TemporaryDirectory() as folder:
+        for epoch in range(1, 101):
+            cfg = table_a1("mnist", epochs=epoch)  # resumes from last.pt: only epoch `epoch` runs
+            history = train(model, data, cfg, checkpoint_dir=folder, seed=0, device=device, progress=progress)
+            h = history[-1]
+            print(f"epoch {epoch}: {h['wall_s']:.1f} s (incl. {len(data.test_y)} eval images), mean forward NFE "
+                  f"{h['nfe_forward_mean']:.1f}, train accuracy {h['train_acc']:.4f}, eval accuracy {h['test_acc']:.4f}",
+                  flush=True)
+            if time.time() - t_start + h["wall_s"] > budget_s:
+                break
+    return model.eval(), history
+
+
+def table1_rows(model, x, y, seed=0):
+    """Table 1's FGSM and PGD-40 (step 0.01, random start) rows, per-sample solves, as evaluate() returns them."""
+    attacks = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"},
+               {"name": "pgd", "steps": 40, "alpha": 0.01, "random_start": True, "id": "pgd-paper", "label": "PGD"}]
+    return evaluate(model, x, y, EPS, attacks, cascade=False, model_name="Neural ODE", seed=seed, progress=False)
+
+
+def _attack_units(spec, n_surrogates=0) -> tuple:
+    """(gradient steps, forward queries) per image of one attack spec of the audit plan (upper bound)."""
+    name = spec["name"]
+    if name == "fgsm":
+        return 1, 0
+    if name == "pgd":
+        return spec.get("steps", 40) * spec.get("restarts", 1) * spec.get("eot_iter", 1), 0
+    if name in ("random-noise", "uniform-noise"):
+        return 0, spec.get("trials", 1)
+    if name == "constant-image":
+        return 0, 1
+    if name in ("square", "boundary"):
+        return 0, spec.get("n_queries", spec.get("queries", 0))
+    if name.startswith("autoattack"):  # APGD-CE, APGD-T and FAB-T per target class, Square
+        t = spec.get("n_target_classes", 9)
+        return spec.get("n_iter", 100) * (1 + 2 * t) * spec.get("eot_iter", 1), spec.get("n_queries", 5000)
+    if name == "transfer":
+        return _attack_units(spec.get("attack", {"name": "fgsm"}))
+    raise ConfigError("attack", name, "an attack of the audit plan")
+
+
+def paper_estimate(p: dict, ode: dict, cnn: dict) -> list:
+    """Hours per notebook of the ``paper`` profile, from unit costs in seconds per image:
+    ``ode`` {train, step, query} and ``cnn`` {model name: train}. A CNN attack step is taken as one training step,
+    a CNN query as a third of it; every attack runs on every point (the audit's cascade only makes it cheaper)."""
+    from .audit import attack_plan
+    from .grid import build_cells
+    from .train import table2_configs
+
+    def train_h(name, spec, per_image):
+        return spec["train"]["epochs"] * MNIST_TRAIN * per_image / 3600
+
+    def model_cost(label):
+        return ode if label == "Neural ODE" else {"step": cnn[label], "query": cnn[label] / 3}
+
+    def attack_h(label, n, units):
+        c = model_cost(label)
+        return n * (units[0] * c["step"] + units[1] * c["query"]) / 3600
+
+    rows = []
+    resnet56_h = [train_h(p["FIG1_RESNET"]["model"], p["FIG1_RESNET"], cnn[p["FIG1_RESNET"]["model"]])]
+    lip = [h for h in p["LIP_H"]]
+    rows.append({"notebook": "01", "what": f"train Neural ODE + {len(lip)} {p['FIG1_RESNET']['model']} (h in LIP_H)",
+                 "hours": train_h("odenet", p["ODE"], ode["train"]) + len(lip) * resnet56_h[0]})
+    rest = [h for h in p["FIG1_H"] if h not in lip]
+    rows.append({"notebook": "02", "what": f"train {len(rest)} more {p['FIG1_RESNET']['model']} + transfer source",
+                 "hours": len(rest) * resnet56_h[0] + train_h("src", p["FIG1_SOURCE"], cnn[p["FIG1_SOURCE"]["model"]])})
+    n, k = p["N_EVAL"], len(p["EPS_TABLE1"])
+    t1_units = (k * (1 + p["PGD_STEPS"]) + len(p["DI2_EPS"]) * p["DI2_STEPS"], 0)
+    rows.append({"notebook": "03", "what": f"train ResNet50; FGSM + PGD-{p['PGD_STEPS']} x {k} eps + DI2-FGSM on {n} points",
+                 "hours": train_h("resnet50", p["RESNET50"], cnn["resnet50"])
+                 + attack_h("Neural ODE", n, t1_units) + attack_h("resnet50", n, t1_units)})
+    b = (0, p["BOUNDARY_QUERIES"])
+    rows.append({"notebook": "04", "what": f"Boundary, {p['BOUNDARY_QUERIES']} queries x {p['BOUNDARY_N']} points x 2 models",
+                 "hours": attack_h("Neural ODE", p["BOUNDARY_N"], b) + attack_h("resnet50", p["BOUNDARY_N"], b)})
+    at = p["AT_MODEL"]
+    factors = {"standard": 1, "pgd_at": 1 + p["AT_STEPS"], "trades": 2 + p["AT_STEPS"], "yopo": p["YOPO_M"]}
+    at_h = sum(train_h(at["model"], at, cnn[at["model"]]) * factors[m]
+               for m in table2_configs(at, p["AT_EPS"], p["AT_ALPHA"], p["AT_STEPS"], p["TRADES_BETA"], p["YOPO_M"], p["YOPO_N"]))
+    rows.append({"notebook": "05", "what": "4 Table 2 trainers (adversarial steps per batch counted) + PGD-20 on 5 models",
+                 "hours": at_h + 4 * attack_h(at["model"], n, (20, 0)) + attack_h("Neural ODE", n, (20, 0))})
+    standalone, cascade = attack_plan(p["AUDIT_BUDGET"], {})
+    units = [sum(u) for u in zip(*[_attack_units(s) for s in standalone + cascade])]
+    adaptive = 5 * p["AUDIT_BUDGET"].get("adaptive_steps", 100)  # euler, rk4, adjoint, looser, tighter twins
+    ode_units = (units[0] + adaptive, units[1])
+    audit_h = sum(attack_h(m, p["AUDIT_N"] * len(p["AUDIT_EPS"]), ode_units if m == "Neural ODE" else tuple(units))
+                  for m in ["Neural ODE", "resnet50", at["model"], at["model"], at["model"]])
+    rows.append({"notebook": "06", "what": f"audit of 5 models, {p['AUDIT_N']} points x {len(p['AUDIT_EPS'])} eps (upper bound)",
+                 "hours": audit_h})
+    specs, cells = build_cells(p["ODE"], p["GRID_TOLS"], p["GRID_GRAD"], p["GRID_T1"], p["GRID_EPOCHS"],
+                               p["GRID_PROTOCOLS"], p["GRID_CROSS"])
+    extra = [s for s in specs.values() if s is not p["ODE"]]
+    g = p["GRID_BUDGET"]
+    cell_units = (2 * (1 + p["PGD_STEPS"]) * (2 if g.get("float64") == "all" else 1)
+                  + g.get("pgd_steps", 0) * g.get("pgd_restarts", 1), g.get("square_queries", 0) + 1)
+    rows.append({"notebook": "07", "what": f"train {len(extra)} more ODE nets; {len(cells)} cells x {len(p['GRID_EPS'])} eps "
+                                           f"x {p['GRID_N']} points (cells at the base cell's cost)",
+                 "hours": sum(train_h("odenet", s, ode["train"]) for s in extra)
+                 + attack_h("Neural ODE", p["GRID_N"] * len(p["GRID_EPS"]) * len(cells), cell_units)})
+    return rows
+
+
+def measure_cnns(p: dict, data, device) -> dict:
+    """Seconds per training image of each CNN of profile ``p`` (ResNet50, the Fig. 1 ResNets, the Table 2 net)."""
+    print("unit costs of the paper profile's CNNs (s per training image, batch as in the profile):", flush=True)
+    cnn = {}
+    for spec in (p["RESNET50"], p["FIG1_RESNET"], p["FIG1_SOURCE"], p["AT_MODEL"]):
+        if spec["model"] not in cnn:
+            cnn[spec["model"]] = cnn_step_seconds(spec["model"], spec["kwargs"], data, spec["train"]["batch_size"], device)
+            print(f"  {spec['model']}: {cnn[spec['model']] * 1e3:.3f} ms", flush=True)
+    return cnn
+
+
+def input_grad_seconds(model, x, device, reps=1) -> float:
+    """Seconds of one forward + input-gradient pass over ``x`` (one PGD step on those images)."""
+    xs = x.to(device).requires_grad_(True)
+    _sync(device)
+    t0 = time.time()
+    for _ in range(reps):
+        torch.autograd.grad(model(xs).sum(), xs)
+    _sync(device)
+    return (time.time() - t0) / reps
+
+
+def untrained_ode_costs(data, channels, x, device) -> dict:
+    """ODE unit costs without training (``--estimate-only``): one Adam step on a batch of 32 and one PGD step per
+    image, on a freshly initialised net. A trained net takes more solver steps (measured on MNIST at 32 channels:
+    63 forward NFE at the start, 74 after 7 epochs), so these are lower bounds."""
+    torch.manual_seed(0)
+    model = build_model("odenet", data, channels=channels, conv_layers=4, t1=100.0).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xb, yb = data.train_x[:32].to(device), data.train_y[:32].to(device)
+    times = []
+    for _ in range(3):
+        _sync(device)
+        t0 = time.time()
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()
+        _sync(device)
+        times.append(time.time() - t0)
+    step = input_grad_seconds(model.eval(), x, device) / len(x)
+    return {"train": min(times[1:]) / 32, "step": step, "query": step / 3}
+
+
+def print_table1(res, history, channels, n_train):
+    """Table 1's rows for the trained net, ours beside the paper's, with clean accuracy beside each row."""
+    rows = {(r["attack"], r["eps"]): r for r in res["rows"]}
+    clean = fmt(res["clean_correct"], res["n"])
+    print(f"\nTable 1, Neural ODE ({channels} ch, t1 = 100, {len(history)} epochs of {n_train} images), "
+          f"{res['n']} eval points, clean {clean}; ours / paper:")
+    paper = {"FGSM": [97.50, 97.46, 97.52, 97.48], "PGD": [93.62, 90.55, 84.64, 75.23]}
+    for attack in ("FGSM", "PGD"):
+        cells = [f"eps={e:g}: {fmt(rows[(attack, e)]['robust'], rows[(attack, e)]['n'])} / {q:.2f}%"
+                 for e, q in zip(EPS, paper[attack])]
+        print(f"  {attack} (clean {clean}): " + "; ".join(cells))
+
+
+def trained_ode_costs(model, data, history, res, device) -> dict:
+    """ODE unit costs from the check's own training epochs and PGD-40 rows (the epoch's eval pass taken out)."""
+    pgd_rows = [r for r in res["rows"] if r["attack"] == "PGD"]
+    step_s = sum(r["wall_s"] for r in pgd_rows) / (40 * res["n"] * len(pgd_rows))
+    _sync(device)
+    t0 = time.time()
+    accuracy(model, data.test_x, data.test_y, device=device)
+    _sync(device)
+    epoch_eval_s = time.time() - t0
+    train_s = max(sum(h["wall_s"] for h in history) / len(history) - epoch_eval_s, 0.0) / len(data.train_y)
+    return {"train": train_s, "step": step_s, "query": step_s / 3}
+
+
+def main(argv=None):
+    """Command line (see the module docstring)."""
+    ap = argparse.ArgumentParser(prog="python -m natrob.gpu_check", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget-s", type=float, default=420.0, help="wall-clock budget of the whole check (420)")
+    ap.add_argument("--n-eval", type=int, default=500, help="eval points for Table 1's rows (500)")
+    ap.add_argument("--channels", type=int, default=128, help="ODE net width (Table A1: 128)")
+    ap.add_argument("--train-size", type=int, default=None, help="training images (default: all 8,000)")
+    ap.add_argument("--estimate-only", action="store_true",
+                    help="no training: unit costs of an untrained net (lower bounds) and the extrapolation only")
+    ap.add_argument("--out", default=None, help="JSON result (default results/gpu-check/gpu-check.json)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    if args.n_eval < 1:
+        raise ConfigError("--n-eval", args.n_eval, "a positive number of eval points")
+    t_start = time.time()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; torch {torch.__version__}; cuDNN TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 "
+          f"{torch.backends.cuda.matmul.allow_tf32}", flush=True)
+    data = load_dataset("mnist-testsplit", train_size=args.train_size)
+    x, y = data.test_x[:args.n_eval], data.test_y[:args.n_eval]
+    p = load_profile("paper")
+    cnn = measure_cnns(p, data, device)
+    history, res = [], None
+    if args.estimate_only:
+        ode = untrained_ode_costs(data, args.channels, x[:128], device)
+    else:
+        # Table 1 is sized from one PGD step on the eval points, twice over for a trained net's NFE
+        probe = build_model("odenet", data, channels=args.channels, conv_layers=4, t1=100.0).to(device).eval()
+        eval_reserve = 2 * 170 * input_grad_seconds(probe, x, device) + 10
+        train_budget = args.budget_s - (time.time() - t_start) - eval_reserve
+        print(f"reserving {eval_reserve:.0f} s for Table 1; training budget {train_budget:.0f} s", flush=True)
+        model, history = train_ode(data, args.channels, max(train_budget, 1.0), device, not args.no_progress)
+        res = table1_rows(model, x.to(device), y.to(device))
+        print_table1(res, history, args.channels, len(data.train_y))
+        ode = trained_ode_costs(model, data, history, res, device)
+    est = paper_estimate(p, ode, cnn)
+    print(f"\nunit costs, Neural ODE ({args.channels} ch): {ode['train'] * 1e3:.3f} ms per training image, "
+          f"{ode['step'] * 1e3:.3f} ms per PGD step per image" + (" (untrained net: lower bounds)" if args.estimate_only else ""))
+    print(f"device-hours of the full 'paper' profile on this device ({name}), extrapolated (MNIST 60k train; attacks on "
+          "every point; ODE queries at a third of a step; grid cells and t1 < 100 nets at the base net's cost):")
+    for r in est:
+        print(f"  {r['notebook']}: {r['hours']:8.1f} h  {r['what']}")
+    total = sum(r["hours"] for r in est)
+    print(f"  total: {total:.1f} device-hours")
+    out = args.out or (paths.artifacts() / "results" / "gpu-check" / "gpu-check.json")
+    payload = {"channels": args.channels, "n_train": len(data.train_y), "history": history,
+               "table1": res["rows"] if res else None, "clean_correct": res["clean_correct"] if res else None,
+               "n": res["n"] if res else None, "unit_costs_s": {"ode": ode, "cnn_train": cnn},
+               "paper_estimate_h": est, "paper_total_h": total,
+               "provenance": provenance(vars(args), seed=0, device=device, wall_time_s=time.time() - t_start)}
+    write_json(out, payload)
+    print(f"\nwritten {out}; {time.time() - t_start:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
