@@ -43,22 +43,28 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def cnn_step_seconds(name, kwargs, data, batch_size, device, steps=6) -> float:
-    """Seconds per training image of one SGD step (forward + backward) of a profile CNN at its batch size."""
-    torch.manual_seed(0)
-    model = build_model(name, data, **kwargs).to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = data.train_x[:batch_size].to(device)
-    y = data.train_y[:batch_size].to(device)
-    for i in range(steps + 2):  # two warm-up steps (cuDNN autotuning, allocator)
-        if i == 2:
+def train_step_seconds(model, opt, x, y, device, steps, warmup=2) -> float:
+    """Seconds per image of one optimiser step (forward + backward) on the batch (x, y), averaged over ``steps``
+    after ``warmup`` untimed steps (cuDNN autotuning, allocator)."""
+    model.train()
+    x, y = x.to(device), y.to(device)
+    for i in range(warmup + steps):
+        if i == warmup:
             _sync(device)
             t0 = time.time()
         opt.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
     _sync(device)
-    return (time.time() - t0) / (steps * batch_size)
+    return (time.time() - t0) / (steps * len(y))
+
+
+def cnn_step_seconds(name, kwargs, data, batch_size, device, steps=6) -> float:
+    """Seconds per training image of one SGD step (forward + backward) of a profile CNN at its batch size."""
+    torch.manual_seed(0)
+    model = build_model(name, data, **kwargs).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    return train_step_seconds(model, opt, data.train_x[:batch_size], data.train_y[:batch_size], device, steps)
 
 
 def train_ode(data, channels, budget_s, device, progress):
@@ -200,18 +206,9 @@ def untrained_ode_costs(data, channels, x, device) -> dict:
     torch.manual_seed(0)
     model = build_model("odenet", data, channels=channels, conv_layers=4, t1=100.0).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    xb, yb = data.train_x[:32].to(device), data.train_y[:32].to(device)
-    times = []
-    for _ in range(3):
-        _sync(device)
-        t0 = time.time()
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(xb), yb).backward()
-        opt.step()
-        _sync(device)
-        times.append(time.time() - t0)
+    train_s = train_step_seconds(model, opt, data.train_x[:32], data.train_y[:32], device, steps=2, warmup=1)
     step = input_grad_seconds(model.eval(), x, device) / len(x)
-    return {"train": min(times[1:]) / 32, "step": step, "query": step / 3}
+    return {"train": train_s, "step": step, "query": step / 3}
 
 
 def print_table1(res, history, channels, n_train):
