@@ -2,7 +2,8 @@
 
   - one call of the MNIST-128 f (batch 128, 1 thread), so readers can compare machines;
   - a training step (forward + backward + Adam, batch 64) of the MNIST ODE net (28x28, 4 conv layers, t1=100,
-    dopri5) at 32 and 128 channels (goal >= 2x);
+    dopri5) at 32 and 128 channels: float32 against the fast training path (bf16 convs in f, float32 state and
+    error estimate; natrob.train.precision) and bf16 autocast of the whole step (goal >= 2x at 128 channels);
   - PGD-40 on the digits quick-profile ODE net (8x8, 32 channels, 4 conv layers, t1=100) (goal >= 2x);
   - the per-sample step-size solve against the shared-step solve, same model and images (goal <= 1.3x);
   - libgomp's default wait policy against OMP_WAIT_POLICY=PASSIVE (natrob's default), in child processes.
@@ -10,10 +11,11 @@
 Models have random weights (seed 0; NFE is printed, it sets the cost); inputs are random tensors or
 sklearn's digits, nothing is downloaded. Timings are medians of interleaved rounds; ratios are old / new.
 
-    .venv/bin/python bench/ode_speed.py [--quick] [--threads 2] [--rounds 3] [--device cpu|cuda] [--bf16] [--tf32]
+    .venv/bin/python bench/ode_speed.py [--quick] [--threads 2] [--rounds 3] [--device cpu|cuda] [--tf32]
+                                        [--only training]
 
-``--bf16`` runs the training steps under bf16 autocast (both implementations), ``--tf32`` allows TF32 matmuls
-and convolutions on CUDA; evaluation-like parts (PGD, solves) stay fp32.
+``--tf32`` allows TF32 matmuls and convolutions on CUDA; evaluation-like parts (PGD, solves) stay fp32.
+Where the device has no native bfloat16 the training steps run float32 only and say so.
 """
 import argparse
 import os
@@ -86,31 +88,42 @@ def f_call(device, rounds):
     return res
 
 
-def training_step(channels, device, rounds, bf16):
+def training_step(channels, device, rounds, batch=64):
+    """A training step (forward + backward + Adam) of the MNIST ODE net, float32 against the fast training path
+    (natrob.train.precision: bf16 convs in f, float32 state and error estimate) and against bf16 autocast of
+    the whole step, interleaved from the same weights. Returns float32 time / fast-path time."""
+    from natrob.train.precision import bf16_supported
     torch.manual_seed(0)
     model = build_model("odenet", spec=MNIST, channels=channels, conv_layers=4, t1=100.0).to(device).train()
-    x, y = torch.rand(64, 1, 28, 28, device=device), torch.randint(0, 10, (64,), device=device)
+    x, y = torch.rand(batch, 1, 28, 28, device=device), torch.randint(0, 10, (batch,), device=device)
     state = {k: v.clone() for k, v in model.state_dict().items()}
+    native = bf16_supported(device)
     nfe = {}
 
-    def step(impl):
+    def step(label, conv_dtype, autocast):
         def run():
-            model.load_state_dict(state)  # every step starts from the same weights, so both do the same work
-            model.configure_solver(f_impl=impl)
+            model.load_state_dict(state)  # every step starts from the same weights, so all do the same work
+            model.configure_solver(conv_dtype=conv_dtype)
             opt = torch.optim.Adam(model.parameters(), 1e-2)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = torch.nn.functional.cross_entropy(model(x), y)
             loss.backward()
             opt.step()
-            nfe[impl] = (model.nfe_forward, model.nfe_backward)
+            nfe[label] = (model.nfe_forward, model.nfe_backward)
+            model.configure_solver(conv_dtype=None)
         return run
-    res = interleaved({"concat": step("concat"), "fast": step("fast")}, rounds, device)
-    ratio = res["concat"] / res["fast"]
-    print(f"training step, MNIST ODE net {channels} ch, batch 64{' (bf16 autocast)' if bf16 else ''}: "
-          f"concat {res['concat']:.2f} s, fast {res['fast']:.2f} s, NFE fwd/bwd {nfe['fast'][0]}/{nfe['fast'][1]} "
-          f"(concat {nfe['concat'][0]}/{nfe['concat'][1]});  speedup {ratio:.2f} (goal >= 2; CPU time "
-          f"{CPU['concat'] / CPU['fast']:.2f})")
-    return ratio
+    fns = {"float32": step("float32", None, False)}
+    if native:
+        fns["fast path (bf16 convs)"] = step("fast path (bf16 convs)", "bfloat16", False)
+        fns["bf16 autocast"] = step("bf16 autocast", None, True)
+    res = interleaved(fns, rounds, device)
+    fast = "fast path (bf16 convs)" if native else "float32"
+    print(f"training step, MNIST ODE net {channels} ch, batch {batch}"
+          f"{'' if native else ' (no native bfloat16 here: the fast path falls back to float32)'}:")
+    for k, v in res.items():
+        print(f"  {k:24s} {v:6.2f} s   NFE fwd/bwd {nfe[k][0]}/{nfe[k][1]}   {batch / v:5.1f} images/s   "
+              f"float32 / this {res['float32'] / v:.2f} (CPU time {CPU['float32'] / CPU[k]:.2f})")
+    return res["float32"] / res[fast]
 
 
 def pgd(device, rounds, n):
@@ -204,7 +217,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per comparison (default 3, quick 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the training steps")
+    p.add_argument("--only", choices=["training"], help="only the f call and the training steps")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls and convolutions (CUDA)")
     a = p.parse_args()
     device = torch.device(a.device)
@@ -213,16 +226,21 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = a.tf32
     rounds = a.rounds or (1 if a.quick else 3)
     torch.set_num_threads(a.threads)
+    from natrob.train.precision import bf16_supported
     print(f"torch {torch.__version__}, device {device}, {a.threads} thread(s), OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}, {rounds} round(s){', quick' if a.quick else ''}")
+          f"{os.environ.get('OMP_WAIT_POLICY')}, {rounds} round(s){', quick' if a.quick else ''}; CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bfloat16: {bf16_supported(device)}")
     f_call(device, rounds)
-    per_sample(device, rounds, 64 if a.quick else 256)
-    pgd(device, rounds, 8 if a.quick else 16)
-    training_step(32, device, rounds, a.bf16)
-    ratio128 = training_step(128, device, rounds, a.bf16)
-    if device.type == "cpu":
+    if a.only is None:
+        per_sample(device, rounds, 64 if a.quick else 256)
+        pgd(device, rounds, 8 if a.quick else 16)
+    training_step(32, device, rounds)
+    ratio128 = training_step(128, device, rounds)
+    if device.type == "cpu" and a.only is None:
         omp_policy(a.threads, rounds)
-    print(f"training-step speedup at 128 channels: {ratio128:.2f}")
+    print(f"training-step speedup at 128 channels: {ratio128:.2f} (float32 / fast path, goal >= 2; "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+          f"{'' if bf16_supported(device) else ', no native bfloat16: float32 on both sides'})")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,10 @@ FIXED = {"euler", "midpoint", "rk4", "explicit_adams", "implicit_adams"}
 F_IMPLS = ("fast", "concat")
 
 
+CONV_DTYPES = (None, "bfloat16")
+
 _SETTINGS = {"f_impl": (F_IMPLS, "'fast' (time channel as an additive term) or 'concat' (concatenated plane)"),
+             "conv_dtype": (CONV_DTYPES, "None (the state's dtype) or 'bfloat16' (the fast training path)"),
              "solver_impl": (("natrob", "torchdiffeq"), "'natrob' (lean dopri5) or 'torchdiffeq'"),
              "per_sample": ((True, False), "True or False"),
              "channels_last": ((True, False), "True or False")}
@@ -115,19 +118,30 @@ class ConcatConv2d(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(cin + 1, cout, 3, 1, 1)
 
-    def prepare(self, h, w, dtype, device, memory_format=torch.contiguous_format):
-        """(state weight, time map (1, C, h, w), bias (1, C, 1, 1)) for an h x w state."""
+    def prepare(self, h, w, dtype, device, memory_format=torch.contiguous_format, conv_dtype=None):
+        """(state weight, time map (1, C, h, w), bias (1, C, 1, 1)) for an h x w state; the state weight in
+        ``conv_dtype`` (None: the weight's own), the time map and bias in ``dtype``."""
         weight, bias = self.conv.weight, self.conv.bias
         cout = weight.shape[0]
         tmap = (weight[:, 0].reshape(cout, 9) @ _tap_mask(h, w, dtype, device)).view(1, cout, h, w)
-        return weight[:, 1:].contiguous(memory_format=memory_format), tmap, bias.view(1, cout, 1, 1)
+        w_state = weight[:, 1:] if conv_dtype is None else weight[:, 1:].to(conv_dtype)
+        return w_state.contiguous(memory_format=memory_format), tmap, bias.view(1, cout, 1, 1)
 
-    def forward(self, t, x, impl: str = "fast", memory_format=torch.contiguous_format, prepared=None):
+    def forward(self, t, x, impl: str = "fast", memory_format=torch.contiguous_format, prepared=None,
+                conv_dtype=None):
         if impl == "concat":
             tt = torch.ones_like(x[:, :1]) * _time_column(t, x)
-            return self.conv(torch.cat([tt, x], 1))
-        w_state, tmap, bias = prepared or self.prepare(x.shape[-2], x.shape[-1], x.dtype, x.device, memory_format)
-        out = F.conv2d(x.contiguous(memory_format=memory_format), w_state, None, 1, 1)
+            inp = torch.cat([tt, x], 1)
+            if conv_dtype is None:
+                return self.conv(inp)
+            return F.conv2d(inp.to(conv_dtype), self.conv.weight.to(conv_dtype), None, 1, 1).to(x.dtype) \
+                + self.conv.bias.view(1, -1, 1, 1)
+        w_state, tmap, bias = prepared or self.prepare(x.shape[-2], x.shape[-1], x.dtype, x.device, memory_format,
+                                                       conv_dtype)
+        xc = x.contiguous(memory_format=memory_format)
+        # low-precision convs only: the state, the norms, the time term and the solver's error estimate stay in
+        # the state's dtype, so the step-size controller sees one rounding of each conv's output, not a drifting state
+        out = F.conv2d(xc if conv_dtype is None else xc.to(conv_dtype), w_state, None, 1, 1).to(x.dtype)
         # in place: conv2d's backward does not need its output, so this saves a pass and an allocation
         return out.add_(torch.addcmul(bias, _time_column(t, x), tmap))
 
@@ -150,6 +164,7 @@ class ODEFunc(nn.Module):
         self.max_nfe = max_nfe
         self.impl = impl
         self.channels_last = False
+        self.conv_dtype = None  # None or torch.bfloat16: the fast training path (configure_solver(conv_dtype=...))
         self.calls = 0  # every evaluation of f, forward solve and adjoint solve alike
         self.vjps = 0   # backward passes through f when differentiating the solver directly
         self._prepared = None
@@ -163,10 +178,10 @@ class ODEFunc(nn.Module):
             yield
             return
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        h, w = y0.shape[-2], y0.shape[-1]
-        self._prepared = ((h, w, y0.dtype, y0.device, fmt),
-                          self.conv1.prepare(h, w, y0.dtype, y0.device, fmt),
-                          self.conv2.prepare(h, w, y0.dtype, y0.device, fmt))
+        h, w, cd = y0.shape[-2], y0.shape[-1], self.conv_dtype
+        self._prepared = ((h, w, y0.dtype, y0.device, fmt, cd),
+                          self.conv1.prepare(h, w, y0.dtype, y0.device, fmt, cd),
+                          self.conv2.prepare(h, w, y0.dtype, y0.device, fmt, cd))
         try:
             yield
         finally:
@@ -181,18 +196,19 @@ class ODEFunc(nn.Module):
         self.calls += 1
         if self.max_nfe is not None and self.calls > self.max_nfe:
             raise SolverFailure(f"NFE cap exceeded: more than max_nfe={self.max_nfe} evaluations of f")
+        cd = self.conv_dtype
         if self.impl == "concat":
-            out = self.conv1(t, self.relu(self.norm1(y)), "concat")
-            out = self.conv2(t, self.relu(self.norm2(out)), "concat")
+            out = self.conv1(t, self.relu(self.norm1(y)), "concat", conv_dtype=cd)
+            out = self.conv2(t, self.relu(self.norm2(out)), "concat", conv_dtype=cd)
             out = self.norm3(out)
         else:
             fmt = torch.channels_last if self.channels_last else torch.contiguous_format
             key, p1, p2 = self._prepared or (None, None, None)
-            if key != (y.shape[-2], y.shape[-1], y.dtype, y.device, fmt):
+            if key != (y.shape[-2], y.shape[-1], y.dtype, y.device, fmt, cd):
                 p1 = p2 = None
             # GroupNorm's output is not needed by its backward, so ReLU may overwrite it
-            out = self.conv1(t, F.relu_(self.norm1(y.contiguous())), "fast", fmt, p1)
-            out = self.conv2(t, F.relu_(self.norm2(out.contiguous())), "fast", fmt, p2)
+            out = self.conv1(t, F.relu_(self.norm1(y.contiguous())), "fast", fmt, p1, cd)
+            out = self.conv2(t, F.relu_(self.norm2(out.contiguous())), "fast", fmt, p2, cd)
             out = self.norm3(out.contiguous())
         if out.requires_grad and torch.is_grad_enabled():
             out.register_hook(self._count_vjp)
@@ -240,7 +256,8 @@ class ODENet(nn.Module):
         return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "adjoint": self.adjoint,
                 "step_size": self.step_size, "t0": self.t0, "t1": self.t1, "max_nfe": self.func.max_nfe,
                 "solver_impl": self.solver_impl, "per_sample": self.per_sample, "f_impl": self.func.impl,
-                "channels_last": self.func.channels_last}
+                "channels_last": self.func.channels_last,
+                "conv_dtype": None if self.func.conv_dtype is None else str(self.func.conv_dtype).split(".")[-1]}
 
     def configure_solver(self, **changes):
         """Change solver settings in place and return the old ones (pass them back to restore).
@@ -250,14 +267,17 @@ class ODENet(nn.Module):
         (used for dopri5 forward solves and direct back-propagation; an adjoint solve with gradients, other
         adaptive methods and fixed-step methods, which are batch-independent already, ignore it);
         ``f_impl`` ('fast' default, or 'concat': the literal time-channel concatenation, same function);
-        ``channels_last`` (bool, default False: convs of f in channels-last memory format)."""
+        ``channels_last`` (bool, default False: convs of f in channels-last memory format); ``conv_dtype``
+        (None, default: the state's dtype; 'bfloat16': the convs of f take and give bfloat16 while the state,
+        the norms and the solver's error estimate stay float32 -- the fast training path of
+        :mod:`natrob.train.precision`, never used to evaluate or attack)."""
         old = self.solver_config()
         allowed = ("method", "rtol", "atol", "adjoint", "step_size", "max_nfe", "solver_impl", "per_sample",
-                   "f_impl", "channels_last")
+                   "f_impl", "channels_last", "conv_dtype")
         for key, value in changes.items():
             if key not in allowed:
                 raise ConfigError("solver setting", key, ", ".join(allowed))
-            if key in ("solver_impl", "f_impl", "per_sample", "channels_last"):
+            if key in ("solver_impl", "f_impl", "per_sample", "channels_last", "conv_dtype"):
                 _check_setting(key, value)
         for key, value in changes.items():
             if key == "max_nfe":
@@ -266,6 +286,8 @@ class ODENet(nn.Module):
                 self.func.impl = value
             elif key == "channels_last":
                 self.func.channels_last = value
+            elif key == "conv_dtype":
+                self.func.conv_dtype = None if value is None else getattr(torch, value)
             else:
                 setattr(self, key, value)
         return old

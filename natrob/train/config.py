@@ -7,6 +7,7 @@ from ..errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
 METHODS = ("standard", "pgd_at", "trades", "yopo")
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -16,7 +17,8 @@ class TrainConfig:
     ``epochs`` (10), ``batch_size`` (128), ``optimizer`` ('adam', or 'sgd'), ``lr`` (1e-3), ``momentum`` (0.9,
     SGD), ``weight_decay`` (0.0), ``halve_every`` (None; n halves the rate every n epochs), ``milestones``
     ((); fractions of training at which the rate is divided by 10), ``method`` ('standard', 'pgd_at', 'trades'
-    or 'yopo') and ``method_params`` ({}; see :mod:`natrob.train.adversarial`). Bad values raise ConfigError."""
+    or 'yopo'), ``method_params`` ({}; see :mod:`natrob.train.adversarial`) and ``precision`` ('float32', or
+    'bfloat16': bf16 convs for training only, see :mod:`natrob.train.precision`). Bad values raise ConfigError."""
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = "adam"
@@ -29,10 +31,14 @@ class TrainConfig:
     milestones: tuple = ()
     method: str = "standard"
     method_params: dict = field(default_factory=dict)
+    # 'bfloat16': the fast training path (natrob.train.precision); float32 weights either way
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError("optimizer", self.optimizer, "one of " + ", ".join(OPTIMIZERS))
+        if self.precision not in PRECISIONS:
+            raise ConfigError("precision", self.precision, "one of " + ", ".join(PRECISIONS))
         if self.method not in METHODS:
             raise ConfigError("method", self.method, "one of " + ", ".join(METHODS))
         if int(self.epochs) < 1:
@@ -45,6 +51,8 @@ class TrainConfig:
         """The settings as a JSON-ready dict (milestones as a list)."""
         d = asdict(self)
         d["milestones"] = list(self.milestones)
+        if d["precision"] == "float32":
+            del d["precision"]  # float32 models keep the model-store keys they had before the field existed
         return d
 
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
 from .config import TrainConfig
 from .methods import METHOD_STEPS
+from .precision import resolve, training_precision
 
 
 def default_device() -> torch.device:
@@ -63,11 +64,14 @@ def _epoch_order(n, seed, epoch, rank=0, world=1):
 
 
 def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, device=None, progress: bool = True,
-          stop_after_batches: int | None = None):
+          stop_after_batches: int | None = None, keep_epochs: bool = False, until_epoch: int | None = None):
     """Train ``model`` on ``dataset`` with ``cfg``; returns the history (list of per-epoch dicts).
 
     With ``checkpoint_dir`` every epoch ends with an atomic ``last.pt`` (weights, optimiser, RNG, history)
-    and training resumes from it. ``stop_after_batches`` simulates a kill (tests)."""
+    and training resumes from it; ``keep_epochs`` also keeps each epoch's weights as ``epoch-<n>.pt`` (the
+    training-length axis). ``cfg.precision`` 'bfloat16' trains on the fast path where the device has it
+    (each epoch's record says which precision was used). ``until_epoch`` stops after that many epochs of
+    ``cfg``'s schedule (a later call resumes). ``stop_after_batches`` simulates a kill (tests)."""
     device = torch.device(device) if device is not None else default_device()
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
@@ -75,6 +79,7 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     opt = make_optimizer(model, cfg)
     step_fn = METHOD_STEPS[cfg.method]
+    precision = resolve(cfg.precision, device)
     history, start_epoch = [], 0
     torch.manual_seed(seed)
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
@@ -85,7 +90,7 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
         torch.set_rng_state(ckpt["rng"])
         history, start_epoch = list(ckpt["history"]), int(ckpt["epoch"]) + 1
     batches_done = 0
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, min(cfg.epochs, until_epoch or cfg.epochs)):
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg, epoch)
         net.train()
@@ -96,7 +101,8 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
         for i in bar:
             idx = order[i:i + cfg.batch_size]
             x, y = dataset.train_x[idx].to(device), dataset.train_y[idx].to(device)
-            loss, logits = step_fn(net, model, opt, x, y, cfg.method_params)
+            with training_precision(model, precision, device):
+                loss, logits = step_fn(net, model, opt, x, y, cfg.method_params)
             loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
@@ -109,12 +115,15 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
         record = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), "loss": loss_sum / max(1, seen),
                   "train_acc": correct / max(1, seen),
                   "test_acc": accuracy(model, dataset.test_x, dataset.test_y, device=device),
-                  "nfe_forward_mean": (sum(nfe) / len(nfe)) if nfe else None, "wall_s": time.time() - t0}
+                  "nfe_forward_mean": (sum(nfe) / len(nfe)) if nfe else None, "wall_s": time.time() - t0,
+                  "precision_used": precision}
         history.append(record)
         if progress and rank == 0:
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} train {record['train_acc']:.3f} "
                        f"test {record['test_acc']:.3f} ({record['wall_s']:.1f}s)")
         if last is not None and rank == 0:
+            if keep_epochs:
+                save_checkpoint(last.with_name(f"epoch-{epoch + 1}.pt"), model, epoch=epoch, history=history)
             save_checkpoint(last, model, optimizer=opt.state_dict(), rng=torch.get_rng_state(), epoch=epoch,
                             history=history)
     return history

@@ -27,13 +27,17 @@ def store_key(model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> str:
 
 
 def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | None = None, seed: int = 0,
-              device=None, store_dir=None, progress: bool = True, retrain: bool = False):
+              device=None, store_dir=None, progress: bool = True, retrain: bool = False,
+              keep_epochs: bool = False, until_epoch: int | None = None):
     """Return ``(model, record)``: a trained model from the store, training (or resuming) it when needed.
 
     ``model_name`` and ``model_kwargs`` (None: {}) as for :func:`natrob.models.build_model`; ``cfg`` a
     :class:`TrainConfig`; ``seed`` (0) seeds initial weights and data order; ``device`` (None: CUDA when
     available); ``store_dir`` (None: ``checkpoints/``); ``progress`` (True): progress bars; ``retrain``
-    (False): train again even when stored. ``record`` holds the training history, clean test accuracy,
+    (False): train again even when stored; ``keep_epochs`` (False): keep every epoch's weights as
+    ``epoch-<n>.pt`` beside ``final.pt`` (see :func:`epoch_checkpoints`); ``until_epoch`` (None): stop after
+    that many epochs of ``cfg``'s schedule and return that model, unfinished (``record['epochs_done']`` <
+    ``cfg.epochs``; no ``final.pt``; a later call resumes). ``record`` holds the training history, clean test accuracy,
     store key and provenance (also in ``meta.json``). The model is returned in eval mode."""
     model_kwargs = dict(model_kwargs or {})
     key = store_key(model_name, model_kwargs, dataset, cfg, seed)
@@ -46,11 +50,14 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
         load_into(model, load_checkpoint(final), final)
         return model.to(device).eval(), read_json(meta_path)
     t0 = time.time()
-    history = train(model, dataset, cfg, checkpoint_dir=folder, seed=seed, device=device, progress=progress)
+    history = train(model, dataset, cfg, checkpoint_dir=folder, seed=seed, device=device, progress=progress,
+                    keep_epochs=keep_epochs, until_epoch=until_epoch)
     record = {"model": model_name, "model_kwargs": model_kwargs, "dataset": dataset.describe(), "key": key,
-              "history": history, "clean_acc": history[-1]["test_acc"],
+              "history": history, "clean_acc": history[-1]["test_acc"], "epochs_done": len(history),
               "provenance": provenance({"model": model_name, "model_kwargs": model_kwargs, "train": cfg.to_dict()},
                                        seed=seed, device=device, wall_time_s=time.time() - t0)}
+    if len(history) < cfg.epochs:
+        return model.eval(), record  # unfinished on purpose (until_epoch): no final.pt, the next call resumes
     save_checkpoint(final, model, history=history)
     write_json(meta_path, record)
     return model.eval(), record
@@ -69,3 +76,14 @@ def load_model(folder, device="cpu"):
     arch = ckpt["arch"]
     model = build_model(arch["name"], spec=arch["spec"], **arch["kwargs"])
     return load_into(model, ckpt, folder / "final.pt").to(device).eval()
+
+
+def epoch_checkpoints(folder) -> dict:
+    """{epoch (1-based): path} of the per-epoch weights a ``keep_epochs`` training left in a store folder."""
+    out = {}
+    for p in Path(folder).glob("epoch-*.pt"):
+        try:
+            out[int(p.stem.split("-")[1])] = p
+        except ValueError:
+            continue
+    return dict(sorted(out.items()))
