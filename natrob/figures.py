@@ -178,6 +178,49 @@ def grid(payload, params):
     return fig
 
 
+def width_training(payload, params):
+    """Notebook 08: clean accuracy and FGSM (at eps 0.3, or the largest run) of every width by training epoch."""
+    cells = payload["cells"]
+    eps = 0.3 if any(abs(e - 0.3) < 1e-9 for e in payload["eps"]) else max(payload["eps"])  # width.say_eps
+    fig, axes = _plt().subplots(1, 2, figsize=(10, 3.6))
+    for ch in sorted({c["channels"] for c in cells}):
+        mine = [c for c in cells if c["channels"] == ch]
+        ep = [c["epoch"] for c in mine]
+        axes[0].plot(ep, [100 * (c["test_acc"] or 0) for c in mine], marker="o", label=f"{ch} ch")
+        fg = [next(r for r in c["fgsm"] if abs(r["eps"] - eps) < 1e-9) for c in mine]
+        axes[1].plot(ep, [100 * r["k"] / r["n"] for r in fg], marker="o", label=f"{ch} ch")
+    axes[0].set(xlabel="epoch", ylabel="clean accuracy (%)", title="clean accuracy (all eval images)")
+    paper = dict(zip(payload["paper"]["eps"], payload["paper"]["fgsm"]))
+    if paper.get(eps) is not None:
+        axes[1].axhline(paper[eps], color="k", ls=":", lw=1, label="paper")
+    axes[1].set(xlabel="epoch", ylabel="robust (%)", title=f"FGSM at eps = {eps:g}", ylim=(-2, 102))
+    for ax in axes:
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"ODE nets by width and training length ({_dataset(payload)})")
+    fig.tight_layout()
+    return fig
+
+
+def width_fingerprint(payload, params):
+    """Notebook 08: the paper's Neural ODE FGSM and PGD curves over eps beside the nearest configurations'."""
+    paper = payload["paper"]
+    configs = [c for c in payload["configurations"] if c["rms"] is not None and c.get("pgd")][:4]
+    fig, axes = _plt().subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, attack, title in ((axes[0], "fgsm", "FGSM"), (axes[1], "pgd", f"PGD-{payload['pgd']['steps']}")):
+        ax.plot(paper["eps"], paper[attack], color="k", lw=2.5, marker="s", label="paper")
+        for c in configs:
+            rows = c.get(attack) or []
+            ax.plot([r["eps"] for r in rows], [100 * r["k"] / r["n"] for r in rows], marker="o",
+                    ls="-" if c["correct"] else "--", label=f"{c['config']} (RMS {c['rms']:.0f})")
+        ax.set(xlabel="eps (L-inf, pixels)", title=title, ylim=(-2, 102))
+    axes[0].set_ylabel("robust accuracy (%)")
+    axes[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.suptitle(f"Table 1's shape: the paper's Neural ODE vs the nearest configurations ({_dataset(payload)}; "
+                 "dashed: NOT the correct threat model)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 FIGURES = {  # figure name -> (result-file prefix, draw(payload, params))
     "01-thm31": ("01-lipschitz", thm31),
     "01-thm32": ("01-lipschitz", thm32),
@@ -189,6 +232,8 @@ FIGURES = {  # figure name -> (result-file prefix, draw(payload, params))
     "05-table2": ("05-table2", table2),
     "06-audit": ("06-audit", audit),
     "07-grid": ("07-grid", grid),
+    "08-width-training": ("08-width", width_training),
+    "08-width-fingerprint": ("08-width", width_fingerprint),
 }
 
 

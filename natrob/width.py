@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+from torch import nn
+
 from .profiles import load_profile
 
 
@@ -45,14 +48,382 @@ def train_width(params: dict, dataset, channels: int, seed: int = 0, progress: b
     return model, record, paths.checkpoints_dir() / f"{entry['model']}-{dataset.name}-{key}"
 
 
+# ------------------------------------------------------------------------------------------- per-cell probes
+def _grad_and_logits(model, x, y, dtype):
+    """Input gradient of the summed cross-entropy and the logits, with the model and images in ``dtype``."""
+    import copy
+
+    import torch.nn.functional as F
+    net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+    xx = x.to(dtype).detach().requires_grad_(True)
+    logits = net(xx)
+    grad, = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), xx)
+    return grad, logits.detach(), net
+
+
+def cell_probes(model, x, y, eps_list=(0.2, 0.3, 0.4, 0.5), batch_size: int = 50) -> dict:
+    """What decides FGSM on an ODE net, measured on (x, y): per point, whether the input gradient of the
+    cross-entropy is exactly zero (float32 and float64: a saturated softmax gives p_y == 1.0 in float32, so the
+    gradient and FGSM's step vanish, while float64 still sees a slope), the logit margin (true logit minus the
+    largest other; median and max over clean-correct points), the L2 norm of the ODE state at t1 (median) and
+    the forward NFE (mean per batch), and FGSM at every radius of ``eps_list`` (the paper's attack: one signed
+    cross-entropy gradient step of eps, clipped to [0, 1]; all radii share the one float32 gradient; a point is
+    robust when its clean and adversarial images are both classified correctly, a failed solve is not).
+    ``x``: (n, C, H, W) in [0, 1]; ``y``: (n,) int64. Returns counts ({"k", "n"}) and floats; solves are
+    per-sample (batch-independent)."""
+    from .evaluate import predict
+    from .models.odenet import solver_settings
+    model.eval()
+    zero32 = zero64 = 0
+    margins, norms, nfes, correct = [], [], [], 0
+    fgsm = {float(e): 0 for e in eps_list}
+    with solver_settings(model, per_sample=True, optional=True):
+        for i in range(0, len(y), batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            g32, logits, _ = _grad_and_logits(model, xb, yb, torch.float32)
+            nfes.append(getattr(model, "nfe_forward", None))
+            g64, _, net64 = _grad_and_logits(model, xb, yb, torch.float64)
+            zero32 += int((g32.flatten(1) == 0).all(1).sum())
+            zero64 += int((g64.flatten(1) == 0).all(1).sum())
+            ok = logits.argmax(1) == yb
+            correct += int(ok.sum())
+            for e in fgsm:
+                pred, _ = predict(model, (xb + e * g32.sign()).clamp(0, 1), batch_size)
+                fgsm[e] += int((ok & (pred == yb)).sum())
+            other = logits.clone()
+            other[torch.arange(len(yb)), yb] = -float("inf")
+            margins.append((logits[torch.arange(len(yb)), yb] - other.max(1).values)[ok])
+            if hasattr(model, "integrate"):
+                with torch.no_grad():
+                    norms.append(model.integrate(model.features(xb)).flatten(1).norm(dim=1))
+    m = torch.cat(margins) if margins else torch.empty(0)
+    n = len(y)
+    nfes = [v for v in nfes if v is not None]
+    return {"clean": {"k": correct, "n": n}, "zero_grad_float32": {"k": zero32, "n": n},
+            "zero_grad_float64": {"k": zero64, "n": n},
+            "margin_median": float(m.median()) if len(m) else None, "margin_max": float(m.max()) if len(m) else None,
+            "state_norm_median": float(torch.cat(norms).median()) if norms else None,
+            "nfe_forward_mean": sum(nfes) / len(nfes) if nfes else None,
+            "fgsm": [{"eps": e, "k": k, "n": n} for e, k in fgsm.items()]}
+
+
+def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, progress: bool = True) -> list:
+    """One cell per stored epoch of a width: :func:`cell_probes` of that epoch's weights, with the epoch's
+    clean accuracy on all the eval images from the training history."""
+    from tqdm.auto import tqdm
+
+    from .models import build_model
+    from .train import load_checkpoint, load_into
+    from .train.store import epoch_checkpoints
+    entry = width_entry(params, channels)
+    cells = []
+    for epoch, path in tqdm(epoch_checkpoints(folder).items(), desc=f"{channels} ch epochs", disable=not progress):
+        model = build_model(entry["model"], dataset, **entry["kwargs"])
+        load_into(model, load_checkpoint(path), path).eval()
+        history = load_checkpoint(path).get("history") or []
+        cell = {"channels": channels, "epoch": epoch, "params": sum(p.numel() for p in model.parameters()),
+                "test_acc": history[-1]["test_acc"] if history else None, **cell_probes(model, x, y, eps_list)}
+        cells.append(cell)
+    return cells
+
+
+# ------------------------------------------------------------------------------------------- Table 1 per width
+def table1_specs(steps: int, alpha: float, early_stop: bool) -> list:
+    """Table 1's attacks as harness specs: FGSM, the paper's PGD (``steps`` of ``alpha`` from a uniform random
+    start; ``early_stop`` freezes a point at its first fooling iterate, which can only lower the count), and
+    that random start alone (``uniform-noise``, one draw): what PGD scores when its gradient is of no use."""
+    pgd = {"name": "pgd", "id": "pgd", "steps": steps, "alpha": alpha, "random_start": True,
+           "label": f"PGD-{steps}" + (" (first fooling iterate)" if early_stop else "")}
+    if early_stop:
+        pgd["early_stop"] = True
+    return [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, pgd,
+            {"name": "uniform-noise", "id": "noise", "trials": 1, "label": "uniform noise (PGD's random start)"}]
+
+
+def table1(model, x, y, eps_list, steps: int, alpha: float, early_stop: bool, seed: int = 0,
+           name: str | None = None) -> dict:
+    """Table 1 of one model at every radius: {"clean": {k, n}, "rows": {attack id: [{eps, k, n}]}, "result":
+    the harness result (standalone attacks on the clean-correct points)}."""
+    from .evaluate import evaluate
+    res = evaluate(model, x, y, list(eps_list), table1_specs(steps, alpha, early_stop), cascade=False, seed=seed,
+                   model_name=name)
+    rows = {}
+    for r in res["rows"]:
+        rows.setdefault(r["id"], []).append({"eps": r["eps"], "k": r["robust"], "n": r["n"], "error": r["error"]})
+    res.pop("_robust", None)
+    return {"clean": {"k": res["clean_correct"], "n": res["n"]}, "rows": rows, "result": res}
+
+
+# ------------------------------------------------------------------------------------------- protocol variants
+class ProbabilitiesOut(nn.Module):
+    """``softmax(model(x))``: the output a careless wrapper hands to an attack that then takes the cross-entropy
+    of it (a second softmax). Used only as the source an attack crafts on; the model itself judges."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x).softmax(1)
+
+
+class Float16Eval(nn.Module):
+    """A float16 copy of ``model`` taking float32 images: both crafting and judging run in float16 (the
+    *float16 evaluation* protocol), logits returned as float32 for the harness."""
+
+    def __init__(self, model):
+        import copy
+        super().__init__()
+        self.model = copy.deepcopy(model).half().eval()
+
+    def forward(self, x):
+        return self.model(x.half()).float()
+
+
+VARIANTS = {
+    "no-clip": "adversarial images not clipped to [0, 1]",
+    "normalised-eps": "eps applied to the normalised input (pixel radius eps * std)",
+    "cross-solver": "crafted at a loose solver tolerance, judged at the model's own",
+    "no-usable-gradient": "an attack whose gradient is of no use: FGSM returns the clean image, PGD its random start",
+    "probabilities": "cross-entropy taken of softmax outputs (the attack's gradient passes two softmaxes)",
+    "float16": "crafted and judged in float16",
+}
+
+
+def protocol_rows(model, x, y, eps_list, pgd_eps, steps: int, alpha: float, cross_tol: float, seed: int = 0,
+                  base: dict | None = None, progress: bool = True) -> dict:
+    """Table 1 (FGSM at every radius of ``eps_list``, PGD at those of ``pgd_eps``) under each protocol of
+    :data:`VARIANTS`, none of which is the correct threat model: {protocol: {"fgsm": [{eps, k, n}], "pgd": [...],
+    "label", "failures"}}. ``base`` (a :func:`table1` output) gives the no-usable-gradient rows for free."""
+    from tqdm.auto import tqdm
+
+    from .protocols import craft_safe, judge, solver_twin, variant_robust
+    model.eval()
+    clean, _ = judge(model, x, y)
+    n = len(y)
+    out = {}
+    jobs = [(p, a, e) for p in ("no-clip", "normalised-eps", "cross-solver", "probabilities", "float16")
+            for a, eps_set in (("fgsm", eps_list), ("pgd", pgd_eps)) for e in eps_set]
+    twin = solver_twin(model, rtol=cross_tol, atol=cross_tol) if hasattr(model, "configure_solver") else model
+    sources = {"probabilities": ProbabilitiesOut(model), "float16": Float16Eval(model)}
+    for proto, attack, eps in tqdm(jobs, desc="protocols", disable=not progress):
+        row = out.setdefault(proto, {"label": VARIANTS[proto], "fgsm": [], "pgd": [], "failures": 0})
+        if proto in ("no-clip", "normalised-eps", "cross-solver"):
+            r = variant_robust(proto, model, x, y, eps, attack, steps, alpha, clean, craft_model=twin, seed=seed)
+            robust, fails = r["robust"], r["failures"]
+        else:
+            kw = dict(eps=eps, seed=seed)
+            kw.update(steps=1, alpha=eps, random_start=False) if attack == "fgsm" else kw.update(
+                steps=steps, alpha=alpha, random_start=True)
+            idx = clean.nonzero().squeeze(1)
+            x_adv, failed = craft_safe(sources[proto], x[idx], y[idx], **kw)
+            judge_model = sources[proto] if proto == "float16" else model
+            ok, jfail = judge(judge_model, x_adv, y[idx])
+            robust = torch.zeros(n, dtype=torch.bool)
+            robust[idx] = ok & ~failed
+            fails = int((failed | jfail).sum())
+        row[attack].append({"eps": eps, "k": int(robust.sum()), "n": n})
+        row["failures"] += fails
+    if base is not None:
+        out["no-usable-gradient"] = {
+            "label": VARIANTS["no-usable-gradient"], "failures": 0,
+            "fgsm": [{"eps": e, "k": base["clean"]["k"], "n": base["clean"]["n"]} for e in eps_list],
+            "pgd": [{"eps": r["eps"], "k": r["k"], "n": r["n"]} for r in base["rows"]["noise"]]}
+    return out
+
+
+# ------------------------------------------------------------------------------------------- fingerprint
+def paper_row(dataset: str) -> dict:
+    """The paper's Neural ODE Table 1 (percent) for the paper dataset ``dataset`` stands in for:
+    {"eps": [...], "fgsm": [% per eps], "pgd": [% per eps]} (lists, so the payload survives JSON)."""
+    from . import reference
+    fgsm = reference.table1(dataset, "FGSM", "Neural ODE")
+    pgd = reference.table1(dataset, "PGD", "Neural ODE")
+    eps = sorted(fgsm)
+    return {"eps": eps, "fgsm": [100 * fgsm[e] for e in eps], "pgd": [100 * pgd[e] for e in eps]}
+
+
+def paper_at(paper: dict, attack: str, eps: float):
+    """The paper's percentage for ``attack`` ('fgsm' or 'pgd') at ``eps``, or None where it has none."""
+    return next((v for e, v in zip(paper["eps"], paper[attack]) if abs(e - eps) < 1e-6), None)
+
+
+def distance(rows: dict, paper: dict) -> dict:
+    """RMS distance in percentage points between a configuration's Table 1 ({"fgsm": [{eps, k, n}], "pgd":
+    [...]}) and the paper's, over the numbers both have: {"rms": float or None, "numbers": how many}."""
+    diffs = []
+    for attack in ("fgsm", "pgd"):
+        for r in rows.get(attack) or []:
+            ref = paper_at(paper, attack, float(r["eps"]))
+            if ref is not None and r.get("k") is not None and r["n"]:
+                diffs.append(100 * r["k"] / r["n"] - ref)
+    if not diffs:
+        return {"rms": None, "numbers": 0}
+    return {"rms": (sum(d * d for d in diffs) / len(diffs)) ** 0.5, "numbers": len(diffs)}
+
+
+# ------------------------------------------------------------------------------------------- worst case
+def worst_case_specs(budget: dict, steps: int, alpha: float) -> list:
+    """The audit's strongest attacks as a cascade (each runs on the points all earlier ones left): the paper's
+    PGD, PGD-100 x restarts (step eps/4), AutoAttack and Square, at the profile's audit budget."""
+    restarts = budget.get("pgd_restarts", 2)
+    pgd_steps = (budget.get("pgd_steps") or [100])[-1]
+    return [{"name": "pgd", "id": "pgd-paper", "steps": steps, "alpha": alpha, "random_start": True,
+             "early_stop": True, "label": f"PGD-{steps}"},
+            {"name": "pgd", "id": f"pgd{pgd_steps}x{restarts}", "steps": pgd_steps, "alpha_rel": 0.25,
+             "restarts": restarts, "early_stop": True, "label": f"PGD-{pgd_steps}x{restarts}"},
+            {"name": "autoattack", "id": "autoattack", "n_iter": budget.get("aa_iter", 100),
+             "n_queries": budget.get("aa_square_queries", 5000), "n_target_classes": budget.get("aa_targets", 9),
+             "label": "AutoAttack"},
+            {"name": "square", "id": "square", "n_queries": budget.get("square_queries", 5000), "label": "Square"}]
+
+
+def worst_case(model, x, y, eps_list, budget: dict, steps: int, alpha: float, seed: int = 0, name=None) -> dict:
+    """Per radius, the points no attack of :func:`worst_case_specs` broke: {"rows": [{eps, attack, k, n,
+    error}], "worst": [{eps, k, n, attacks_failed}]} (cascade: each row is what remains after it)."""
+    from .evaluate import evaluate
+    res = evaluate(model, x, y, list(eps_list), worst_case_specs(budget, steps, alpha), cascade=True, seed=seed,
+                   model_name=name)
+    return {"clean": {"k": res["clean_correct"], "n": res["n"]},
+            "rows": [{"eps": r["eps"], "attack": r["attack"], "k": r["robust"], "n": r["n"], "error": r["error"]}
+                     for r in res["rows"]],
+            "worst": [{"eps": w["eps"], "k": w["robust"], "n": w["n"], "attacks_failed": w["attacks_failed"]}
+                      for w in res["worst_case"]]}
+
+
+# ------------------------------------------------------------------------------------------- the chapter
+def configurations(payload: dict) -> list:
+    """Every configuration with a Table 1 (FGSM and/or PGD rows) and its distance to the paper's, nearest
+    first: each width's per-epoch cells (FGSM only), each width's final model (FGSM, PGD, noise) and each
+    protocol variant on the widest model."""
+    paper = payload["paper"]
+    out = []
+    for c in payload["cells"]:
+        rows = {"fgsm": c["fgsm"]}
+        out.append({"config": f"{c['channels']} ch, epoch {c['epoch']}", "channels": c["channels"],
+                    "epoch": c["epoch"], "protocol": "correct threat model", "correct": True, **rows,
+                    **distance(rows, paper)})
+    for ch, t in payload["table1"].items():
+        rows = {"fgsm": t["rows"]["fgsm"], "pgd": t["rows"]["pgd"]}
+        out.append({"config": f"{ch} ch, epoch {t['epoch']} (Table 1)", "channels": int(ch), "epoch": t["epoch"],
+                    "protocol": "correct threat model", "correct": True, **rows, **distance(rows, paper)})
+    wide = payload.get("protocols") or {}
+    for proto, r in (wide.get("variants") or {}).items():
+        rows = {"fgsm": r["fgsm"], "pgd": r["pgd"]}
+        out.append({"config": f"{wide['channels']} ch, epoch {wide['epoch']}, {proto}", "channels": wide["channels"],
+                    "epoch": wide["epoch"], "protocol": f"NOT the correct threat model: {r['label']}",
+                    "correct": False, **rows, **distance(rows, paper)})
+    return sorted(out, key=lambda c: (c["rms"] is None, -c["numbers"], c["rms"] if c["rms"] is not None else 0))
+
+
+def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
+    """Everything notebook 08 reports, from the model store (training what is missing, up to ``WIDTH_UNTIL``):
+    per-width training records, per-epoch cells, Table 1 of each width's last model, the audit's worst case
+    and the protocol variants on the widest one, and the configurations nearest the paper's Table 1."""
+    seed, eps_list = params["SEED"], [float(e) for e in params["EPS_TABLE1"]]
+    steps, alpha = int(params["PGD_STEPS"]), float(params["PGD_ALPHA"])
+    early = bool(params.get("WIDTH_PGD_EARLY_STOP", False))
+    payload = {"dataset": dataset.describe(), "paper": paper_row(dataset.name), "eps": eps_list,
+               "pgd": {"steps": steps, "alpha": alpha, "early_stop": early}, "widths": [], "cells": [], "table1": {}}
+    models = {}
+    for ch in params["WIDTH_CHANNELS"]:
+        model, record, folder = train_width(params, dataset, ch, seed=seed, progress=progress)
+        entry = width_entry(params, ch)
+        payload["widths"].append({
+            "channels": int(ch), "params": sum(p.numel() for p in model.parameters()), "train": entry["train"],
+            "epochs_scheduled": int(entry["train"]["epochs"]), "epochs_done": len(record["history"]),
+            "history": [{k: h.get(k) for k in ("epoch", "test_acc", "train_acc", "loss", "nfe_forward_mean",
+                                                "wall_s", "precision_used")} for h in record["history"]]})
+        payload["cells"] += epoch_cells(params, dataset, ch, folder, x, y, eps_list, progress)
+        t = table1(model, x, y, eps_list, steps, alpha, early, seed, name=f"ODE {ch} ch")
+        payload["table1"][str(int(ch))] = {"epoch": len(record["history"]), "clean": t["clean"], "rows": t["rows"]}
+        models[int(ch)] = (model, len(record["history"]))
+    widest = max(models)
+    model, epoch = models[widest]
+    n_audit = int(params.get("WIDTH_AUDIT_N") or params["AUDIT_N"])
+    payload["worst_case"] = {"channels": widest, "epoch": epoch, "eps": params["WIDTH_AUDIT_EPS"],
+                             **worst_case(model, x[:n_audit], y[:n_audit], params["WIDTH_AUDIT_EPS"],
+                                          params["AUDIT_BUDGET"], steps, alpha, seed, name=f"ODE {widest} ch")}
+    n_proto = int(params.get("WIDTH_PROTOCOL_N") or len(y))
+    base = {"clean": payload["table1"][str(widest)]["clean"], "rows": payload["table1"][str(widest)]["rows"]}
+    variants = protocol_rows(model, x[:n_proto], y[:n_proto], eps_list, params["WIDTH_PROTOCOL_PGD_EPS"], steps,
+                             alpha, float(params["GRID_CROSS"][0][0]), seed,
+                             base=base, progress=progress)
+    payload["protocols"] = {"channels": widest, "epoch": epoch, "n": n_proto, "variants": variants}
+    payload["configurations"] = configurations(payload)
+    return payload
+
+
+def _pct(r) -> str:
+    from .stats import fmt
+    return fmt(r["k"], r["n"]) if r.get("k") is not None else "not measured"
+
+
+def _at(rows, eps):
+    return next((r for r in rows or [] if abs(float(r["eps"]) - eps) < 1e-9), None)
+
+
+def say_eps(payload: dict) -> float:
+    """The radius the chapter's sentences quote: the paper's headline 0.3 where it was run, else the largest."""
+    return 0.3 if any(abs(e - 0.3) < 1e-9 for e in payload["eps"]) else max(payload["eps"])
+
+
+def findings(payload: dict, eps: float | None = None) -> list:
+    """The chapter's conclusions as sentences written from the payload's numbers: per width the last model's
+    FGSM/PGD at ``eps`` and what decides FGSM (zero gradients, margins), the training-length trend of FGSM,
+    the configuration nearest the paper's Table 1 and whether the worst case breaks it."""
+    out = []
+    eps = say_eps(payload) if eps is None else eps
+    paper = payload["paper"]
+    pgd_label = f"PGD-{payload['pgd']['steps']}"
+    for w in payload["widths"]:
+        ch = w["channels"]
+        t = payload["table1"][str(ch)]
+        cells = [c for c in payload["cells"] if c["channels"] == ch]
+        last = cells[-1] if cells else None
+        partial = "" if w["epochs_done"] >= w["epochs_scheduled"] else \
+            f" (trained {w['epochs_done']} of its {w['epochs_scheduled']} scheduled epochs)"
+        acc = w["history"][-1]["test_acc"] if w["history"] else None
+        s = (f"{ch} channels ({w['params']:,} parameters){partial}: clean accuracy {100 * acc:.1f}% on the "
+             f"eval images; at eps = {eps:g} FGSM leaves {_pct(_at(t['rows']['fgsm'], eps))}, {pgd_label} "
+             f"{_pct(_at(t['rows']['pgd'], eps))} and its random start alone {_pct(_at(t['rows']['noise'], eps))} "
+             + (f"(paper: FGSM {paper_at(paper, 'fgsm', eps):.2f}%, PGD {paper_at(paper, 'pgd', eps):.2f}%)."
+                if paper_at(paper, "fgsm", eps) is not None else "(the paper has no figure at this eps)."))
+        if last is not None:
+            s += (f" Its input gradient is exactly zero on {last['zero_grad_float32']['k']} of "
+                  f"{last['zero_grad_float32']['n']} points in float32 and {last['zero_grad_float64']['k']} in "
+                  f"float64; median logit margin {last['margin_median']:.3g}, largest {last['margin_max']:.3g}.")
+        out.append(s)
+        fg = [(c["epoch"], _at(c["fgsm"], eps)) for c in cells]
+        if len(fg) >= 2:
+            out.append(f"{ch} channels, FGSM at eps = {eps:g} by training epoch: "
+                       + ", ".join(f"epoch {e}: {r['k']}/{r['n']}" for e, r in fg) + ".")
+    configs = [c for c in payload["configurations"] if c["rms"] is not None]
+    full = [c for c in configs if c["numbers"] == max(c["numbers"] for c in configs)] if configs else []
+    if full:
+        best = full[0]
+        out.append(f"Nearest to the paper's Table 1 over all {best['numbers']} numbers: {best['config']} "
+                   f"({best['protocol']}), RMS distance {best['rms']:.1f} points.")
+        correct = [c for c in full if c["correct"]]
+        if correct and correct[0] is not best:
+            out.append(f"Nearest under the correct threat model: {correct[0]['config']}, RMS {correct[0]['rms']:.1f} "
+                       "points.")
+    wc = payload.get("worst_case")
+    if wc:
+        out.append(f"The strongest evaluation of the {wc['channels']}-channel net (epoch {wc['epoch']}; "
+                   + ", ".join(r["attack"] for r in wc["rows"] if r["eps"] == wc["worst"][0]["eps"])
+                   + "): worst case " + "; ".join(f"{_pct(w)} at eps = {w['eps']:g}" for w in wc["worst"])
+                   + (". Attacks that failed: " + ", ".join(sorted({a for w in wc["worst"] for a in w["attacks_failed"]}))
+                      if any(w["attacks_failed"] for w in wc["worst"]) else "") + ".")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Train one width of notebook 08 into the model store (resumable).")
     p.add_argument("--profile", default="quick")
     p.add_argument("--channels", type=int, required=True)
     p.add_argument("--until", type=int, default=None, help="stop after this many epochs of the schedule")
     a = p.parse_args(argv)
-    import torch
-
     from . import paths
     from .data import load_profile_dataset
     params = load_profile(a.profile)
