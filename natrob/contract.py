@@ -8,8 +8,8 @@ A model must map a float NCHW batch in [0, 1] to a tensor of logits of shape (n,
 - a model whose parameters are of another float dtype than the images (a float64 or bfloat16 copy) is fed
   images cast to that dtype when it cannot take the images as they are; float16 and bfloat16 logits are cast
   to float32 for the attacks' losses (the predicted label is unchanged);
-- rows that look like probabilities (in [0, 1], summing to 1) are a named finding, and the attacks use their
-  logarithm: the cross-entropy of probabilities treated as logits saturates and understates the attacks;
+- rows that look like probabilities (in [0, 1], summing to 1) are counted: a named finding of the audit, since
+  the cross-entropy of probabilities treated as logits saturates and understates gradient attacks;
 - non-finite logits are counted per point by the harness (a non-finite prediction is never robust);
 - batch dependence: the same images are predicted in one batch and in two halves; a model whose logits
   depend on their batch-mates (BatchNorm on batch statistics) is flagged and judged one image at a time.
@@ -43,13 +43,19 @@ def check_images(x):
         raise ConfigError("x", f"dtype {x.dtype}", "floating-point images in [0, 1] (uint8 images: x.float() / 255)")
 
 
-class Adapted(torch.nn.Module):
-    """``inner`` seen through the contract: inputs cast to ``in_dtype`` (None: as given), half-precision logits
-    cast to float32, and with ``log_output`` the logarithm of probability outputs. Keeps argmax unchanged."""
+def predicted(logits) -> torch.Tensor:
+    """Predicted labels of (n, classes) logits, ``NON_FINITE`` (-3) for rows holding NaN or inf: the argmax of a
+    NaN row is class 0, which would count a non-finite prediction of a class-0 image as correct."""
+    return logits.argmax(1).masked_fill(~torch.isfinite(logits).all(1), NON_FINITE)
 
-    def __init__(self, inner, in_dtype=None, log_output=False):
+
+class Adapted(torch.nn.Module):
+    """``inner`` seen through the contract: inputs cast to ``in_dtype`` (None: as given) and half-precision
+    logits cast to float32 for the attacks' losses. The predicted label is unchanged."""
+
+    def __init__(self, inner, in_dtype=None):
         super().__init__()
-        self.inner, self.in_dtype, self.log_output = inner, in_dtype, bool(log_output)
+        self.inner, self.in_dtype = inner, in_dtype
 
     @property
     def nfe_forward(self):
@@ -59,9 +65,6 @@ class Adapted(torch.nn.Module):
         out = self.inner(x if self.in_dtype is None else x.to(self.in_dtype))
         if torch.is_tensor(out) and out.dtype in (torch.float16, torch.bfloat16):
             out = out.float()
-        if self.log_output:
-            # clamping keeps log finite where a probability underflowed (its gradient there is 0, not NaN)
-            out = out.clamp_min(torch.finfo(out.dtype).tiny).log()
         return out
 
 
@@ -181,7 +184,7 @@ def prepare(model, x, y, num_classes: int | None = None) -> Prepared:
         return Prepared(model, False, reason, output={"probed": True, "problem": reason})
     info = {"probed": True, "problem": None, "n": len(probe_x), "classes": None, "dtype": None,
             "input_cast": str(adapted.in_dtype) if isinstance(adapted, Adapted) else None,
-            "probabilities": 0, "non_finite": 0, "log_output": False}
+            "probabilities": 0, "non_finite": 0}
     if out is not None:
         info |= {"classes": int(out.shape[1]), "dtype": str(out.dtype), "probabilities": _looks_like_probabilities(out),
                  "non_finite": int((~torch.isfinite(out)).any(1).sum())}
@@ -189,10 +192,7 @@ def prepare(model, x, y, num_classes: int | None = None) -> Prepared:
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
             raise ConfigError("y", f"labels in [{int(y.min())}, {int(y.max())}]",
                               f"class indices in [0, {classes}) (the model has {info['classes']} outputs)")
-    in_dtype = adapted.in_dtype if isinstance(adapted, Adapted) else None
-    log_output = out is not None and info["probabilities"] == len(probe_x)
-    info["log_output"] = log_output
-    final = Adapted(model, in_dtype, log_output)
+    final = Adapted(model, adapted.in_dtype if isinstance(adapted, Adapted) else None)
     scale = max((d for d in (out.dtype if out is not None else None, _param_dtype(model), torch.float32)
                  if d is not None and d.is_floating_point), key=lambda d: torch.finfo(d).eps)
     return Prepared(final, True, None, info, _batch_probe(final, x, scale))

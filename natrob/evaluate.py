@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from . import evalstore
 from .attacks import make_attack
 from .attacks.base import check_batch
-from .contract import NON_FINITE, SOLVER_FAILED, Prepared, prepare
+from .contract import NON_FINITE, SOLVER_FAILED, Prepared, predicted, prepare
 from .errors import ConfigError, SolverFailure, check_eps
 from .models.odenet import solver_settings
 from .stats import wilson
@@ -59,8 +59,7 @@ def labels_of(logits) -> torch.Tensor:
     if not torch.is_tensor(logits) or logits.dim() != 2:
         raise TypeError(f"the model returned {type(logits).__name__} "
                         f"{tuple(logits.shape) if torch.is_tensor(logits) else ''}, not (n, classes) logits")
-    pred = logits.argmax(1)
-    return pred.masked_fill(~torch.isfinite(logits).all(1), NON_FINITE)
+    return predicted(logits)
 
 
 @torch.no_grad()
@@ -309,7 +308,7 @@ class _Run:
         fp, why = evalstore.model_fingerprint(model, reason=True) if cache else (None, "cache=False")
         self.cache_note = "on" if fp else f"off: {why}"
         self.base_key = None if fp is None else {
-            "model": fp, "contract": [prep.output.get("input_cast"), prep.output.get("log_output")],
+            "model": fp, "input_cast": prep.output.get("input_cast"),
             "x": evalstore.tensor_hash(x), "y": evalstore.tensor_hash(y), "seed": seed, "batch_size": batch_size,
             "per_sample": self.per_sample, "draws": draws, "cascade": cascade}
 

@@ -73,19 +73,22 @@ def check_batch(x, y):
         raise ConfigError("x", f"values in [{x.min().item():.3g}, {x.max().item():.3g}]", "images in [0, 1]")
 
 
-def input_grad(model, x, y, loss="ce", eot_iter: int = 1, finite: bool = True):
+def input_grad(model, x, y, loss="ce", eot_iter: int = 1, finite: bool = True, with_logits: bool = False):
     """Gradient of the summed loss with respect to the input (model parameters are not differentiated).
 
     ``eot_iter > 1`` averages the gradient over that many forward passes (Expectation over Transformation,
     Athalye et al. 2018) for randomized models. An input that is not in the model's autograd graph (detached,
     or processed outside torch) has a zero gradient rather than an error: that is a masking sign the audit
     reports, and gradient-free attacks still run. ``finite`` replaces NaN/inf entries by 0 so that attacks
-    stay inside the eps-ball; the audit's gradient statistics ask for the raw values."""
+    stay inside the eps-ball; the audit's gradient statistics ask for the raw values. ``with_logits`` returns
+    ``(gradient, logits)``, the logits (detached) of the first forward pass, for attacks that trace their path."""
     x, y = x.detach().requires_grad_(True), as_labels(y)
-    total = torch.zeros_like(x)
+    total, first = torch.zeros_like(x), None
     for _ in range(eot_iter):
         with torch.enable_grad():
             logits = model(x)
+            if first is None:
+                first = logits.detach()
             if loss == "ce":
                 value = F.cross_entropy(logits, y, reduction="sum")
             elif loss == "cw":
@@ -98,7 +101,8 @@ def input_grad(model, x, y, loss="ce", eot_iter: int = 1, finite: bool = True):
         if grad is not None:
             total += grad
     total /= eot_iter
-    return total.nan_to_num_(0.0, 0.0, 0.0) if finite else total
+    total = total.nan_to_num_(0.0, 0.0, 0.0) if finite else total
+    return (total, first) if with_logits else total
 
 
 def input_grad_connected(model, x) -> bool:
