@@ -148,7 +148,7 @@ def contract_checks(model: str, probe: dict) -> list:
         rows.append(_row(model, None, "predictions independent of the batch", not batch.get("dependent"),
                          batch.get("detail", "") + ("; every judgement made one image at a time"
                                                     if batch.get("dependent") else ""), "evaluation",
-                         problem="predictions depend on their batch-mates (judged one image at a time)"))
+                         problem="predictions depend on their batch-mates"))
     return rows
 
 

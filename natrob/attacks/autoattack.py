@@ -80,14 +80,15 @@ def runnable(components, n_classes: int) -> tuple:
 
 
 class _Logits(torch.nn.Module):
-    """pyautoattack needs float32 logits from a module; keeps natrob models untouched."""
+    """pyautoattack needs float32 logits from a module (it writes them into float32 buffers); keeps natrob
+    models untouched."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, x):
-        return self.model(x.float())
+        return self.model(x.float()).float()
 
 
 def _build(model, eps, attacks, n_iter, n_queries, n_target_classes, seed, device):
