@@ -32,7 +32,7 @@ from . import verdict as verdict_mod
 from .attacks import input_grad
 from .attacks.base import input_grad_connected
 from .contract import as_labels, check_images, predicted, prepare
-from .evaluate import _device, evaluate
+from .evaluate import _device, evaluate, per_sample_solves
 from .reference import lookup
 
 ROLES = {
@@ -240,6 +240,11 @@ def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | N
     transfer attack. Returns per-eps counts per attack id, the checks, the findings per eps, the probe and one
     sentence. Raises ConfigError for bad ``x``/``y``, never for what the model does: a model that cannot be
     evaluated (natrob.contract) gets ``evaluable`` False, its reason, and no finding about the paper."""
+    with per_sample_solves(model):  # probes see the model as the harness judges it (ODE nets batch-independent)
+        return _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed)
+
+
+def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed) -> dict:
     check_images(x)
     y = as_labels(y)
     shares = torch.bincount(y.cpu(), minlength=num_classes).float() / max(len(y), 1)

@@ -249,6 +249,15 @@ def spec_fingerprint(spec) -> object:
     return spec
 
 
+def cacheable(spec_fp) -> bool:
+    """Whether every model inside a spec fingerprint (transfer sources) could be fingerprinted."""
+    if isinstance(spec_fp, dict):
+        return not ("model" in spec_fp and spec_fp["model"] is None) and all(map(cacheable, spec_fp.values()))
+    if isinstance(spec_fp, list):
+        return all(map(cacheable, spec_fp))
+    return True
+
+
 def key(**parts) -> str:
     """The store key of one evaluation: a hash of its parts (model, spec, eps, points, seed, settings), natrob's
     code and torch's version."""

@@ -15,13 +15,28 @@ ODE nets (models with ``configure_solver``) are switched to per-sample step size
 ``evaluate`` and ``predict`` (and switched back after), so an image's prediction and its adversarial example
 never depend on its batch-mates.
 
+Before any attack, natrob.contract checks the model's output on a few images (a tensor of logits of shape
+(n, classes); images cast to the parameters' dtype for a float64/bfloat16 model that needs it) and whether
+its predictions depend on their batch-mates; a batch-dependent model is judged one image at a time
+(``per_sample`` True, ``batch_dependence`` says why). A model that cannot be evaluated (its forward pass
+raises or returns something other than logits, every clean ODE solve fails, every clean logit row is
+non-finite) gets ``evaluable`` False, ``not_evaluable`` (the reason), no counts (``robust`` None) and every
+row's ``error`` saying so. Labels may be of any integer dtype.
+
+A prediction whose logits hold NaN or inf is never a class (status ``non_finite``, counted per row as
+``non_finite``): it is never correct and never robust. PGD rows carry Pintor et al.'s indicators of attack
+failure, ``silent_success`` (points an iterate fooled that the returned point leaves robust) and
+``incomplete_optimisation`` (points whose loss still rose over the last steps); AutoAttack rows carry its
+own warnings (``warnings``) and the components the class count ruled out (``skipped``).
+
 Nothing a model does stops an evaluation. ODE solver failures (step-size underflow, non-finite state, NFE
 cap) are retried one image at a time and an image whose solve still fails gets status ``solver_failure``
 and counts as not robust. Any other exception raised inside an attack is recorded in that attack's row
 (``error``) and the evaluation goes on without it; an exception on the clean images is recorded in the
 result. Each finished (model, attack, eps, points, seed) is stored (``natrob.evalstore``), so a re-run
 after a kill computes only what was missing; every attack is seeded from (seed, attack, eps), so the numbers
-do not depend on which attacks ran before it in this process.
+do not depend on which attacks ran before it in this process. A model the store cannot fingerprint is
+evaluated uncached, and ``cache`` says so ("off: <why>").
 """
 from __future__ import annotations
 
@@ -315,7 +330,7 @@ class _Run:
     def entry(self, spec, eps, idx) -> tuple:
         """(entry, cached): a stored finished attack, or the attack run now (and stored if it finished)."""
         spec_fp = evalstore.spec_fingerprint(spec)
-        cacheable = self.base_key is not None and "'model': None" not in str(spec_fp)
+        cacheable = self.base_key is not None and evalstore.cacheable(spec_fp)
         k = evalstore.key(**self.base_key, spec=spec_fp, eps=eps, idx=evalstore.tensor_hash(idx)) if cacheable else None
         entry = evalstore.load(k) if k else None
         if entry is not None:
