@@ -6,14 +6,20 @@ ball, the constant-image attack, and for ODE nets adaptive attacks: gradients th
 solves of the same vector field, through the adjoint, and through looser and tighter tolerances. Adversarial
 examples are always judged by the model exactly as evaluated (its own solver and tolerance).
 
-No model can crash the audit. Before attacking, a probe asks whether the model's forward pass is random
-(two passes on the same input differ) and whether its input gradient exists and is informative. A randomized
-model is attacked with EOT-PGD and AutoAttack's ``rand`` version as well, and judged by majority vote over
-several draws; a model whose input is disconnected from autograd still gets every gradient-free attack; any
-exception inside an attack is recorded in its row and the audit goes on.
+No model can crash the audit. Before attacking, natrob.contract checks the model's output (a tensor of logits
+of shape (n, classes)): a model that cannot be evaluated (its forward pass raises, it returns a tuple, every
+clean ODE solve fails) gets a result that says so and why, and no finding about the paper. A probe then asks
+whether the forward pass is random (16 passes on the same input), whether the input gradient exists and is
+informative, whether the output looks like probabilities or is non-finite, and whether predictions depend on
+their batch-mates (then every judgement is made one image at a time). A randomized model is attacked with
+EOT-PGD and AutoAttack's ``rand`` version as well, and judged by majority vote over several draws; a model
+whose input is disconnected from autograd still gets every gradient-free attack; any exception inside an
+attack is recorded in its row, named in the verdict, and the audit goes on.
 
 Attack specs carry a stable ``id`` and a ``role`` (``ROLES``); checks (natrob.checks) select attacks by role,
-and the verdict (natrob.verdict) separates four findings: reproduced, converged, masking, feasible.
+and the verdict (natrob.verdict) separates four findings: reproduced, converged, masking, feasible, and names
+what limits the evaluation (attacks that raised, components skipped, solver failures, non-finite logits,
+batch dependence).
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from . import checks as checks_mod
 from . import verdict as verdict_mod
 from .attacks import input_grad
 from .attacks.base import input_grad_connected
-from .evaluate import evaluate
+from .contract import as_labels, check_images, predicted, prepare
+from .evaluate import _device, evaluate, per_sample_solves
 from .reference import lookup
 
 ROLES = {
@@ -116,63 +123,105 @@ def gradient_stats(model, x, y) -> dict:
 
 
 @torch.no_grad()
-def randomness(model, x, repeats: int = 3) -> dict:
-    """Whether repeated forward passes on the same input differ (a randomized defense, or test-time noise)."""
+def randomness(model, x, repeats: int = 16) -> dict:
+    """Whether repeated forward passes on the same input differ (a randomized defense, or test-time noise).
+
+    ``repeats`` passes on the first (at most 16) images, each compared with the first: a model random on a
+    fraction q of its passes goes unnoticed with probability about (1 - q)^(repeats - 1) (16 passes: 0.5% for
+    q = 0.3; AutoAttack's and the old 3-pass probe: 34%)."""
     model.eval()
+    xs = x[:16]
     try:
-        outs = [model(x) for _ in range(repeats)]
-    except Exception as exc:
-        return {"randomized": False, "max_diff": None, "detail": f"forward pass raised {type(exc).__name__}: {exc}"[:300]}
-    scale = float(outs[0].abs().max()) + 1.0
-    diff = max(float((o - outs[0]).abs().max()) for o in outs[1:])
-    flips = max(int((o.argmax(1) != outs[0].argmax(1)).sum()) for o in outs[1:])
-    randomized = diff > 1e-5 * scale
-    return {"randomized": randomized, "max_diff": diff, "label_flips": flips,
-            "detail": f"{repeats} forward passes on the same {len(x)} images: logits differ by up to {diff:.3g}, "
-                      f"{flips} predicted labels change"}
+        outs = [model(xs) for _ in range(repeats)]
+        if not all(torch.is_tensor(o) and o.shape == outs[0].shape for o in outs):
+            raise TypeError("forward returned something other than logits of one shape")
+    except Exception as exc:  # noqa: BLE001 - reported in the check, never raised
+        return {"randomized": False, "max_diff": None, "label_flips": None, "passes": repeats,
+                "detail": f"not probed: a forward pass raised {type(exc).__name__}: {exc}"[:300]}
+    ref = outs[0].double()
+    scale = float(ref.nan_to_num(0, 0, 0).abs().max()) + 1.0
+
+    def differs(o):
+        o = o.double()
+        return max(float((o - ref).nan_to_num(0, 0, 0).abs().max()),
+                   float("inf") if not torch.equal(torch.isfinite(o), torch.isfinite(ref)) else 0.0)
+
+    diffs = [differs(o) for o in outs[1:]]
+    flips = max((int((predicted(o) != predicted(outs[0])).sum()) for o in outs[1:]), default=0)
+    diff = max(diffs, default=0.0)
+    n_random = sum(d > 1e-5 * scale for d in diffs)
+    return {"randomized": n_random > 0, "max_diff": diff, "label_flips": flips, "passes": repeats,
+            "detail": f"{repeats} forward passes on the same {len(xs)} images: {n_random} of {repeats - 1} differ "
+                      f"from the first (logits by up to {diff:.3g}), {flips} predicted labels change"}
 
 
-def probe(model, x, y, draws: int) -> dict:
-    """Before attacking: is the forward pass random, and is the input gradient connected and informative?"""
-    r = randomness(model, x)
-    return {"randomness": r, "gradient": gradient_stats(model, x, y), "draws": draws if r["randomized"] else 1}
+@torch.no_grad()
+def output_stats(model, x, batch_size: int = 256) -> dict:
+    """On every clean image: how many output rows look like probabilities, how many are not finite."""
+    probs = non_finite = 0
+    try:
+        for i in range(0, len(x), batch_size):
+            z = model(x[i:i + batch_size]).double()
+            ok = torch.isfinite(z).all(1)
+            non_finite += int((~ok).sum())
+            probs += int((ok & (z >= 0).all(1) & (z <= 1).all(1) & ((z.sum(1) - 1).abs() < 1e-3)).sum())
+    except Exception as exc:  # noqa: BLE001 - e.g. a solver failure on a batch: counted by the harness instead
+        return {"n": len(x), "probabilities": None, "non_finite": None, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    return {"n": len(x), "probabilities": probs, "non_finite": non_finite, "error": None}
+
+
+def probe(model, x, y, draws: int, repeats: int = 16) -> dict:
+    """Before attacking: is the forward pass random, is the input gradient connected and informative, does the
+    output look like logits? ``model`` is the contracted model (natrob.contract.prepare)."""
+    r = randomness(model, x, repeats)
+    return {"randomness": r, "gradient": gradient_stats(model, x, y), "output": output_stats(model, x),
+            "draws": draws if r["randomized"] else 1}
 
 
 # ------------------------------------------------------------------------------------------- attacks
+ROW_FIELDS = ("attack", "role", "robust", "n", "accuracy", "ci95", "cumulative", "n_broken", "n_attacked", "error",
+              "solver_failures", "non_finite", "silent_success", "incomplete_optimisation", "warnings", "skipped",
+              "wall_s", "nfe_mean")
+
+
 def _counted(rows: list) -> dict:
-    return {r["id"]: {k: r[k] for k in ("attack", "role", "robust", "n", "accuracy", "ci95", "cumulative",
-                                        "n_broken", "n_attacked", "error", "solver_failures", "wall_s", "nfe_mean")} | {"label": r["attack"]}
-            for r in rows}
+    return {r["id"]: {k: r.get(k) for k in ROW_FIELDS} | {"label": r["attack"]} for r in rows}
 
 
-def attack_at_eps(model, x, y, eps, standalone, cascade, draws, label, progress, seed) -> dict:
-    """Every attack at one eps: standalone counts, then the cascade on the points still robust."""
+def attack_at_eps(model, x, y, eps, standalone, cascade, draws, label, progress, seed, per_sample=False) -> dict:
+    """Every attack at one eps: standalone counts, then the cascade on the points still robust. ``evaluable``
+    False (with ``not_evaluable``, the reason) when the clean pass left nothing to measure."""
     solo = evaluate(model, x, y, [eps], standalone, cascade=False, progress=progress, model_name=label, seed=seed,
-                    draws=draws)
+                    draws=draws, per_sample=per_sample)
+    if not solo["evaluable"]:
+        return {"eps": eps, "n": len(y), "evaluable": False, "not_evaluable": solo["not_evaluable"]}
     attacks = _counted(solo["rows"])
     robust_idx = solo["_robust"][eps].nonzero().squeeze(1).to(x.device)
     worst = solo["worst_case"][0]["robust"]
-    failures = solo["solver_failures_total"]
-    errors = list(solo["errors"])
+    failures, errors = solo["solver_failures_total"], list(solo["errors"])
     if len(robust_idx):
         # points outside robust_idx are already broken, so counts on the subset are counts on all n points
         casc = evaluate(model, x[robust_idx], y[robust_idx], [eps], cascade, cascade=True, progress=progress,
-                        model_name=label, seed=seed, draws=draws)
-        for i, a in _counted(casc["rows"]).items():
-            attacks[i] = a | {"n": len(y), "accuracy": None if a["robust"] is None else a["robust"] / len(y),
-                              "ci95": None}
-        worst = casc["worst_case"][0]["robust"]
-        failures += casc["solver_failures_total"]
-        errors += casc["errors"]
-    return {"eps": eps, "n": len(y), "clean": solo["clean_correct"], "attacks": attacks, "worst_case": worst,
-            "solver_failures": failures, "errors": errors}
+                        model_name=label, seed=seed, draws=draws, per_sample=per_sample)
+        if casc["evaluable"]:
+            for i, a in _counted(casc["rows"]).items():
+                attacks[i] = a | {"n": len(y), "accuracy": None if a["robust"] is None else a["robust"] / len(y),
+                                  "ci95": None}
+            worst = casc["worst_case"][0]["robust"]
+            failures += casc["solver_failures_total"]
+            errors += casc["errors"]
+        else:  # the survivors alone cannot be evaluated (e.g. a batch-size-1 failure): say so, keep the rest
+            errors.append({"eps": eps, "attack": "cascade on the surviving points", "error": casc["not_evaluable"]})
+    return {"eps": eps, "n": len(y), "evaluable": True, "clean": solo["clean_correct"], "attacks": attacks,
+            "worst_case": worst, "solver_failures": failures, "clean_solver_failures": solo["clean_solver_failures"],
+            "clean_non_finite": solo["clean_non_finite"], "errors": errors, "cache": solo["cache"]}
 
 
-def unbounded_attack(model, x, y, budget, label, draws) -> dict:
+def unbounded_attack(model, x, y, budget, label, draws, per_sample=False) -> dict:
     """PGD at eps = 1 (the whole image space): any working attack must break ~every clean-correct point."""
     res = evaluate(model, x, y, [1.0], [{"name": "pgd", "steps": budget.get("unbounded_steps", 50), "alpha": 0.05,
                                          "id": "pgd-unbounded", "label": "PGD eps=1"}],
-                   cascade=False, progress=False, model_name=label, draws=draws)
+                   cascade=False, progress=False, model_name=label, draws=draws, per_sample=per_sample)
     row = res["rows"][0]
     return {"robust": row["robust"], "n": res["clean_correct"], "error": row["error"],
             "allowed": int(0.01 * res["clean_correct"])}
@@ -183,27 +232,58 @@ def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | N
                 num_classes: int = 10, progress: bool = True, seed: int = 0) -> dict:
     """Audit one model on (x, y) at each eps.
 
-    Arguments: ``budget`` sizes the attacks (keys ``pgd_steps``, ``pgd_restarts``, ``square_queries``, ``aa_iter``,
-    ``aa_square_queries``, ``aa_targets``, ``boundary_queries``, ``adaptive_steps``, ``fixed_steps``, ``noise_trials``,
-    ``unbounded_steps``, ``eot_iter``, ``eot_steps``, ``draws``, ``adaptive``); ``paper`` maps eps -> the paper's
-    accuracy in [0, 1] (or None); ``resnet`` a source for the transfer attack. Returns per-eps counts per attack id,
-    the checks, the four findings per eps, and the probe."""
-    p = probe(model, x, y, budget.get("draws", 5))
+    Arguments: ``x`` (n, C, H, W) floating images in [0, 1]; ``y`` (n,) labels of any integer dtype; ``budget``
+    sizes the attacks (keys ``pgd_steps``, ``pgd_restarts``, ``square_queries``, ``aa_iter``,
+    ``aa_square_queries``, ``aa_targets``, ``boundary_queries``, ``adaptive_steps``, ``fixed_steps``,
+    ``noise_trials``, ``unbounded_steps``, ``eot_iter``, ``eot_steps``, ``draws``, ``random_passes``,
+    ``adaptive``); ``paper`` maps eps -> the paper's accuracy in [0, 1] (or None); ``resnet`` a source for the
+    transfer attack. Returns per-eps counts per attack id, the checks, the findings per eps, the probe and one
+    sentence. Raises ConfigError for bad ``x``/``y``, never for what the model does: a model that cannot be
+    evaluated (natrob.contract) gets ``evaluable`` False, its reason, and no finding about the paper."""
+    with per_sample_solves(model):  # probes see the model as the harness judges it (ODE nets batch-independent)
+        return _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed)
+
+
+def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed) -> dict:
+    check_images(x)
+    y = as_labels(y)
+    shares = torch.bincount(y.cpu(), minlength=num_classes).float() / max(len(y), 1)
+    bound = float(shares.max()) if len(y) else 0.0
+    dev = _device(model, x)
+    x, y = x.to(dev), y.to(dev)
+    prep = prepare(model, x, y)
+    if not prep.evaluable:
+        return _not_evaluated(label, eps_list, len(y), prep.reason, paper, shares, {"output": prep.output})
+    p = probe(prep.model, x, y, budget.get("draws", 5), budget.get("random_passes", 16))
+    p |= {"batch": prep.batch, "contract": prep.output}
+    per_sample = prep.batch_dependent  # a batch-dependent model is judged one image at a time
     surrogates = ode_surrogates(model, budget.get("fixed_steps", 20)) if budget.get("adaptive", True) else {}
     standalone, cascade = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"])
-    shares = torch.bincount(y.cpu(), minlength=num_classes).float() / len(y)
-    bound = float(shares.max())
     per_eps, checks = [], []
     for eps in eps_list:
-        row = attack_at_eps(model, x, y, eps, standalone, cascade, p["draws"], label, progress, seed)
+        row = attack_at_eps(model, x, y, eps, standalone, cascade, p["draws"], label, progress, seed, per_sample)
+        if not row["evaluable"]:
+            return _not_evaluated(label, eps_list, len(y), row["not_evaluable"], paper, shares, p)
         per_eps.append(row)
         checks += checks_mod.eps_checks(label, eps, row["attacks"], row["worst_case"], row["n"], bound)
-    checks += checks_mod.model_checks(label, p, unbounded_attack(model, x, y, budget, label, p["draws"]))
+    unbounded = unbounded_attack(model, x, y, budget, label, p["draws"], per_sample)
+    checks += checks_mod.model_checks(label, p, unbounded)
     findings = [verdict_mod.findings(label, r["eps"], r, checks, lookup(paper, r["eps"]) if paper else None, bound)
                 for r in per_eps]
-    return {"model": label, "probe": p, "per_eps": per_eps, "checks": checks, "findings": findings,
-            "sentence": verdict_mod.sentence(label, findings), "class_shares": shares.tolist(),
-            "surrogates": [lbl for lbl, _ in surrogates.values()], "roles": ROLES}
+    return {"model": label, "evaluable": True, "not_evaluable": None, "probe": p, "per_eps": per_eps,
+            "checks": checks, "findings": findings, "sentence": verdict_mod.sentence(label, findings),
+            "class_shares": shares.tolist(), "surrogates": [lbl for lbl, _ in surrogates.values()], "roles": ROLES}
+
+
+def _not_evaluated(label, eps_list, n, reason, paper, shares, probe_info) -> dict:
+    """An audit that measured nothing: every finding 'not evaluated', the reason in the sentence."""
+    findings = [verdict_mod.not_evaluated(label, eps, n, reason, lookup(paper, eps) if paper else None)
+                for eps in eps_list]
+    return {"model": label, "evaluable": False, "not_evaluable": reason, "probe": probe_info,
+            "per_eps": [{"eps": e, "n": n, "evaluable": False, "attacks": {}, "worst_case": None, "errors": []}
+                        for e in eps_list],
+            "checks": [], "findings": findings, "sentence": verdict_mod.sentence(label, findings),
+            "class_shares": shares.tolist(), "surrogates": [], "roles": ROLES}
 
 
 def constant_image_bound(class_shares, paper_value=None) -> dict:

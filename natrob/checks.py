@@ -4,8 +4,10 @@ robustness", Sec. 5; Athalye et al. 2018; Croce & Hein 2020), checked on counts.
 Every check compares integer counts of robust points out of the same ``n`` evaluated points and allows
 ``slack(n)`` points of noise (2% of the sample, at least one point), so that no check depends on float
 rounding. Each row says how many points the two sides differ by. A row's ``finding`` names which question
-of the verdict it bears on: ``masking`` (gradient masking or a randomized model), ``feasible`` (the
-constant-image bound). Attacks are selected by their role, never by their display label.
+of the verdict it bears on: ``masking`` (gradient masking, a randomized model, probabilities as output),
+``converged`` (Pintor et al.'s indicators of attack failure), ``feasible`` (the constant-image bound),
+``evaluation`` (what limits the measurement: attacks that raised or skipped components, ODE solver failures,
+non-finite logits, batch dependence). Attacks are selected by their role, never by their display label.
 """
 from __future__ import annotations
 
@@ -27,9 +29,10 @@ def gap(n: int) -> int:
     return max(1, math.floor(GAP * n + 1e-9))
 
 
-def _row(model, eps, check, ok, detail, finding="masking", diff=None):
+def _row(model, eps, check, ok, detail, finding="masking", diff=None, problem=None):
+    """One check. ``problem``: how the verdict sentence names it when flagged (default: the check's name)."""
     return {"model": model, "eps": eps, "check": check, "status": "pass" if ok else "flag", "finding": finding,
-            "points_differ": diff, "detail": detail}
+            "points_differ": diff, "detail": detail, "problem": problem or check}
 
 
 def by_role(attacks: dict, *roles, cascade=None) -> dict:
@@ -73,6 +76,7 @@ def eps_checks(model: str, eps: float, attacks: dict, worst: int, n: int, bound_
         d = best_white["robust"] - noise["robust"]
         rows.append(_row(model, eps, "random noise weaker than gradient attacks", d <= s,
                          f"random noise {fmt(noise['robust'], n)} vs best white-box {fmt(best_white['robust'], n)}", diff=d))
+    rows += attack_health(model, eps, attacks, n)
     if eps >= 0.5:
         limit = math.floor(bound_share * n + 1e-9)
         const = next(iter(by_role(attacks, "bound", cascade=False).values()), None)
@@ -83,9 +87,75 @@ def eps_checks(model: str, eps: float, attacks: dict, worst: int, n: int, bound_
     return rows
 
 
+def _listed(attacks, field, cond=lambda v: v) -> list:
+    return [(a["label"], a[field]) for a in attacks.values() if a.get(field) is not None and cond(a[field])]
+
+
+def attack_health(model: str, eps: float, attacks: dict, n: int) -> list:
+    """Checks on the attacks themselves at one eps: Pintor et al.'s (2022) silent success and incomplete
+    optimisation, AutoAttack's own warnings, components skipped, attacks that raised, solver failures and
+    non-finite logits under attack (both counted as not robust)."""
+    s, rows = slack(n), []
+    traced = {i: a for i, a in attacks.items() if a.get("silent_success") is not None}
+    if traced:
+        silent = _listed(traced, "silent_success")
+        rows.append(_row(model, eps, "no silent success (Pintor et al.)", not silent,
+                         "points an iterate fooled but the returned point does not: " +
+                         (", ".join(f"{lbl} {k}" for lbl, k in silent) or "none"), "converged",
+                         diff=max((k for _, k in silent), default=0),
+                         problem="silent success: " + ", ".join(f"{lbl} {k} points" for lbl, k in silent)))
+        main = {i: a for i, a in traced.items() if a["role"] in ("paper", "strong-white-box", "eot")}
+        rising = _listed(main, "incomplete_optimisation", lambda k: k > s)
+        rows.append(_row(model, eps, "loss no longer rising at the last steps (Pintor et al.)", not rising,
+                         "points whose loss still rose over the last tenth of the steps: " +
+                         (", ".join(f"{a['label']} {a['incomplete_optimisation']}" for a in main.values()) or "none") +
+                         f" (allowed {s})", "converged", diff=max((k for _, k in rising), default=0),
+                         problem="loss still rising at the last steps: " +
+                                 ", ".join(f"{lbl} {k} points" for lbl, k in rising)))
+    warned = [(a["label"], w) for a in attacks.values() for w in (a.get("warnings") or [])]
+    if any(i.startswith("autoattack") and a.get("robust") is not None for i, a in attacks.items()):
+        rows.append(_row(model, eps, "AutoAttack's own checks pass", not warned,
+                         "; ".join(f"{lbl}: {w}" for lbl, w in warned) or "no warning",
+                         problem="AutoAttack's own checks warn: " + "; ".join(sorted({w for _, w in warned}))))
+    skipped = [(a["label"], w) for a in attacks.values() for w in (a.get("skipped") or [])]
+    failed = [(a["label"], a["error"]) for a in attacks.values() if a.get("error")]
+    rows.append(_row(model, eps, "every attack ran in full", not skipped and not failed,
+                     "; ".join([f"{lbl} raised {e}" for lbl, e in failed] + [f"{lbl}: {w}" for lbl, w in skipped])
+                     or "all ran", "evaluation", diff=len(failed) + len(skipped)))
+    for field, what in (("solver_failures", "ODE solver failures"), ("non_finite", "non-finite logits")):
+        hit = _listed(attacks, field, lambda k: k > 0)
+        rows.append(_row(model, eps, f"no {what} under attack", not hit,
+                         (", ".join(f"{lbl} {k}" for lbl, k in hit) or "none") + " points (counted as not robust)",
+                         "evaluation", diff=max((k for _, k in hit), default=0), problem=f"{what} under attack"))
+    return rows
+
+
+def contract_checks(model: str, probe: dict) -> list:
+    """Checks on the model's output: logits rather than probabilities, finite on clean images, independent of
+    the batch (``probe``: audit.probe's dict with ``output`` and ``batch``)."""
+    rows, out, batch = [], probe.get("output") or {}, probe.get("batch") or {}
+    if out.get("probabilities") is not None:
+        k, m = out["probabilities"], out["n"]
+        rows.append(_row(model, None, "output is logits, not probabilities", k == 0,
+                         f"{k} of {m} clean output rows lie in [0, 1] and sum to 1: the cross-entropy of probabilities "
+                         "saturates, so gradient attacks understate; return the logits (before softmax)", diff=k,
+                         problem=f"the output is probabilities, not logits, on {k} of {m} clean images"))
+        rows.append(_row(model, None, "finite logits on clean images", out["non_finite"] == 0,
+                         f"{out['non_finite']} of {m} clean images have NaN or inf logits (counted as misclassified)",
+                         "evaluation", diff=out["non_finite"],
+                         problem=f"non-finite logits on {out['non_finite']} of {m} clean images"))
+    if batch:
+        rows.append(_row(model, None, "predictions independent of the batch", not batch.get("dependent"),
+                         batch.get("detail", "") + ("; every judgement made one image at a time"
+                                                    if batch.get("dependent") else ""), "evaluation",
+                         problem="predictions depend on their batch-mates"))
+    return rows
+
+
 def model_checks(model: str, probe: dict, unbounded: dict) -> list:
-    """Checks that do not depend on eps: informative gradients, determinism, an unbounded attack succeeding."""
-    rows = []
+    """Checks that do not depend on eps: informative gradients, determinism, an unbounded attack succeeding,
+    and the output contract (:func:`contract_checks`)."""
+    rows = contract_checks(model, probe)
     gs = probe["gradient"]
     if gs.get("error"):
         rows.append(_row(model, None, "gradients at the inputs are informative", False,

@@ -15,13 +15,28 @@ ODE nets (models with ``configure_solver``) are switched to per-sample step size
 ``evaluate`` and ``predict`` (and switched back after), so an image's prediction and its adversarial example
 never depend on its batch-mates.
 
+Before any attack, natrob.contract checks the model's output on a few images (a tensor of logits of shape
+(n, classes); images cast to the parameters' dtype for a float64/bfloat16 model that needs it) and whether
+its predictions depend on their batch-mates; a batch-dependent model is judged one image at a time
+(``per_sample`` True, ``batch_dependence`` says why). A model that cannot be evaluated (its forward pass
+raises or returns something other than logits, every clean ODE solve fails, every clean logit row is
+non-finite) gets ``evaluable`` False, ``not_evaluable`` (the reason), no counts (``robust`` None) and every
+row's ``error`` saying so. Labels may be of any integer dtype.
+
+A prediction whose logits hold NaN or inf is never a class (status ``non_finite``, counted per row as
+``non_finite``): it is never correct and never robust. PGD rows carry Pintor et al.'s indicators of attack
+failure, ``silent_success`` (points an iterate fooled that the returned point leaves robust) and
+``incomplete_optimisation`` (points whose loss still rose over the last steps); AutoAttack rows carry its
+own warnings (``warnings``) and the components the class count ruled out (``skipped``).
+
 Nothing a model does stops an evaluation. ODE solver failures (step-size underflow, non-finite state, NFE
 cap) are retried one image at a time and an image whose solve still fails gets status ``solver_failure``
 and counts as not robust. Any other exception raised inside an attack is recorded in that attack's row
 (``error``) and the evaluation goes on without it; an exception on the clean images is recorded in the
 result. Each finished (model, attack, eps, points, seed) is stored (``natrob.evalstore``), so a re-run
 after a kill computes only what was missing; every attack is seeded from (seed, attack, eps), so the numbers
-do not depend on which attacks ran before it in this process.
+do not depend on which attacks ran before it in this process. A model the store cannot fingerprint is
+evaluated uncached, and ``cache`` says so ("off: <why>").
 """
 from __future__ import annotations
 
@@ -35,11 +50,12 @@ from tqdm.auto import tqdm
 from . import evalstore
 from .attacks import make_attack
 from .attacks.base import check_batch
+from .contract import NON_FINITE, SOLVER_FAILED, Prepared, predicted, prepare
 from .errors import ConfigError, SolverFailure, check_eps
 from .models.odenet import solver_settings
 from .stats import wilson
 
-STATUSES = ("robust", "broken", "misclassified", "solver_failure")
+STATUSES = ("robust", "broken", "misclassified", "solver_failure", "non_finite")
 
 
 # ------------------------------------------------------------------------------------------- prediction
@@ -52,6 +68,15 @@ def per_sample_solves(model):
     return solver_settings(model, per_sample=True, optional=True)
 
 
+def labels_of(logits) -> torch.Tensor:
+    """Predicted labels of a (n, classes) logit tensor; ``NON_FINITE`` (-3) where a row holds NaN or inf, so
+    that a non-finite prediction never matches a label (the argmax of a NaN row would be class 0)."""
+    if not torch.is_tensor(logits) or logits.dim() != 2:
+        raise TypeError(f"the model returned {type(logits).__name__} "
+                        f"{tuple(logits.shape) if torch.is_tensor(logits) else ''}, not (n, classes) logits")
+    return predicted(logits)
+
+
 @torch.no_grad()
 def _predict_once(model, x, batch_size, per_sample):
     preds, nfes = [], []
@@ -59,15 +84,15 @@ def _predict_once(model, x, batch_size, per_sample):
     for i in range(0, len(x), step):
         xb = x[i:i + step]
         try:
-            preds.append(model(xb).argmax(1))
+            preds.append(labels_of(model(xb)))
             nfes.append(_nfe(model))
         except SolverFailure as exc:
             if getattr(exc, "logits", None) is not None:  # per-sample solve: only the failed images lost
-                preds.append(exc.logits.argmax(1).masked_fill(exc.failed, -1))
+                preds.append(labels_of(exc.logits).masked_fill(exc.failed, SOLVER_FAILED))
                 nfes.append(_nfe(model))
                 continue
             if len(xb) == 1:
-                preds.append(torch.full((1,), -1, dtype=torch.long, device=x.device))
+                preds.append(torch.full((1,), SOLVER_FAILED, dtype=torch.long, device=x.device))
                 continue
             p, n = _predict_once(model, xb, 1, True)
             preds.append(p), nfes.extend(n)
@@ -75,11 +100,12 @@ def _predict_once(model, x, batch_size, per_sample):
 
 
 def predict(model, x, batch_size=256, per_sample=False, draws=1):
-    """Predicted labels (-1 where the ODE solver failed on that image) and the list of forward NFEs.
+    """Predicted labels (n,) int64 and the list of forward NFEs: -1 where the ODE solver failed on that image,
+    -3 where the logits were not finite.
 
     ``draws > 1`` is for randomized models: the prediction is the majority vote over ``draws`` forward passes
-    (ties go to the lower class index; a failed solve casts no vote). ``per_sample=True`` feeds one image at a
-    time; ODE nets solve with per-sample step sizes either way."""
+    (ties go to the lower class index; a failed solve or a non-finite row casts no vote). ``per_sample=True``
+    feeds one image at a time; ODE nets solve with per-sample step sizes either way."""
     with per_sample_solves(model):
         return _predict(model, x, batch_size, per_sample, draws)
 
@@ -89,9 +115,11 @@ def _predict(model, x, batch_size, per_sample, draws):
     if draws <= 1:
         return _predict_once(model, x, batch_size, per_sample)
     votes, nfes = None, []
+    non_finite = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for _ in range(draws):
         p, n = _predict_once(model, x, batch_size, per_sample)
         nfes += n
+        non_finite |= p == NON_FINITE
         ok = p >= 0
         if votes is None:
             votes = torch.zeros(len(x), int(p.max().item()) + 1 if ok.any() else 1, dtype=torch.long, device=x.device)
@@ -99,7 +127,9 @@ def _predict(model, x, batch_size, per_sample, draws):
             votes = torch.cat([votes, votes.new_zeros(len(x), int(p.max()) + 1 - votes.shape[1])], 1)
         votes[ok.nonzero().squeeze(1), p[ok]] += 1
     pred = votes.argmax(1)
-    pred[votes.sum(1) == 0] = -1
+    none = votes.sum(1) == 0
+    pred[none] = SOLVER_FAILED
+    pred[none & non_finite] = NON_FINITE
     return pred, nfes
 
 
@@ -164,46 +194,79 @@ def _spec_params(spec):
             for k, v in spec.items()}
 
 
-def _run_attack(attack, model, x, y, per_sample):
+class _Diagnostics:
+    """What an attack reported about itself (``attack.diagnostics`` after each call), gathered over the batches
+    of one evaluation and keyed by point index: Pintor et al.'s indicators, AutoAttack's own warnings."""
+
+    def __init__(self):
+        self.tracked, self.seen, self.incomplete, self.warnings, self.skipped = False, [], [], [], []
+
+    def add(self, attack, idx):
+        d = getattr(attack, "diagnostics", None) or {}
+        if d.get("seen_adversarial") is not None:
+            self.tracked = True
+            self.seen += idx[d["seen_adversarial"].to(idx.device)].tolist()
+            self.incomplete += idx[d["incomplete"].to(idx.device)].tolist()
+        self.warnings += [w for w in d.get("warnings", []) if w not in self.warnings]
+        self.skipped += [w for w in d.get("skipped", []) if w not in self.skipped]
+
+    def entry(self) -> dict:
+        return {"indicators": {"tracked": self.tracked, "seen_adversarial": self.seen, "incomplete": self.incomplete},
+                "warnings": self.warnings, "skipped": self.skipped}
+
+
+def _run_attack(attack, model, x, y, idx, per_sample, diag):
     """x_adv and a mask of solver failures; falls back to one image at a time when a batch fails."""
     failed = torch.zeros(len(y), dtype=torch.bool, device=x.device)
     if not per_sample:
         try:
-            return attack(model, x, y), failed
+            x_adv = attack(model, x, y)
+            diag.add(attack, idx)
+            return x_adv, failed
         except SolverFailure:
             pass
     out = x.clone()
     for i in range(len(y)):
         try:
             out[i:i + 1] = attack(model, x[i:i + 1], y[i:i + 1])
+            diag.add(attack, idx[i:i + 1])
         except SolverFailure:
             failed[i] = True
     return out, failed
 
 
+def _ball_slack(x) -> float:
+    # projection rounds in the images' own dtype: a few ulps of 1 (half precision needs more than 1e-6)
+    return max(1e-6, 2 * torch.finfo(x.dtype).eps)
+
+
 def _attack_points(attack, model, x, y, idx, eps, batch_size, per_sample, draws) -> dict:
-    """Attack the points ``idx``: which of them broke, which had solver failures, NFEs; or the error raised."""
-    broken, failures, nfes, t0 = [], [], [], time.time()
+    """Attack the points ``idx``: which of them broke, which had solver failures or non-finite logits, NFEs,
+    the attack's own diagnostics; or the error raised."""
+    broken, failures, non_finite, nfes, t0, diag = [], [], [], [], time.time(), _Diagnostics()
     try:
         for i in range(0, len(idx), batch_size):
             b = idx[i:i + batch_size]
-            x_adv, fail = _run_attack(attack, model, x[b], y[b], per_sample)
-            if not ((x_adv - x[b]).abs().max() <= eps + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1):
+            x_adv, fail = _run_attack(attack, model, x[b], y[b], b, per_sample, diag)
+            if not ((x_adv - x[b]).abs().max() <= eps + _ball_slack(x) and x_adv.min() >= 0 and x_adv.max() <= 1):
                 raise AssertionError(f"{attack!r} left the eps-ball or [0, 1]")  # a natrob bug, never expected
             pred, n = predict(model, x_adv, batch_size, per_sample, draws)
             nfes += n
-            fail = fail | (pred < 0)
+            fail = fail | (pred == SOLVER_FAILED)
             broken += b[(pred != y[b]) | fail].tolist()
             failures += b[fail].tolist()
+            non_finite += b[pred == NON_FINITE].tolist()
     except Exception as exc:  # a user's model must not stop the evaluation: record, go on without this attack
-        return {"error": f"{type(exc).__name__}: {exc}"[:500], "broken": [], "failures": [], "nfes": [],
-                "wall_s": time.time() - t0}
-    return {"error": None, "broken": broken, "failures": failures, "nfes": nfes, "wall_s": time.time() - t0}
+        return {"error": f"{type(exc).__name__}: {exc}"[:500], "broken": [], "failures": [], "non_finite": [],
+                "nfes": [], "wall_s": time.time() - t0, **diag.entry()}
+    return {"error": None, "broken": broken, "failures": failures, "non_finite": non_finite, "nfes": nfes,
+            "wall_s": time.time() - t0, **diag.entry()}
 
 
 # ------------------------------------------------------------------------------------------- evaluation
 def validate(x, y, eps_list, attacks):
-    """Check inputs, radii and attack specs before any work; returns the radii as floats."""
+    """Check inputs, radii and attack specs before any work; returns the radii as floats. Raises ConfigError
+    for non-float images, non-integer labels, radii outside [0, 1] and malformed specs."""
     check_batch(x, y)
     eps_list = [check_eps(e, "eps_list entry") for e in eps_list]
     if not attacks:
@@ -238,82 +301,185 @@ def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_s
              seed=0, model_name=None, draws=1, cache=True):
     """Robust accuracy of ``model`` on (x, y) for each eps and attack. Returns a result dict (see module doc).
 
-    Arguments: ``eps_list`` L-inf radii in pixel space; ``attacks`` attack specs; ``cascade`` AutoAttack-style
-    cascade (default) or standalone attacks; ``per_sample`` one image per forward pass; ``draws`` forward passes
-    per judgement (majority vote, for randomized models); ``cache`` store and reuse finished attacks."""
+    Arguments: ``x`` (n, C, H, W) floating images in [0, 1]; ``y`` (n,) labels of any integer dtype;
+    ``eps_list`` L-inf radii in pixel space; ``attacks`` attack specs; ``cascade`` AutoAttack-style cascade
+    (default) or standalone attacks; ``per_sample`` one image per forward pass (also chosen automatically for a
+    model whose predictions depend on their batch); ``draws`` forward passes per judgement (majority vote, for
+    randomized models); ``cache`` store and reuse finished attacks. Raises ConfigError for bad arguments, never
+    for what the model does: a model that cannot be evaluated gets ``evaluable`` False and ``not_evaluable``
+    (the reason), and no counts."""
     with per_sample_solves(model):
         return _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name,
                          draws, cache)
+
+
+class _Run:
+    """One evaluation's fixed inputs: the contracted model, the points, the harness settings, the store key."""
+
+    def __init__(self, model, x, y, prep: Prepared, batch_size, cascade, per_sample, seed, draws, cache):
+        self.model, self.x, self.y, self.n, self.prep = prep.model, x, y, len(y), prep
+        self.batch_size, self.cascade, self.seed, self.draws = batch_size, cascade, seed, draws
+        self.per_sample = per_sample or prep.batch_dependent  # batch-dependent models: one image at a time
+        fp, why = evalstore.model_fingerprint(model, reason=True) if cache else (None, "cache=False")
+        self.cache_note = "on" if fp else f"off: {why}"
+        self.base_key = None if fp is None else {
+            "model": fp, "input_cast": prep.output.get("input_cast"),
+            "x": evalstore.tensor_hash(x), "y": evalstore.tensor_hash(y), "seed": seed, "batch_size": batch_size,
+            "per_sample": self.per_sample, "draws": draws, "cascade": cascade}
+
+    def entry(self, spec, eps, idx) -> tuple:
+        """(entry, cached): a stored finished attack, or the attack run now (and stored if it finished)."""
+        spec_fp = evalstore.spec_fingerprint(spec)
+        cacheable = self.base_key is not None and evalstore.cacheable(spec_fp)
+        k = evalstore.key(**self.base_key, spec=spec_fp, eps=eps, idx=evalstore.tensor_hash(idx)) if cacheable else None
+        entry = evalstore.load(k) if k else None
+        if entry is not None:
+            return entry, True
+        torch.manual_seed(_seed_for(self.seed, spec_fp, eps))
+        entry = _attack_points(build_attack(spec, eps), self.model, self.x, self.y, idx, eps, self.batch_size,
+                               self.per_sample, self.draws)
+        if k and entry["error"] is None:
+            evalstore.store(k, entry)
+        return entry, False
 
 
 def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name, draws,
               cache):
     eps_list = validate(x, y, eps_list, attacks)
     device = _device(model, x)
-    x, y = x.to(device), y.to(device)
-    n, t_start = len(y), time.time()
-    name = model_name or type(model).__name__
-    base_key = {"model": evalstore.model_fingerprint(model), "x": evalstore.tensor_hash(x), "y": evalstore.tensor_hash(y),
-                "seed": seed, "batch_size": batch_size, "per_sample": per_sample, "draws": draws, "cascade": cascade}
+    x, y = x.to(device), y.to(device).long()
+    name, t_start = model_name or type(model).__name__, time.time()
+    prep = prepare(model, x, y)
+    run = _Run(model, x, y, prep, batch_size, cascade, per_sample, seed, draws, cache)
     torch.manual_seed(seed)
-    try:
-        clean_pred, clean_nfe = predict(model, x, batch_size, per_sample, draws)
-        clean_error = None
-    except Exception as exc:  # the model cannot even classify clean images: record it, attack nothing
-        clean_pred, clean_nfe = torch.full_like(y, -2), []
-        clean_error = f"{type(exc).__name__}: {exc}"[:500]
+    clean_pred, clean_nfe, clean_error = _clean(run) if prep.evaluable else (None, [], None)
+    reason = prep.reason or _unevaluable(clean_pred, clean_error, run.n)
+    if reason is not None:
+        return _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start)
     correct = clean_pred == y
     rows, worst, masks = [], [], {}
     bar = tqdm(total=len(eps_list) * len(attacks), desc=f"evaluate {name}", disable=not progress)
     for eps in eps_list:
-        status = torch.where(correct, 0, torch.where(clean_pred == -1, 3, 2))  # index into STATUSES
-        alive_all, errors = correct.clone(), []
-        for spec in attacks:
-            spec_fp = evalstore.spec_fingerprint(spec)
-            alive = alive_all if cascade else correct
-            idx = alive.nonzero().squeeze(1)
-            k = evalstore.key(**base_key, spec=spec_fp, eps=eps, idx=evalstore.tensor_hash(idx))
-            entry = evalstore.load(k) if cache else None
-            cached = entry is not None
-            if entry is None:
-                torch.manual_seed(_seed_for(seed, spec_fp, eps))
-                entry = _attack_points(build_attack(spec, eps), model, x, y, idx, eps, batch_size, per_sample, draws)
-                if cache and entry["error"] is None:
-                    evalstore.store(k, entry)
-            broken = torch.zeros(n, dtype=torch.bool, device=device)
-            failures = torch.zeros(n, dtype=torch.bool, device=device)
-            broken[entry["broken"]] = True
-            failures[entry["failures"]] = True
-            if entry["error"] is None:
-                alive_all &= ~broken
-                status[failures & (status == 0)] = 3
-                status[broken & ~failures & (status == 0)] = 1
-                robust = int(alive_all.sum()) if cascade else int((correct & ~broken).sum())
-            else:
-                robust = None
-                errors.append(attack_label(spec))
-            nfes = entry["nfes"]
-            rows.append({"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
-                         "params": _spec_params(spec) | {"eps": eps}, **_counted(robust, n), "cumulative": cascade,
-                         "n_attacked": int(len(idx)), "n_broken": int(broken.sum()), "solver_failures": int(failures.sum()),
-                         "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None, "nfe_max": max(nfes) if nfes else None,
-                         "wall_s": entry["wall_s"], "error": entry["error"], "cached": cached})
-            bar.update(1)
-        masks[eps] = alive_all.cpu()
-        worst.append({"eps": eps, **_counted(int(alive_all.sum()), n), "attacks_failed": errors,
-                      "counts": {s: int((status == i).sum()) for i, s in enumerate(STATUSES)}})
+        eps_rows, w, masks[eps] = _eps_pass(run, eps, attacks, clean_pred, correct, bar)
+        rows += eps_rows
+        worst.append(w)
     bar.close()
-    result = {
-        "model": name, "n": n, "clean_correct": int(correct.sum()),
-        "clean_accuracy": int(correct.sum()) / n if n else None, "clean_ci95": list(wilson(int(correct.sum()), n)),
-        "clean_error": clean_error, "clean_solver_failures": int((clean_pred == -1).sum()),
-        "clean_nfe_mean": (sum(clean_nfe) / len(clean_nfe)) if clean_nfe else None,
-        "eps": eps_list, "cascade": cascade, "per_sample": per_sample, "draws": draws, "rows": rows,
-        "worst_case": worst, "solver_failures_total": int(sum(r["solver_failures"] for r in rows)),
-        "errors": [{"eps": r["eps"], "attack": r["attack"], "error": r["error"]} for r in rows if r["error"]],
-        "wall_s": time.time() - t_start,
-    }
+    result = _result(name, run, eps_list, rows, worst, clean_pred, clean_nfe, clean_error, t_start)
     result["_robust"] = masks  # per-point robust mask per eps (not written to JSON)
+    return result
+
+
+def _clean(run):
+    try:
+        pred, nfe = predict(run.model, run.x, run.batch_size, run.per_sample, run.draws)
+        return pred, nfe, None
+    except Exception as exc:  # the model cannot even classify clean images: record it, attack nothing
+        return torch.full_like(run.y, -2), [], f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _unevaluable(clean_pred, clean_error, n) -> str | None:
+    """Why the clean pass leaves nothing to measure, or None."""
+    if clean_error is not None:
+        return f"the forward pass on the clean images raised {clean_error}"
+    if n and bool((clean_pred == SOLVER_FAILED).all()):
+        return f"the ODE solver failed on every clean image ({n} of {n})"
+    if n and bool((clean_pred == NON_FINITE).all()):
+        return f"the logits are non-finite (NaN or inf) on every clean image ({n} of {n})"
+    return None
+
+
+def _eps_pass(run, eps, attacks, clean_pred, correct, bar):
+    """Every attack at one eps: its rows, the worst case and the per-point robust mask."""
+    status = torch.where(correct, 0, torch.where(clean_pred == SOLVER_FAILED, 3,
+                                                 torch.where(clean_pred == NON_FINITE, 4, 2)))  # into STATUSES
+    alive_all, errors, rows = correct.clone(), [], []
+    for spec in attacks:
+        alive = alive_all if run.cascade else correct
+        idx = alive.nonzero().squeeze(1)
+        entry, cached = run.entry(spec, eps, idx)
+        marks = {}
+        for part in ("broken", "failures", "non_finite"):
+            marks[part] = torch.zeros(run.n, dtype=torch.bool, device=run.x.device)
+            marks[part][entry.get(part, [])] = True
+        if entry["error"] is None:
+            alive_all &= ~marks["broken"]
+            fresh = status == 0
+            status[marks["failures"] & fresh] = 3
+            status[marks["non_finite"] & ~marks["failures"] & fresh] = 4
+            status[marks["broken"] & (status == 0)] = 1
+            robust = int(alive_all.sum()) if run.cascade else int((correct & ~marks["broken"]).sum())
+        else:
+            robust = None
+            errors.append(attack_label(spec))
+        rows.append(_attack_row(spec, eps, entry, cached, robust, run, idx, marks))
+        bar.update(1)
+    worst = {"eps": eps, **_counted(int(alive_all.sum()), run.n), "attacks_failed": errors,
+             "counts": {s: int((status == i).sum()) for i, s in enumerate(STATUSES)}}
+    return rows, worst, alive_all.cpu()
+
+
+def _indicator_counts(entry, marks) -> tuple:
+    """(silent successes, incomplete optimisations), or (None, None) where the attack does not trace its path.
+    A silent success is a point that some iterate fooled but that the returned point leaves robust."""
+    ind = entry.get("indicators") or {}
+    if not ind.get("tracked") or entry["error"] is not None:
+        return None, None
+    broken = set(torch.nonzero(marks["broken"]).squeeze(1).tolist())
+    silent = sum(1 for i in set(ind["seen_adversarial"]) if i not in broken)
+    incomplete = sum(1 for i in set(ind["incomplete"]) if i not in broken)
+    return silent, incomplete
+
+
+def _attack_row(spec, eps, entry, cached, robust, run, idx, marks) -> dict:
+    nfes = entry["nfes"]
+    silent, incomplete = _indicator_counts(entry, marks)
+    return {"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
+            "params": _spec_params(spec) | {"eps": eps}, **_counted(robust, run.n), "cumulative": run.cascade,
+            "n_attacked": int(len(idx)), "n_broken": int(marks["broken"].sum()),
+            "solver_failures": int(marks["failures"].sum()), "non_finite": int(marks["non_finite"].sum()),
+            "silent_success": silent, "incomplete_optimisation": incomplete,
+            "warnings": entry.get("warnings", []), "skipped": entry.get("skipped", []),
+            "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None, "nfe_max": max(nfes) if nfes else None,
+            "wall_s": entry["wall_s"], "error": entry["error"], "cached": cached}
+
+
+def _common(name, run, eps_list, t_start) -> dict:
+    return {"model": name, "n": run.n, "eps": eps_list, "cascade": run.cascade, "per_sample": run.per_sample,
+            "draws": run.draws, "output": run.prep.output, "batch_dependence": run.prep.batch,
+            "cache": run.cache_note, "wall_s": time.time() - t_start}
+
+
+def _result(name, run, eps_list, rows, worst, clean_pred, clean_nfe, clean_error, t_start) -> dict:
+    correct = int((clean_pred == run.y).sum())
+    n = run.n
+    return _common(name, run, eps_list, t_start) | {
+        "evaluable": True, "not_evaluable": None, "clean_correct": correct,
+        "clean_accuracy": correct / n if n else None, "clean_ci95": list(wilson(correct, n)),
+        "clean_error": clean_error, "clean_solver_failures": int((clean_pred == SOLVER_FAILED).sum()),
+        "clean_non_finite": int((clean_pred == NON_FINITE).sum()),
+        "clean_nfe_mean": (sum(clean_nfe) / len(clean_nfe)) if clean_nfe else None, "rows": rows,
+        "worst_case": worst, "solver_failures_total": int(sum(r["solver_failures"] for r in rows)),
+        "non_finite_total": int(sum(r["non_finite"] for r in rows)),
+        "errors": [{"eps": r["eps"], "attack": r["attack"], "error": r["error"]} for r in rows if r["error"]]}
+
+
+def _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start) -> dict:
+    """A result that measures nothing and says why: no counts, every attack row 'not run'."""
+    n, note = run.n, f"not run: the model could not be evaluated ({reason})"
+    rows = [{"eps": e, "attack": attack_label(s), "id": attack_id(s), "role": s.get("role"),
+             "params": _spec_params(s) | {"eps": e}, **_counted(None, n), "cumulative": run.cascade, "n_attacked": 0,
+             "n_broken": 0, "solver_failures": 0, "non_finite": 0, "silent_success": None,
+             "incomplete_optimisation": None, "warnings": [], "skipped": [], "nfe_mean": None, "nfe_max": None,
+             "wall_s": 0.0, "error": note, "cached": False} for e in eps_list for s in attacks]
+    failures = int((clean_pred == SOLVER_FAILED).sum()) if clean_pred is not None else 0
+    result = _common(name, run, eps_list, t_start) | {
+        "evaluable": False, "not_evaluable": reason, "clean_correct": 0, "clean_accuracy": None,
+        "clean_ci95": None, "clean_error": reason, "clean_solver_failures": failures,
+        "clean_non_finite": int((clean_pred == NON_FINITE).sum()) if clean_pred is not None else 0,
+        "clean_nfe_mean": None, "rows": rows, "solver_failures_total": 0, "non_finite_total": 0,
+        "worst_case": [{"eps": e, **_counted(None, n), "attacks_failed": [], "counts": {}} for e in eps_list],
+        "errors": [{"eps": e, "attack": "clean images", "error": note} for e in eps_list]}
+    result["_robust"] = {e: torch.zeros(n, dtype=torch.bool) for e in eps_list}
     return result
 
 

@@ -1,13 +1,20 @@
 """The verdict: per model and eps, four separate findings, each with its numbers, and one sentence per model.
 
 (a) reproduced    — is the paper's figure inside the 95% interval of our run of the paper's own attack (PGD-40)?
-(b) converged     — does the paper's PGD-40 agree with PGD with many more steps and restarts (within 5 points)?
-                    If not, the paper's attack had not converged: an attack-strength finding, not masking.
+(b) converged     — does the paper's PGD-40 agree with PGD with many more steps and restarts (within 5 points),
+                    and do Pintor et al.'s indicators (silent success, loss still rising) stay quiet? If not,
+                    the paper's attack had not converged: an attack-strength finding, not masking.
 (c) masking       — any sign of gradient masking or randomness (checks.py): gradient-free, decision-based,
                     transfer, adaptive or random-noise attacks beating white-box ones; zero, NaN or disconnected
-                    input gradients; a random forward pass; an unbounded attack short of 100%.
+                    input gradients; a random forward pass; probabilities as output; AutoAttack's own warnings;
+                    an unbounded attack short of 100%.
 (d) feasible      — at eps >= 0.5 the constant 0.5 image lies in every eps-ball of a [0, 1] image, so no
                     classifier can keep more than its largest class share: a figure above that is impossible.
+
+Nothing unmeasured is claimed: a finding whose attack raised is "not measured" and the sentence names the
+attack and its error; a model that could not be evaluated gets "not evaluated" everywhere and no finding about
+the paper; what limits the measurement (components skipped, solver failures and non-finite logits counted as
+not robust, batch dependence) is named with its counts.
 """
 from __future__ import annotations
 
@@ -16,58 +23,105 @@ import math
 from .checks import by_role, gap
 from .stats import fmt, wilson
 
+FINDINGS = ("reproduced", "converged", "masking", "feasible")
+
+
+def _first(attacks, role):
+    """The first attack of ``role`` (standalone), ran or not."""
+    return next((a for a in attacks.values() if a["role"] == role and not a["cumulative"]), None)
+
+
+def _raised(a) -> str:
+    return f"{a['label']} raised {a['error']}"
+
+
+def _reproduced(paper, pgd, pgd_any, n) -> dict:
+    if paper is None:
+        return {"status": "no paper figure", "detail": ""}
+    if pgd is None:
+        why = _raised(pgd_any) if pgd_any else "the paper's PGD-40 was not run"
+        return {"status": "not measured", "detail": f"paper {100 * paper:.2f}% not checked: {why}"}
+    lo, hi = wilson(pgd["robust"], n)
+    inside = lo <= paper <= hi
+    return {"status": "reproduced" if inside else "not reproduced",
+            "detail": f"paper {100 * paper:.2f}% {'inside' if inside else 'outside'} our PGD-40 {fmt(pgd['robust'], n)}"}
+
+
+def _converged(pgd, pgd_any, strong, attacks, flags, n) -> dict:
+    if not (pgd and strong):
+        missing = [_raised(a) for a in attacks.values() if a["role"] in ("paper", "strong-white-box") and a["error"]]
+        if pgd_any is None and not missing:
+            missing = ["the paper's PGD-40 was not run"]
+        return {"status": "not measured", "detail": "; ".join(missing) or "no stronger white-box attack ran",
+                "checks": []}
+    top = min(strong.values(), key=lambda a: a["robust"])
+    d = pgd["robust"] - top["robust"]
+    detail = f"PGD-40 {fmt(pgd['robust'], n)} vs {top['label']} {fmt(top['robust'], n)}: {d} points"
+    detail += "".join(f"; {c['check']}: {c['detail']}" for c in flags)
+    return {"status": "not converged" if d > gap(n) or flags else "converged", "points": d, "detail": detail,
+            "checks": [c["check"] for c in flags], "problems": [c.get("problem", c["check"]) for c in flags]}
+
+
+def _flags(checks, eps, finding):
+    return [c for c in checks if c["status"] == "flag" and c["finding"] == finding and c["eps"] in (eps, None, 1.0)]
+
 
 def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_share: float) -> dict:
-    """The four findings at one eps. ``paper`` is the paper's accuracy in [0, 1] or None."""
+    """The four findings at one eps, plus ``evaluation`` (what limits the measurement). ``paper`` is the
+    paper's accuracy in [0, 1] or None; ``per_eps`` one row of audit_model's ``per_eps``."""
     n, attacks = per_eps["n"], per_eps["attacks"]
-    pgd = next(iter(by_role(attacks, "paper", cascade=False).values()), None)
+    pgd_any = _first(attacks, "paper")
+    pgd = pgd_any if pgd_any and pgd_any["robust"] is not None else None
     strong = by_role(attacks, "strong-white-box", cascade=False)
     out = {"model": model, "eps": eps, "n": n, "clean": per_eps["clean"], "paper": paper,
-           "pgd40": pgd["robust"] if pgd else None, "worst_case": per_eps["worst_case"]}
-    if paper is None or pgd is None:
-        out["reproduced"] = {"status": "no paper figure" if paper is None else "not measured", "detail": ""}
-    else:
-        lo, hi = wilson(pgd["robust"], n)
-        inside = lo <= paper <= hi
-        out["reproduced"] = {"status": "reproduced" if inside else "not reproduced",
-                             "detail": f"paper {100 * paper:.2f}% {'inside' if inside else 'outside'} our PGD-40 "
-                                       f"{fmt(pgd['robust'], n)}"}
-    if pgd and strong:
-        top = min(strong.values(), key=lambda a: a["robust"])
-        d = pgd["robust"] - top["robust"]
-        out["converged"] = {"status": "not converged" if d > gap(n) else "converged", "points": d,
-                            "detail": f"PGD-40 {fmt(pgd['robust'], n)} vs {top['label']} {fmt(top['robust'], n)}: "
-                                      f"{d} points"}
-    else:
-        out["converged"] = {"status": "not measured", "detail": ""}
-    flags = [c for c in checks if c["status"] == "flag" and c["finding"] == "masking" and c["eps"] in (eps, None, 1.0)]
+           "pgd40": pgd["robust"] if pgd else None, "worst_case": per_eps["worst_case"], "evaluable": True,
+           "errors": [{"attack": e["attack"], "error": e["error"]} for e in per_eps.get("errors", [])],
+           "skipped": sorted({f"{a['label']}: {w}" for a in attacks.values() for w in (a.get("skipped") or [])}),
+           "clean_solver_failures": per_eps.get("clean_solver_failures", 0),
+           "clean_non_finite": per_eps.get("clean_non_finite", 0)}
+    out["reproduced"] = _reproduced(paper, pgd, pgd_any, n)
+    out["converged"] = _converged(pgd, pgd_any, strong, attacks, [c for c in _flags(checks, eps, "converged")
+                                                                 if c["eps"] == eps], n)
+    flags = _flags(checks, eps, "masking")
     out["masking"] = {"status": "signs" if flags else "no sign", "checks": [c["check"] for c in flags],
+                      "problems": [c.get("problem", c["check"]) for c in flags],
                       "detail": "; ".join(f"{c['check']}: {c['detail']}" for c in flags)}
-    if eps < 0.5:
-        out["feasible"] = {"status": "not applicable", "detail": "eps < 0.5: the constant image is outside the ball"}
-    else:
-        limit = math.floor(bound_share * n + 1e-9)
-        if paper is None:
-            out["feasible"] = {"status": "no paper figure", "detail": f"bound {100 * bound_share:.1f}% ({limit}/{n})"}
-        else:
-            ok = paper <= bound_share
-            out["feasible"] = {"status": "feasible" if ok else "infeasible",
-                               "detail": f"paper {100 * paper:.2f}% vs at most {100 * bound_share:.1f}% for any classifier"}
+    out["feasible"] = _feasible(eps, paper, bound_share, n)
+    limits = [c for c in _flags(checks, eps, "evaluation") if c["eps"] in (eps, None)]
+    out["evaluation"] = {"status": "limited" if limits else "complete", "checks": [c["check"] for c in limits],
+                         "limits": [c for c in limits if c["check"] != "every attack ran in full"],
+                         "detail": "; ".join(f"{c['check']}: {c['detail']}" for c in limits)}
     return out
+
+
+def _feasible(eps, paper, bound_share, n) -> dict:
+    if eps < 0.5:
+        return {"status": "not applicable", "detail": "eps < 0.5: the constant image is outside the ball"}
+    limit = math.floor(bound_share * n + 1e-9)
+    if paper is None:
+        return {"status": "no paper figure", "detail": f"bound {100 * bound_share:.1f}% ({limit}/{n})"}
+    ok = paper <= bound_share
+    return {"status": "feasible" if ok else "infeasible",
+            "detail": f"paper {100 * paper:.2f}% vs at most {100 * bound_share:.1f}% for any classifier"}
+
+
+def not_evaluated(model: str, eps: float, n: int, reason: str, paper) -> dict:
+    """The findings of a model that could not be evaluated: none, with the reason."""
+    row = {"status": "not evaluated", "detail": reason}
+    return {"model": model, "eps": eps, "n": n, "clean": None, "paper": paper, "pgd40": None, "worst_case": None,
+            "evaluable": False, "not_evaluable": reason, "errors": [], "skipped": [], **{k: dict(row) for k in FINDINGS},
+            "evaluation": dict(row)}
 
 
 def _eps_list(rows):
     return ", ".join(f"{r['eps']:g}" for r in rows)
 
 
-def sentence(model: str, rows: list) -> str:
-    """One sentence saying which findings hold for ``model``, with numbers (``rows``: its findings per eps)."""
-    if not rows:
-        return f"{model}: not audited."
-    n = rows[0]["n"]
-    parts = [f"{model} (clean {fmt(rows[0]['clean'], n)})"]
-    rep = [r for r in rows if r["reproduced"]["status"] == "reproduced"]
+def _reproduction_parts(rows, n) -> list:
+    parts = []
     nrep = [r for r in rows if r["reproduced"]["status"] == "not reproduced"]
+    rep = [r for r in rows if r["reproduced"]["status"] == "reproduced"]
+    unmeasured = [r for r in rows if r["reproduced"]["status"] == "not measured"]
     if nrep:
         worst = max(nrep, key=lambda r: r["paper"] - r["pgd40"] / n)
         parts.append(f"the paper's PGD-40 figure is not reproduced at eps = {_eps_list(nrep)} (e.g. eps={worst['eps']:g}: "
@@ -75,15 +129,69 @@ def sentence(model: str, rows: list) -> str:
                      f"{fmt(worst['worst_case'], n)})")
     if rep:
         parts.append(f"reproduced at eps = {_eps_list(rep)}")
-    if not rep and not nrep:
+    if unmeasured:
+        parts.append(f"the paper's figure could not be checked at eps = {_eps_list(unmeasured)} "
+                     f"({unmeasured[0]['reproduced']['detail']})")
+    if all(r["reproduced"]["status"] == "no paper figure" for r in rows):
         parts.append("the paper has no figure for it at the audited eps")
+    return parts
+
+
+def _convergence_parts(rows) -> list:
     unconv = [r for r in rows if r["converged"]["status"] == "not converged"]
-    parts.append(f"PGD-40 had not converged at eps = {_eps_list(unconv)} ("
-                 + "; ".join(f"{r['converged']['points']} points at {r['eps']:g}" for r in unconv) + ")"
-                 if unconv else "PGD-40 converged at every audited eps")
+    unmeasured = [r for r in rows if r["converged"]["status"] == "not measured"]
+    conv = [r for r in rows if r["converged"]["status"] == "converged"]
+    parts = []
+    if unconv:
+        parts.append(f"PGD-40 had not converged at eps = {_eps_list(unconv)} (" + "; ".join(
+            f"{r['converged']['points']} points at {r['eps']:g}" +
+            "".join(f", {p}" for p in r["converged"].get("problems", [])) for r in unconv) + ")")
+    if unmeasured:
+        parts.append(f"convergence not measured at eps = {_eps_list(unmeasured)} ({unmeasured[0]['converged']['detail']})")
+    if conv:
+        parts.append("PGD-40 converged at every audited eps" if len(conv) == len(rows)
+                     else f"PGD-40 converged at eps = {_eps_list(conv)}")
+    return parts
+
+
+def _limit_parts(rows) -> list:
+    """Attacks that raised (named with their error) and every other limit of the measurement, with counts."""
+    parts, seen = [], set()
+    for r in rows:
+        for e in r.get("errors", []):
+            key = (e["attack"], e["error"])
+            if key not in seen:
+                seen.add(key)
+                parts.append(f"{e['attack']} raised {e['error']} at eps = {r['eps']:g} and is left out")
+    skipped = sorted({w for r in rows for w in r.get("skipped", [])})
+    if skipped:
+        parts.append("; ".join(skipped))
+    by_problem = {}
+    for r in rows:  # attacks that raised or skipped a component are named above, attack by attack
+        for c in r["evaluation"].get("limits", []):
+            by_problem.setdefault(c["problem"], []).append((r, c))
+    for problem, hits in by_problem.items():
+        where = "" if hits[0][1]["eps"] is None else f" at eps = {_eps_list([r for r, _ in hits])}"
+        parts.append(f"{problem}{where} ({hits[0][1]['detail']})")
+    if rows and rows[0].get("clean_solver_failures"):
+        parts.append(f"the ODE solver failed on {rows[0]['clean_solver_failures']} of {rows[0]['n']} clean images "
+                     "(counted as misclassified)")
+    return parts
+
+
+def sentence(model: str, rows: list) -> str:
+    """One sentence saying which findings hold for ``model``, with numbers (``rows``: its findings per eps)."""
+    if not rows:
+        return f"{model}: not audited."
+    if not rows[0].get("evaluable", True):
+        return f"{model}: could not be evaluated: {rows[0]['not_evaluable']}; no finding about the paper."
+    n = rows[0]["n"]
+    parts = [f"{model} (clean {fmt(rows[0]['clean'], n)})"]
+    parts += _reproduction_parts(rows, n)
+    parts += _convergence_parts(rows)
     masked = [r for r in rows if r["masking"]["status"] == "signs"]
     if masked:
-        names = sorted({c for r in masked for c in r["masking"]["checks"]})
+        names = list(dict.fromkeys(c for r in masked for c in r["masking"].get("problems", r["masking"]["checks"])))
         parts.append(f"signs of gradient masking at eps = {_eps_list(masked)} ({'; '.join(names)})")
     else:
         parts.append("no sign of gradient masking")
@@ -91,6 +199,7 @@ def sentence(model: str, rows: list) -> str:
     if infeasible:
         parts.append("the paper's figure is impossible at eps = " + ", ".join(
             f"{r['eps']:g} ({r['feasible']['detail']})" for r in infeasible))
+    parts += _limit_parts(rows)
     return parts[0] + ": " + "; ".join(parts[1:]) + "."
 
 

@@ -11,7 +11,10 @@ standard one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
+import warnings
 
 import torch
 
@@ -20,18 +23,72 @@ from .base import Attack
 
 STANDARD = {"n_iter": 100, "n_queries": 5000, "n_target_classes": 9}
 COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
+# the DLR loss divides by z_(1) - z_(3) (needs 3 classes); its targeted form by z_(1) - (z_(3) + z_(4)) / 2 (4)
+MIN_CLASSES = {"apgd-t": 4, "apgd-dlr": 3, "apgd-ce": 2, "fab-t": 2, "square": 2}
 logging.getLogger("auto-attack").setLevel(logging.WARNING)
 
 
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def captured_warnings():
+    """Collect AutoAttack's own checks (randomness, probabilities, zero gradients, Square beating APGD, dynamic
+    defenses, class count), which it only logs or warns, into a list of messages instead of printing them."""
+    logger, handler = logging.getLogger("auto-attack"), _Collect()
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield handler.messages
+        handler.messages += [str(w.message) for w in caught if "flags_doc" in str(w.message)]
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        handler.messages[:] = [_short(m) for m in handler.messages]
+
+
+def _short(msg: str) -> str:
+    """AutoAttack's warning in a few words (its flags_doc.md explains each)."""
+    m = re.search(r"there are (\d+) points with zero gradient", msg)
+    if m:
+        return f"{m.group(1)} points with zero gradient"
+    m = re.search(r"Square Attack has decreased the robust accuracy of ([\d.]+%)", msg)
+    if m:
+        return f"Square lowered robust accuracy by {m.group(1)} after APGD"
+    for key, short in (("randomized", "the forward pass looks random"),
+                       ("probability distribution", "the output looks like probabilities"),
+                       ("dynamic defense", "a dynamic defense (autograd inside forward)")):
+        if key in msg:
+            return short
+    return re.sub(r"\s*See \S*flags_doc\.md for details\.?", "", msg).strip()
+
+
+def runnable(components, n_classes: int) -> tuple:
+    """(components that can run on ``n_classes`` classes, messages naming the ones skipped and why)."""
+    keep = [c for c in components if n_classes >= MIN_CLASSES.get(c, 2)]
+    skipped = [f"{c.upper()} skipped: it needs at least {MIN_CLASSES[c]} classes, the model has {n_classes}"
+               for c in components if c not in keep]
+    return keep, skipped
+
+
 class _Logits(torch.nn.Module):
-    """pyautoattack needs float32 logits from a module; keeps natrob models untouched."""
+    """pyautoattack needs float32 logits from a module (it writes them into float32 buffers); keeps natrob
+    models untouched."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, x):
-        return self.model(x.float())
+        return self.model(x.float()).float()
 
 
 def _build(model, eps, attacks, n_iter, n_queries, n_target_classes, seed, device):
@@ -73,12 +130,20 @@ class AutoAttack(Attack):
         return super().params() | {"attacks": self.attacks or list(COMPONENTS), "standard": self.standard}
 
     def perturb(self, model, x, y):
-        """One cascade over the whole batch (``batch_size=len(y)``); unbroken points come back unchanged."""
-        attacks = self.attacks if self.attacks is not None else list(COMPONENTS)
-        n_classes = int(model(x[:1]).shape[1])
+        """One cascade over the whole batch (``batch_size=len(y)``); unbroken points come back unchanged.
+        Components the model's class count rules out are skipped; ``diagnostics`` names them (``skipped``)
+        and holds AutoAttack's own warnings (``warnings``)."""
+        with torch.no_grad():
+            n_classes = int(model(x[:1]).shape[1])
+        attacks, skipped = runnable(self.attacks if self.attacks is not None else list(COMPONENTS), n_classes)
+        self.diagnostics = {"skipped": skipped, "warnings": []}
+        if not attacks:
+            return x
         aa = _build(model, self.eps, attacks, self.n_iter, self.n_queries,
                     min(self.n_target_classes, n_classes - 1), self.seed, x.device)
-        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(y))
+        with captured_warnings() as messages:
+            x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(y))
+        self.diagnostics["warnings"] = messages
         return x_adv
 
 
@@ -136,10 +201,19 @@ class AutoAttackRand(Attack):
             self.name = "autoattack-rand-reduced"
 
     def perturb(self, model, x, y):
-        """One run of the ``rand`` version over the whole batch; unbroken points come back unchanged."""
+        """One run of the ``rand`` version over the whole batch; unbroken points come back unchanged.
+        ``diagnostics`` as :meth:`AutoAttack.perturb`."""
         from pyautoattack import AutoAttack as _AA
+        with torch.no_grad():
+            n_classes = int(model(x[:1]).shape[1])
         aa = _AA(_Logits(model), device=x.device, eps=self.eps, norm="Linf", seed=self.seed, version="rand")
         aa.verbose = False
         aa.apgd.n_iter, aa.apgd.eot_iter = self.n_iter, self.eot_iter
-        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(y))
+        aa.attacks_to_run, skipped = runnable(list(aa.attacks_to_run), n_classes)
+        self.diagnostics = {"skipped": skipped, "warnings": []}
+        if not aa.attacks_to_run:
+            return x
+        with captured_warnings() as messages:
+            x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(y))
+        self.diagnostics["warnings"] = messages
         return x_adv

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..contract import as_labels, check_images
 from ..errors import ConfigError, check_eps
 
 
@@ -28,6 +29,10 @@ class Attack:
     # -- public --------------------------------------------------------------------------------
     def __call__(self, model, x, y):
         check_batch(x, y)
+        y = as_labels(y)
+        # what the attack saw on its way (Pintor et al.'s indicators, a library's own warnings); filled by
+        # subclasses that trace their path, read by the harness after each call
+        self.diagnostics = {}
         was_training = model.training
         model.eval()
         try:
@@ -55,29 +60,35 @@ class Attack:
 
 
 def check_batch(x, y):
-    """Raise ConfigError unless ``x`` is an NCHW batch in [0, 1] and ``y`` holds one label per image."""
+    """Raise ConfigError unless ``x`` is a floating NCHW batch in [0, 1] and ``y`` holds one integer label per
+    image (any integer dtype)."""
     if not torch.is_tensor(x) or x.dim() != 4:
         raise ConfigError("x", tuple(x.shape) if torch.is_tensor(x) else type(x).__name__, "a 4-D NCHW float tensor")
+    check_images(x)
     if not torch.is_tensor(y) or y.dim() != 1 or len(y) != len(x):
         raise ConfigError("y", tuple(y.shape) if torch.is_tensor(y) else type(y).__name__,
                           f"a 1-D label tensor with one label per image ({len(x)})")
+    as_labels(y)
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise ConfigError("x", f"values in [{x.min().item():.3g}, {x.max().item():.3g}]", "images in [0, 1]")
 
 
-def input_grad(model, x, y, loss="ce", eot_iter: int = 1, finite: bool = True):
+def input_grad(model, x, y, loss="ce", eot_iter: int = 1, finite: bool = True, with_logits: bool = False):
     """Gradient of the summed loss with respect to the input (model parameters are not differentiated).
 
     ``eot_iter > 1`` averages the gradient over that many forward passes (Expectation over Transformation,
     Athalye et al. 2018) for randomized models. An input that is not in the model's autograd graph (detached,
     or processed outside torch) has a zero gradient rather than an error: that is a masking sign the audit
     reports, and gradient-free attacks still run. ``finite`` replaces NaN/inf entries by 0 so that attacks
-    stay inside the eps-ball; the audit's gradient statistics ask for the raw values."""
-    x = x.detach().requires_grad_(True)
-    total = torch.zeros_like(x)
+    stay inside the eps-ball; the audit's gradient statistics ask for the raw values. ``with_logits`` returns
+    ``(gradient, logits)``, the logits (detached) of the first forward pass, for attacks that trace their path."""
+    x, y = x.detach().requires_grad_(True), as_labels(y)
+    total, first = torch.zeros_like(x), None
     for _ in range(eot_iter):
         with torch.enable_grad():
             logits = model(x)
+            if first is None:
+                first = logits.detach()
             if loss == "ce":
                 value = F.cross_entropy(logits, y, reduction="sum")
             elif loss == "cw":
@@ -90,7 +101,8 @@ def input_grad(model, x, y, loss="ce", eot_iter: int = 1, finite: bool = True):
         if grad is not None:
             total += grad
     total /= eot_iter
-    return total.nan_to_num_(0.0, 0.0, 0.0) if finite else total
+    total = total.nan_to_num_(0.0, 0.0, 0.0) if finite else total
+    return (total, first) if with_logits else total
 
 
 def input_grad_connected(model, x) -> bool:
@@ -106,6 +118,7 @@ def input_grad_connected(model, x) -> bool:
 
 def cw_margin(logits, y):
     """max_{j != y} z_j - z_y (positive when misclassified): Carlini & Wagner's margin."""
+    y = as_labels(y)
     true = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.clone()
     other.scatter_(1, y[:, None], float("-inf"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..contract import predicted
 from ..errors import check_positive_int
 from .base import Attack
 
@@ -87,7 +88,7 @@ class BoundaryAttack(Attack):
 
     @torch.no_grad()
     def _is_adv(self, model, x, y):
-        return model(x).argmax(1) != y
+        return predicted(model(x)) != y
 
     @torch.no_grad()
     def run(self, model, x, y) -> BoundaryResult:

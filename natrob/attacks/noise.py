@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from ..contract import predicted
 from ..errors import check_positive_int
 from .base import Attack
 
@@ -35,7 +36,7 @@ class _SeededNoise(Attack):
         todo = torch.ones(len(y), dtype=torch.bool, device=x.device)
         for _ in range(self.trials):
             cand = self.project(x, x + self.eps * self.draw(x, gen))
-            fooled = (model(cand).argmax(1) != y) & todo
+            fooled = (predicted(model(cand)) != y) & todo
             best[fooled] = cand[fooled]
             todo &= ~fooled
         return best

@@ -10,10 +10,18 @@ at the first iterate that fools the model.
 """
 from __future__ import annotations
 
-import torch
+import math
 
+import torch
+import torch.nn.functional as F
+
+from ..contract import predicted
 from ..errors import ConfigError, check_positive_int
-from .base import Attack, input_grad
+from .base import Attack, cw_margin, input_grad
+
+
+WINDOW = 0.1      # incomplete optimisation: the trailing tenth of the steps (at least 2) ...
+RISE = 0.05       # ... whose mean loss is still 5% above the tenth before it (Pintor et al. 2022)
 
 
 class PGD(Attack):
@@ -22,13 +30,21 @@ class PGD(Attack):
     Threat model: L-inf, radius ``eps``, white-box. Arguments (defaults are the paper's Table 1 settings):
     ``eps`` (0.3), ``alpha`` (0.01, step size), ``steps`` (40), ``random_start`` (True: uniform in the ball),
     ``restarts`` (1; later restarts run only on points earlier ones did not break), ``loss`` ('ce' or 'cw'),
-    ``early_stop`` (False: plain PGD returns its last iterate; True freezes each point at its first fooling
-    iterate), ``eot_iter`` (1; > 1 averages each gradient over that many forward passes, for randomized
-    models). See the module doc for the algorithm."""
+    ``early_stop`` (False; True freezes each point at its first fooling iterate and skips it afterwards),
+    ``eot_iter`` (1; > 1 averages each gradient over that many forward passes, for randomized models),
+    ``return_best`` (True: a point returns its last iterate if that fools the model, else the latest iterate
+    that did; False: always the last iterate, as torchattacks and the paper's code).
+
+    After each call (without ``early_stop``) ``diagnostics`` holds two bool masks (n,) for Pintor et al.'s
+    (NeurIPS 2022) indicators of attack failure: ``seen_adversarial`` (an iterate on the path fooled the
+    model; where the returned point does not, the success was silent) and ``incomplete`` (not fooled, and the
+    mean loss of the last tenth of the steps is still more than 5% above that of the tenth before: more
+    steps would likely help)."""
     name = "pgd"
 
     def __init__(self, eps: float = 0.3, alpha: float = 0.01, steps: int = 40, random_start: bool = True,
-                 restarts: int = 1, loss: str = "ce", early_stop: bool = False, eot_iter: int = 1):
+                 restarts: int = 1, loss: str = "ce", early_stop: bool = False, eot_iter: int = 1,
+                 return_best: bool = True):
         super().__init__(eps)
         if not alpha > 0:
             raise ConfigError("alpha", alpha, "a positive step size (paper: 0.01)")
@@ -38,58 +54,92 @@ class PGD(Attack):
             raise ConfigError("loss", loss, "'ce' (cross-entropy) or 'cw' (margin)")
         self.loss, self.early_stop = loss, bool(early_stop)
         self.eot_iter = check_positive_int(eot_iter, "eot_iter")
+        self.return_best = bool(return_best)
         if self.early_stop and self.eot_iter > 1:
             raise ConfigError("early_stop", early_stop, "False when eot_iter > 1 (a random model's first fooling "
                                                         "iterate need not fool it again)")
 
+    def _per_sample_loss(self, logits, y):
+        z = logits.detach().float()
+        return F.cross_entropy(z, y, reduction="none") if self.loss == "ce" else cw_margin(z, y)
+
     def _run(self, model, x, y):
+        """One PGD run: (returned points, which fool the model, seen_adversarial, incomplete)."""
         x_adv = x.clone()
         if self.random_start:
             x_adv = (x_adv + torch.empty_like(x).uniform_(-self.eps, self.eps)).clamp(0, 1)
-        if not self.early_stop:
-            # the feasible box (eps-ball intersected with [0,1]) is fixed: one clamp per step projects onto it
-            lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
-            for _ in range(self.steps):
-                grad = input_grad(model, x_adv, y, self.loss, self.eot_iter)
-                with torch.no_grad():
-                    x_adv = torch.clamp(x_adv.add_(grad.sign_(), alpha=self.alpha), lo, hi)
-            return x_adv
-        # early stop: a point is frozen at the first iterate that fools the model (the final iterate of plain
-        # PGD may have walked back out); only still-correct points keep costing gradient evaluations
+        if self.early_stop:
+            return self._run_early_stop(model, x, y, x_adv)
+        # the feasible box (eps-ball intersected with [0,1]) is fixed: one clamp per step projects onto it
+        lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
+        seen = torch.zeros(len(y), dtype=torch.bool, device=x.device)
+        found, trace = x_adv.clone(), []
+        for _ in range(self.steps):
+            grad, logits = input_grad(model, x_adv, y, self.loss, self.eot_iter, with_logits=True)
+            with torch.no_grad():
+                fooled = predicted(logits) != y
+                found[fooled] = x_adv[fooled]  # the latest iterate that fooled the model
+                seen |= fooled
+                trace.append(self._per_sample_loss(logits, y))
+                x_adv = torch.clamp(x_adv.add_(grad.sign_(), alpha=self.alpha), lo, hi)
+        with torch.no_grad():
+            last = predicted(model(x_adv)) != y
+            seen |= last
+            out = torch.where((~last & seen).view(-1, *[1] * (x.dim() - 1)), found, x_adv) if self.return_best else x_adv
+            fooled = last | (seen & self.return_best)
+        return out, fooled, seen, ~seen & _still_rising(trace)
+
+    def _run_early_stop(self, model, x, y, x_adv):
+        # a point is frozen at the first iterate that fools the model (the final iterate of plain PGD may have
+        # walked back out); only still-correct points keep costing gradient evaluations
         active = torch.arange(len(y), device=x.device)
-        for _ in range(self.steps + 1):
+        for step in range(self.steps + 1):
             xa = x_adv[active].detach().requires_grad_(True)
             logits = model(xa)
-            still = logits.argmax(1) == y[active]
-            if not still.any():
-                break
-            if _ == self.steps:  # the last iterate only needs checking, not a gradient
+            still = predicted(logits) == y[active]
+            if not still.any() or step == self.steps:  # the last iterate only needs checking, not a gradient
                 break
             active, xa_keep = active[still], xa[still]
             loss = self._loss_value(logits, y[active], still)
             grad = torch.autograd.grad(loss, xa, allow_unused=True)[0] if loss.requires_grad else None
             grad = torch.zeros_like(xa) if grad is None else grad.nan_to_num(0.0, 0.0, 0.0)  # disconnected input
             x_adv[active] = self.project(x[active], xa_keep.detach() + self.alpha * grad[still].sign())
-        return x_adv
+        with torch.no_grad():
+            fooled = predicted(model(x_adv)) != y
+        return x_adv, fooled, None, None
 
     def _loss_value(self, logits, y_active, still):
-        import torch.nn.functional as F
-        from .base import cw_margin
         z = logits[still]
         return F.cross_entropy(z, y_active, reduction="sum") if self.loss == "ce" else cw_margin(z, y_active).sum()
 
     def perturb(self, model, x, y):
         """Run ``restarts`` PGD runs; each point keeps the first run's result that fools the model (else the
-        last run's)."""
+        last run's). Fills ``diagnostics`` (see the class doc) unless ``early_stop``."""
         best = x.clone()
         todo = torch.ones(len(y), dtype=torch.bool, device=x.device)
+        seen, incomplete = torch.zeros_like(todo), torch.zeros_like(todo)
+        traced = not self.early_stop
         for _ in range(self.restarts):
             idx = todo.nonzero().squeeze(1)
             if len(idx) == 0:
                 break
-            cand = self._run(model, x[idx], y[idx])
-            with torch.no_grad():
-                fooled = model(cand).argmax(1) != y[idx]
+            cand, fooled, run_seen, run_incomplete = self._run(model, x[idx], y[idx])
             best[idx] = cand
             todo[idx[fooled]] = False
+            if traced:
+                seen[idx] |= run_seen
+                incomplete[idx] = run_incomplete
+        if traced:
+            self.diagnostics = {"seen_adversarial": seen, "incomplete": incomplete & todo}
         return best
+
+
+def _still_rising(trace) -> torch.Tensor:
+    """Per sample: is the mean loss of the last window more than RISE above that of the window before?"""
+    losses = torch.stack(trace, 1)
+    if losses.shape[1] < 4:  # too few steps for two windows: nothing to say
+        return torch.zeros(len(losses), dtype=torch.bool, device=losses.device)
+    w = max(2, math.ceil(WINDOW * losses.shape[1]))
+    w = min(w, losses.shape[1] // 2)
+    last, before = losses[:, -w:].mean(1), losses[:, -2 * w:-w].mean(1)
+    return (last - before) > RISE * before.abs().clamp_min(1e-2)

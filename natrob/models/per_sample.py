@@ -13,15 +13,20 @@ size keeps its dependence on the initial state and later step sizes are chosen u
 
 A sample fails (and only that sample) when it would need more than ``max_nfe`` evaluations of f, when its
 step size underflows, or when its state becomes non-finite; its row of the result is NaN and ``failed`` marks it.
+
+Backward integration (t1 < t0) runs the same method in the elapsed time s = t0 - t, on y'(s) = -f(t0 - s, y),
+as torchdiffeq does; bad times or tolerances raise ConfigError naming the parameter.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torchdiffeq._impl.dopri5 import _DORMAND_PRINCE_SHAMPINE_TABLEAU as _TAB
 from torchdiffeq._impl.dopri5 import DPS_C_MID
 
+from ..errors import ConfigError
 from .dopri5 import _combine
 
 _ALPHA = [float(a) for a in _TAB.alpha]
@@ -52,13 +57,13 @@ def _col(v, like):
     return v if v.dtype == torch.bool else v.to(like.dtype)
 
 
-def _initial_step(func, t0, y0, f0, rtol, atol):
+def _initial_step(call, y0, f0, rtol, atol):
     """Hairer, Norsett & Wanner's initial step (torchdiffeq's ``_select_initial_step``, order 4), per sample."""
     scale = atol + y0.abs() * rtol
     d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
     tiny = torch.full_like(d0, 1e-6)
     h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), tiny, 0.01 * d0 / d1).abs()
-    f1 = func((t0 + h0.double()).to(y0.dtype), y0 + _col(h0, y0) * f0)
+    f1 = call(h0.double(), y0 + _col(h0, y0) * f0)
     d2 = (_rms((f1 - f0) / scale) / h0).abs()
     h1 = torch.where((d1 <= 1e-15) & (d2 <= 1e-15), torch.maximum(tiny, h0 * 1e-3),
                      (0.01 / torch.maximum(d1, d2)) ** (1.0 / ORDER))
@@ -86,76 +91,127 @@ def _dense_output(y0, y1, ks, dt, t0, t_end):
     return y0 + x * (dt_y * f0 + x * (c + x * (b + x * a)))
 
 
-def dopri5_per_sample(func, y0, t0: float, t1: float, rtol: float, atol: float, max_nfe=None) -> PerSampleSolution:
-    """Solve dy/dt = func(t, y) from t0 to t1 > t0 for every sample of ``y0`` (first dim) with its own steps.
+def _check(t0, t1, rtol, atol, max_nfe) -> tuple:
+    """The times as floats; ConfigError naming the parameter for a non-finite time or a tolerance <= 0."""
+    out = []
+    for name, v in (("t0", t0), ("t1", t1)):
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(name, v, "a finite number (the integration's start or end time)") from None
+        if not math.isfinite(v):
+            raise ConfigError(name, v, "a finite number (the integration's start or end time)")
+        out.append(v)
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ConfigError(name, v, "a finite tolerance > 0")
+    if max_nfe is not None and not (isinstance(max_nfe, (int, float)) and max_nfe >= 0):
+        raise ConfigError("max_nfe", max_nfe, "None (no cap) or a number of evaluations >= 0")
+    return tuple(out)
 
-    ``func(t, y)`` is called with ``t`` a scalar tensor (first call) or one time per row of ``y`` (float dtype of
-    y). ``max_nfe`` (default None: no cap) bounds the evaluations of f per sample."""
-    n = y0.shape[0]
-    dev = y0.device
+
+def _clock(func, t0: float, sign: float):
+    """f in the elapsed time s = sign * (t - t0) >= 0: integrating backward (t1 < t0) is integrating
+    ds/dt-reflected dynamics forward, y'(s) = -f(t0 - s, y). Times are formed in float64, then cast to y's dtype."""
+    def call(s, y):
+        out = func((t0 + sign * s).to(y.dtype), y)
+        return out if sign > 0 else -out
+    return call
+
+
+class _Active:
+    """The samples still integrating: their batch rows ``idx``, state ``y``, derivative ``f``, elapsed time
+    ``t`` and next step ``dt`` (float64, per sample)."""
+
+    def __init__(self, idx, y, f, t, dt):
+        self.idx, self.y, self.f, self.t, self.dt = idx, y, f, t, dt
+
+    def keep(self, mask):
+        self.idx, self.y, self.f, self.t, self.dt = (v[mask] for v in (self.idx, self.y, self.f, self.t, self.dt))
+
+
+def _drop_failures(a: _Active, nfe, failed, cap) -> None:
+    """A sample fails where the shared-step solver would raise on it alone: NFE cap, step underflow, non-finite
+    state."""
+    a.dt = torch.where(torch.isfinite(a.dt), a.dt, torch.zeros_like(a.dt)).clamp(min=0)
+    bad = (nfe[a.idx] + 6 > cap) | ~(a.t + a.dt > a.t) | ~torch.isfinite(a.y.flatten(1)).all(1)
+    if bad.any():
+        failed[a.idx[bad]] = True
+        a.keep(~bad)
+
+
+def _step(call, a: _Active, rtol, atol):
+    """One Dormand-Prince step of every active sample: (stages, y at t + dt, error ratio per sample)."""
+    t_next = a.t + a.dt
+    dt_y = _col(a.dt, a.y)
+    ks, yi = [a.f], a.y
+    for alpha, beta in zip(_ALPHA, _BETA):
+        ti = t_next if alpha == 1.0 else a.t + alpha * a.dt
+        yi = _combine(a.y, ks, beta, dt_y)
+        ks.append(call(ti, yi))
+    with torch.no_grad():  # the error estimate only steers the step size, as in the shared-step solver
+        err = _combine(torch.zeros_like(a.y), ks, _C_ERROR, dt_y)
+        error_ratio = _rms(err / (atol + rtol * torch.maximum(a.y.abs(), yi.abs())))
+    return ks, yi, error_ratio
+
+
+def _advance(a: _Active, ks, y1, error_ratio, span, rows_out, vals_out) -> None:
+    """Accept or reject each sample's step, record the samples that reached the end, drop them."""
+    t_next = a.t + a.dt
+    accept = error_ratio <= 1
+    done = accept & (t_next >= span)
+    dt_next = _next_step(a.dt, error_ratio)
+    any_done = bool(done.any())
+    if any_done:
+        d = done.nonzero().squeeze(1)
+        exact = t_next[d] == span
+        y_end = _dense_output(a.y[d], y1[d], [k[d] for k in ks], t_next[d] - a.t[d], a.t[d],
+                              torch.full_like(a.t[d], span))
+        rows_out.append(a.idx[d]), vals_out.append(torch.where(_col(exact, y_end), y1[d], y_end))
+    if bool(accept.all()):
+        a.y, a.f, a.t = y1, ks[-1], t_next
+    else:
+        m = _col(accept, a.y)
+        a.y, a.f, a.t = torch.where(m, y1, a.y), torch.where(m, ks[-1], a.f), torch.where(accept, t_next, a.t)
+    a.dt = dt_next
+    if any_done:
+        a.keep(~done)
+
+
+def dopri5_per_sample(func, y0, t0: float, t1: float, rtol: float, atol: float, max_nfe=None) -> PerSampleSolution:
+    """Solve dy/dt = func(t, y) from t0 to t1 for every sample of ``y0`` (first dim) with its own steps.
+
+    ``t1 < t0`` integrates backward in time; ``t1 == t0`` returns ``y0`` with no evaluation. ``func(t, y)`` is
+    called with ``t`` a scalar tensor (first call) or one time per row of ``y`` (float dtype of y). ``rtol``,
+    ``atol`` > 0; ``max_nfe`` (default None: no cap) bounds the evaluations of f per sample. Raises ConfigError
+    (naming the parameter) for a non-finite time or a tolerance <= 0; solver failures never raise, they are
+    marked per sample in ``failed``."""
+    t0, t1 = _check(t0, t1, rtol, atol, max_nfe)
+    n, dev = y0.shape[0], y0.device
     nfe = torch.zeros(n, dtype=torch.long, device=dev)
     failed = torch.zeros(n, dtype=torch.bool, device=dev)
-    rows_out, vals_out = [], []
     cap = float("inf") if max_nfe is None else max_nfe
-    if n == 0:
+    if n == 0 or t1 == t0:
         return PerSampleSolution(y0.clone(), nfe, failed, 0)
     if cap < 2:  # the initial step already needs two evaluations
         failed[:] = True
         return PerSampleSolution(torch.full_like(y0, float("nan")), nfe, failed, 0)
-    t_start = torch.tensor(t0, dtype=torch.float64, device=dev)
-    f = func(t_start.to(y0.dtype), y0)
-    dt = _initial_step(func, t_start, y0, f, rtol, atol)
-    calls, nfe[:] = 2, 2
-    y = y0
-    t = torch.full((n,), float(t0), dtype=torch.float64, device=dev)
-    idx = torch.arange(n, device=dev)  # batch rows of the active samples
-    while len(idx):
-        # a sample fails where the shared-step solver would raise on it alone: NFE cap, step underflow, non-finite state
-        dt = torch.where(torch.isfinite(dt), dt, torch.zeros_like(dt)).clamp(min=0)
-        bad = (nfe[idx] + 6 > cap) | ~(t + dt > t) | ~torch.isfinite(y.flatten(1)).all(1)
-        if bad.any():
-            failed[idx[bad]] = True
-            keep = ~bad
-            idx, y, f, t, dt = idx[keep], y[keep], f[keep], t[keep], dt[keep]
-            if not len(idx):
-                break
-        t_next = t + dt
-        dt_y = _col(dt, y)
-        ks, yi = [f], y
-        for alpha, beta in zip(_ALPHA, _BETA):
-            ti = t_next if alpha == 1.0 else t + alpha * dt
-            yi = _combine(y, ks, beta, dt_y)
-            ks.append(func(ti.to(y.dtype), yi))
+    span, call = abs(t1 - t0), _clock(func, t0, 1.0 if t1 > t0 else -1.0)
+    f = call(torch.zeros((), dtype=torch.float64, device=dev), y0)
+    a = _Active(torch.arange(n, device=dev), y0, f, torch.zeros(n, dtype=torch.float64, device=dev),
+                _initial_step(call, y0, f, rtol, atol))
+    calls, nfe[:], rows_out, vals_out = 2, 2, [], []
+    while len(a.idx):
+        _drop_failures(a, nfe, failed, cap)
+        if not len(a.idx):
+            break
+        ks, y1, error_ratio = _step(call, a, rtol, atol)
         calls += 6
-        nfe[idx] += 6
-        y1, f1 = yi, ks[-1]
-        with torch.no_grad():  # the error estimate only steers the step size, as in the shared-step solver
-            err = _combine(torch.zeros_like(y), ks, _C_ERROR, dt_y)
-            error_ratio = _rms(err / (atol + rtol * torch.maximum(y.abs(), y1.abs())))
-        accept = error_ratio <= 1
-        done = accept & (t_next >= t1)
-        dt_next = _next_step(dt, error_ratio)
-        any_done = bool(done.any())
-        if any_done:
-            d = done.nonzero().squeeze(1)
-            exact = t_next[d] == t1
-            y_end = _dense_output(y[d], y1[d], [k[d] for k in ks], t_next[d] - t[d], t[d], torch.full_like(t[d], t1))
-            y_end = torch.where(_col(exact, y_end), y1[d], y_end)
-            rows_out.append(idx[d]), vals_out.append(y_end)
-        if bool(accept.all()):
-            y, f, t = y1, f1, t_next
-        else:
-            a = _col(accept, y)
-            y, f, t = torch.where(a, y1, y), torch.where(a, f1, f), torch.where(accept, t_next, t)
-        dt = dt_next
-        if any_done:
-            keep = ~done
-            idx, y, f, t, dt = idx[keep], y[keep], f[keep], t[keep], dt[keep]
+        nfe[a.idx] += 6
+        _advance(a, ks, y1, error_ratio, span, rows_out, vals_out)
     result = torch.full_like(y0, float("nan"))
     if rows_out:
-        rows = torch.cat(rows_out)
-        vals = torch.cat(vals_out)
-        ok = torch.isfinite(vals.flatten(1)).all(1)
-        failed[rows[~ok]] = True
+        rows, vals = torch.cat(rows_out), torch.cat(vals_out)
+        failed[rows[~torch.isfinite(vals.flatten(1)).all(1)]] = True
         result = result.index_put((rows,), vals)
     return PerSampleSolution(result, nfe, failed, calls)

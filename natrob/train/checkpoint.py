@@ -11,9 +11,24 @@ from ..errors import CheckpointError
 from ..results import torch_save
 
 
+def unwrap(model):
+    """The model inside ``DataParallel``, ``DistributedDataParallel`` and ``torch.compile`` wrappers (nested
+    ones too): the module whose weights and architecture record a checkpoint holds."""
+    while True:
+        if isinstance(model, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, torch.nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def save_checkpoint(path, model, **extra) -> Path:
     """Write the model's weights, its architecture record (``natrob_arch``, from ``build_model``) and any
-    ``extra`` entries (optimiser state, RNG, history) to ``path`` atomically. Returns the path."""
+    ``extra`` entries (optimiser state, RNG, history) to ``path`` atomically. A ``DataParallel``/DDP/compiled
+    model is saved as the module inside it (no ``module.`` prefixes), so any process can load it. Returns the
+    path."""
+    model = unwrap(model)
     arch = getattr(model, "natrob_arch", None)
     return torch_save(path, {"arch": _plain(arch), "state_dict": model.state_dict(), **extra})
 
@@ -32,18 +47,28 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 
 def load_into(model, ckpt: dict, path="<checkpoint>"):
-    """Load a checkpoint's weights into ``model`` and return it. Refuses (``CheckpointError``, naming ``path``)
-    a checkpoint recorded for another architecture or whose weights do not fit."""
-    want = _plain(getattr(model, "natrob_arch", None))
-    have = ckpt.get("arch")
+    """Load a checkpoint's weights into ``model`` (or the module inside its DataParallel/DDP wrapper) and
+    return ``model``. Architecture records compare equal across tuples and lists; weights saved from a
+    wrapper by older code (``module.`` prefixes) load too. Refuses (``CheckpointError``, naming ``path``) a
+    checkpoint recorded for another architecture or whose weights do not fit."""
+    inner = unwrap(model)
+    want = _plain(getattr(inner, "natrob_arch", None))
+    have = _plain(ckpt.get("arch"))
     if want is not None and have is not None and want != have:
         raise CheckpointError(f"checkpoint {path} holds architecture {have} but the model asked for is {want}; "
                               "use the matching model settings or retrain")
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        inner.load_state_dict(_strip_wrapper_prefix(ckpt["state_dict"]))
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path} does not fit this model ({str(exc)[:300]})") from exc
     return model
+
+
+def _strip_wrapper_prefix(state: dict) -> dict:
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
 
 
 def _plain(obj):

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .. import paths
+from ..errors import CheckpointError
 from ..models import build_model
 from ..provenance import provenance
 from ..results import read_json, write_json
@@ -73,7 +74,11 @@ def load_model(folder, device="cpu"):
     Raises :class:`natrob.errors.CheckpointError` when ``final.pt`` is missing, corrupt or does not fit."""
     folder = Path(folder)
     ckpt = load_checkpoint(folder / "final.pt")
-    arch = ckpt["arch"]
+    arch = ckpt.get("arch")
+    if not (isinstance(arch, dict) and {"name", "spec", "kwargs"} <= set(arch)):
+        raise CheckpointError(f"checkpoint {folder / 'final.pt'} has no architecture record (arch={arch!r}), so the "
+                              "model cannot be rebuilt from it; build the model with natrob.models.build_model and "
+                              "load the weights with natrob.train.load_into")
     model = build_model(arch["name"], spec=arch["spec"], **arch["kwargs"])
     return load_into(model, ckpt, folder / "final.pt").to(device).eval()
 
