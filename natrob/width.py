@@ -108,16 +108,21 @@ def cell_probes(model, x, y, eps_list=(0.2, 0.3, 0.4, 0.5), batch_size: int = 50
 
 
 def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, progress: bool = True) -> list:
-    """One cell per stored epoch of a width: :func:`cell_probes` of that epoch's weights, with the epoch's
-    clean accuracy on all the eval images from the training history."""
+    """One cell per stored epoch of a width (or per epoch of ``WIDTH_CELL_EPOCHS`` and the last): :func:`cell_probes`
+    of that epoch's weights, with the epoch's clean accuracy on all the eval images from the training history."""
     from tqdm.auto import tqdm
 
     from .models import build_model
     from .train import load_checkpoint, load_into
     from .train.store import epoch_checkpoints
     entry = width_entry(params, channels)
+    stored = epoch_checkpoints(folder)
+    want = params.get("WIDTH_CELL_EPOCHS")
+    if want:  # a subset of the training lengths (first, chosen, last) where every epoch would cost too much
+        keep = {int(e) for e in want if int(e) in stored} | ({max(stored)} if stored else set())
+        stored = {e: p for e, p in stored.items() if e in keep}
     cells = []
-    for epoch, path in tqdm(epoch_checkpoints(folder).items(), desc=f"{channels} ch epochs", disable=not progress):
+    for epoch, path in tqdm(stored.items(), desc=f"{channels} ch epochs", disable=not progress):
         model = build_model(entry["model"], dataset, **entry["kwargs"])
         load_into(model, load_checkpoint(path), path).eval()
         history = load_checkpoint(path).get("history") or []
