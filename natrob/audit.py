@@ -27,6 +27,7 @@ from .attacks import input_grad
 from .attacks.base import input_grad_connected
 from .evaluate import evaluate
 from .reference import lookup
+from .stats import count
 
 ROLES = {
     "paper": "the paper's own attack (PGD-40, step 0.01, random start)",
@@ -140,7 +141,7 @@ def probe(model, x, y, draws: int) -> dict:
 
 # ------------------------------------------------------------------------------------------- attacks
 def _counted(rows: list) -> dict:
-    return {r["id"]: {k: r[k] for k in ("attack", "role", "robust", "n", "accuracy", "ci95", "cumulative",
+    return {r["id"]: {k: r[k] for k in ("attack", "role", "robust", "cumulative",
                                         "n_broken", "n_attacked", "error", "solver_failures", "wall_s", "nfe_mean")} | {"label": r["attack"]}
             for r in rows}
 
@@ -159,12 +160,11 @@ def attack_at_eps(model, x, y, eps, standalone, cascade, draws, label, progress,
         casc = evaluate(model, x[robust_idx], y[robust_idx], [eps], cascade, cascade=True, progress=progress,
                         model_name=label, seed=seed, draws=draws)
         for i, a in _counted(casc["rows"]).items():
-            attacks[i] = a | {"n": len(y), "accuracy": None if a["robust"] is None else a["robust"] / len(y),
-                              "ci95": None}
-        worst = casc["worst_case"][0]["robust"]
+            attacks[i] = a | {"robust": count(a["robust"]["k"], len(y))}
+        worst = count(casc["worst_case"][0]["robust"]["k"], len(y))
         failures += casc["solver_failures_total"]
         errors += casc["errors"]
-    return {"eps": eps, "n": len(y), "clean": solo["clean_correct"], "attacks": attacks, "worst_case": worst,
+    return {"eps": eps, "n": len(y), "clean": solo["clean"], "attacks": attacks, "worst_case": worst,
             "solver_failures": failures, "errors": errors}
 
 
@@ -174,8 +174,8 @@ def unbounded_attack(model, x, y, budget, label, draws) -> dict:
                                          "id": "pgd-unbounded", "label": "PGD eps=1"}],
                    cascade=False, progress=False, model_name=label, draws=draws)
     row = res["rows"][0]
-    return {"robust": row["robust"], "n": res["clean_correct"], "error": row["error"],
-            "allowed": int(0.01 * res["clean_correct"])}
+    return {"robust": row["robust"]["k"], "n": res["clean"]["k"], "error": row["error"],
+            "allowed": int(0.01 * res["clean"]["k"])}
 
 
 # ------------------------------------------------------------------------------------------- audit

@@ -8,8 +8,9 @@ style) a later attack only runs on points still robust and each row reports what
 ``cascade=False`` every attack runs on every clean-correct point and rows report standalone accuracy.
 ``worst_case`` is the per-point minimum over the attacks.
 
-Every accuracy is stored as an integer count ``robust`` out of ``n`` evaluated points, with its 95% Wilson
-interval (``ci95``); the float ``accuracy`` is only ``robust / n`` for display. Comparisons use the counts.
+Every accuracy is stored as a count value (:func:`natrob.stats.count`: ``k`` of ``n`` points, the display-only
+``accuracy`` and the 95% Wilson interval ``ci95``): ``clean`` of the result, ``robust`` of each row and of each
+``worst_case`` entry. Comparisons use ``k`` and ``n``.
 
 ODE nets (models with ``configure_solver``) are switched to per-sample step sizes for the duration of
 ``evaluate`` and ``predict`` (and switched back after), so an image's prediction and its adversarial example
@@ -37,7 +38,7 @@ from .attacks import make_attack
 from .attacks.base import check_batch
 from .errors import ConfigError, SolverFailure, check_eps
 from .models.odenet import solver_settings
-from .stats import wilson
+from .stats import count
 
 STATUSES = ("robust", "broken", "misclassified", "solver_failure")
 
@@ -216,12 +217,6 @@ def validate(x, y, eps_list, attacks):
     return eps_list
 
 
-def _counted(k, n) -> dict:
-    if k is None:
-        return {"robust": None, "n": n, "accuracy": None, "ci95": None}
-    return {"robust": int(k), "n": int(n), "accuracy": k / n if n else None, "ci95": list(wilson(int(k), int(n)))}
-
-
 def _seed_for(seed, spec_fp, eps) -> int:
     blob = json.dumps([seed, spec_fp, eps], sort_keys=True, default=str).encode()
     return int(hashlib.sha256(blob).hexdigest()[:8], 16)
@@ -294,18 +289,17 @@ def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, p
                 errors.append(attack_label(spec))
             nfes = entry["nfes"]
             rows.append({"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
-                         "params": _spec_params(spec) | {"eps": eps}, **_counted(robust, n), "cumulative": cascade,
+                         "params": _spec_params(spec) | {"eps": eps}, "robust": count(robust, n), "cumulative": cascade,
                          "n_attacked": int(len(idx)), "n_broken": int(broken.sum()), "solver_failures": int(failures.sum()),
                          "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None, "nfe_max": max(nfes) if nfes else None,
                          "wall_s": entry["wall_s"], "error": entry["error"], "cached": cached})
             bar.update(1)
         masks[eps] = alive_all.cpu()
-        worst.append({"eps": eps, **_counted(int(alive_all.sum()), n), "attacks_failed": errors,
+        worst.append({"eps": eps, "robust": count(int(alive_all.sum()), n), "attacks_failed": errors,
                       "counts": {s: int((status == i).sum()) for i, s in enumerate(STATUSES)}})
     bar.close()
     result = {
-        "model": name, "n": n, "clean_correct": int(correct.sum()),
-        "clean_accuracy": int(correct.sum()) / n if n else None, "clean_ci95": list(wilson(int(correct.sum()), n)),
+        "model": name, "n": n, "clean": count(int(correct.sum()), n),
         "clean_error": clean_error, "clean_solver_failures": int((clean_pred == -1).sum()),
         "clean_nfe_mean": (sum(clean_nfe) / len(clean_nfe)) if clean_nfe else None,
         "eps": eps_list, "cascade": cascade, "per_sample": per_sample, "draws": draws, "rows": rows,
@@ -319,8 +313,8 @@ def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, p
 
 def csv_rows(result) -> list:
     """One flat row per (eps, attack) for a CSV beside the result JSON."""
-    return [{"model": result["model"], "eps": r["eps"], "attack": r["attack"], "id": r["id"], "robust": r["robust"],
-             "n": r["n"], "accuracy": r["accuracy"], "ci95_low": (r["ci95"] or [None])[0],
-             "ci95_high": (r["ci95"] or [None, None])[1], "clean_correct": result["clean_correct"],
+    return [{"model": result["model"], "eps": r["eps"], "attack": r["attack"], "id": r["id"], "robust": r["robust"]["k"],
+             "n": r["robust"]["n"], "accuracy": r["robust"]["accuracy"], "ci95_low": (r["robust"]["ci95"] or [None])[0],
+             "ci95_high": (r["robust"]["ci95"] or [None, None])[1], "clean_correct": result["clean"]["k"],
              "solver_failures": r["solver_failures"], "nfe_mean": r["nfe_mean"], "wall_s": r["wall_s"], "error": r["error"]}
             for r in result["rows"]]

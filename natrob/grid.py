@@ -36,7 +36,7 @@ from .evalstore import weights_fingerprint
 from .evaluate import evaluate, predict
 from .models.odenet import solver_settings
 from .protocols import PROTOCOLS, AsFloat64, check_protocol, solver_twin, variant_robust
-from .stats import fmt, proportion, wilson
+from .stats import count, fmt, wilson
 
 TORCHDIFFEQ_DEFAULT = {"rtol": 1e-7, "atol": 1e-9}
 GRAD_PATHS = ("direct", "adjoint")
@@ -148,14 +148,14 @@ def diagnostics(model, x, y, float64: bool = False) -> dict:
                       "max_margin": None, "nfe_forward": None, "nfe_backward": None}
     margin = -cw_margin(logits.detach(), y)
     zero = int((g.flatten(1) == 0).all(1).sum())
-    out |= {"zero_grad": proportion(zero, len(y)), "median_margin": float(margin.median()),
+    out |= {"zero_grad": count(zero, len(y)), "median_margin": float(margin.median()),
             "max_margin": float(margin.max()), "nfe_forward": nfe_f, "nfe_backward": nfe_b}
     if float64:
         twin = AsFloat64(model)
         x64 = x.detach().double().requires_grad_(True)
         try:
             (g64,) = torch.autograd.grad(torch.nn.functional.cross_entropy(twin(x64), y, reduction="sum"), x64)
-            out["zero_grad_float64"] = proportion(int((g64.flatten(1) == 0).all(1).sum()), len(y))
+            out["zero_grad_float64"] = count(int((g64.flatten(1) == 0).all(1).sum()), len(y))
         except SolverFailure:
             out["zero_grad_float64"] = None
     return out
@@ -228,7 +228,7 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int = 40, alpha: float = 
         pred, nfes = predict(model, x)
         correct = pred == y
         clean_fail = int((pred < 0).sum())
-        out["clean"] = proportion(int(correct.sum()), n)
+        out["clean"] = count(int(correct.sum()), n)
         out["clean_nfe"] = max(nfes) if nfes else None
         failures = clean_fail
         twin64 = AsFloat64(model) if float64 and cell["protocol"] == "standard" else None
@@ -243,7 +243,7 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int = 40, alpha: float = 
                     # only clean-correct points are attacked (as the harness does); passing them alone also spares
                     # re-solving points whose clean solve already failed at the NFE cap
                     m, r, cf = _mask(model, x, y, eps, spec, points=correct.cpu(), seed=seed)
-                    row["attacks"][spec["label"]] = by_id[spec["id"]] = proportion(int(m.sum()), n)
+                    row["attacks"][spec["label"]] = by_id[spec["id"]] = count(int(m.sum()), n)
                     failures += r["solver_failures"]
                     worst &= m
                     if spec["id"] == "pgd-paper":
@@ -253,7 +253,7 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int = 40, alpha: float = 
                     if not worst.any():
                         break
                     m, r, cf = _mask(model, x, y, eps, spec, points=worst, seed=seed)
-                    row["attacks"][spec["label"] + " (on survivors)"] = proportion(int(m.sum()), n)
+                    row["attacks"][spec["label"] + " (on survivors)"] = count(int(m.sum()), n)
                     failures += r["solver_failures"] + cf
                     worst &= m
                 row["fgsm"], row["pgd"], row["noise"] = by_id["fgsm"], by_id["pgd-paper"], by_id["uniform-noise"]
@@ -268,15 +268,15 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int = 40, alpha: float = 
                     row[f"{attack}_max_linf_pixel"] = v["max_linf_pixel"]
                 ref = reference_cell["_worst"][eps]
                 worst = masks["fgsm"] & masks["pgd"] & ref
-                row["fgsm"] = proportion(int(masks["fgsm"].sum()), n)
-                row["pgd"] = proportion(int(masks["pgd"].sum()), n)
+                row["fgsm"] = count(int(masks["fgsm"].sum()), n)
+                row["pgd"] = count(int(masks["pgd"].sum()), n)
                 row["attacks"] = {f"FGSM ({cell['protocol']})": row["fgsm"], f"PGD-{steps} ({cell['protocol']})": row["pgd"]}
                 ref_row = next(r for r in reference_cell["per_eps"] if r["eps"] == eps)
                 row["noise"] = ref_row["noise"]
                 row["worst_set"] = [f"FGSM and PGD-{steps} ({cell['protocol']})",
                                     f"the correct-threat-model worst case of {reference_cell['label']}"]
                 row["correct_worst"] = ref_row["worst"]
-            row["worst"] = proportion(int(worst.sum()), n)
+            row["worst"] = count(int(worst.sum()), n)
             worst_masks[eps] = worst
             per_eps.append(row)
     out["per_eps"] = per_eps

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from .checks import by_role, gap
-from .stats import fmt, wilson
+from .stats import ci, wilson
 
 
 def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_share: float) -> dict:
@@ -22,21 +22,23 @@ def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_s
     n, attacks = per_eps["n"], per_eps["attacks"]
     pgd = next(iter(by_role(attacks, "paper", cascade=False).values()), None)
     strong = by_role(attacks, "strong-white-box", cascade=False)
+    # counts are count values (natrob.stats.count); the paper's attack is named by its label in the spec in use
     out = {"model": model, "eps": eps, "n": n, "clean": per_eps["clean"], "paper": paper,
-           "pgd40": pgd["robust"] if pgd else None, "worst_case": per_eps["worst_case"]}
+           "paper_attack": pgd["robust"] if pgd else None, "paper_attack_label": pgd["label"] if pgd else None,
+           "worst_case": per_eps["worst_case"]}
     if paper is None or pgd is None:
         out["reproduced"] = {"status": "no paper figure" if paper is None else "not measured", "detail": ""}
     else:
-        lo, hi = wilson(pgd["robust"], n)
+        lo, hi = wilson(pgd["robust"]["k"], n)
         inside = lo <= paper <= hi
         out["reproduced"] = {"status": "reproduced" if inside else "not reproduced",
-                             "detail": f"paper {100 * paper:.2f}% {'inside' if inside else 'outside'} our PGD-40 "
-                                       f"{fmt(pgd['robust'], n)}"}
+                             "detail": f"paper {100 * paper:.2f}% {'inside' if inside else 'outside'} our {pgd['label']} "
+                                       f"{ci(pgd['robust'])}"}
     if pgd and strong:
-        top = min(strong.values(), key=lambda a: a["robust"])
-        d = pgd["robust"] - top["robust"]
+        top = min(strong.values(), key=lambda a: a["robust"]["k"])
+        d = pgd["robust"]["k"] - top["robust"]["k"]
         out["converged"] = {"status": "not converged" if d > gap(n) else "converged", "points": d,
-                            "detail": f"PGD-40 {fmt(pgd['robust'], n)} vs {top['label']} {fmt(top['robust'], n)}: "
+                            "detail": f"{pgd['label']} {ci(pgd['robust'])} vs {top['label']} {ci(top['robust'])}: "
                                       f"{d} points"}
     else:
         out["converged"] = {"status": "not measured", "detail": ""}
@@ -65,22 +67,23 @@ def sentence(model: str, rows: list) -> str:
     if not rows:
         return f"{model}: not audited."
     n = rows[0]["n"]
-    parts = [f"{model} (clean {fmt(rows[0]['clean'], n)})"]
+    parts = [f"{model} (clean {ci(rows[0]['clean'])})"]
     rep = [r for r in rows if r["reproduced"]["status"] == "reproduced"]
     nrep = [r for r in rows if r["reproduced"]["status"] == "not reproduced"]
     if nrep:
-        worst = max(nrep, key=lambda r: r["paper"] - r["pgd40"] / n)
-        parts.append(f"the paper's PGD-40 figure is not reproduced at eps = {_eps_list(nrep)} (e.g. eps={worst['eps']:g}: "
-                     f"paper {100 * worst['paper']:.2f}%, ours {fmt(worst['pgd40'], n)}, worst case over all attacks "
-                     f"{fmt(worst['worst_case'], n)})")
+        worst = max(nrep, key=lambda r: r["paper"] - r["paper_attack"]["k"] / n)
+        parts.append(f"the paper's {worst['paper_attack_label']} figure is not reproduced at eps = {_eps_list(nrep)} "
+                     f"(e.g. eps={worst['eps']:g}: paper {100 * worst['paper']:.2f}%, ours {ci(worst['paper_attack'])}, "
+                     f"worst case over all attacks {ci(worst['worst_case'])})")
     if rep:
         parts.append(f"reproduced at eps = {_eps_list(rep)}")
     if not rep and not nrep:
         parts.append("the paper has no figure for it at the audited eps")
     unconv = [r for r in rows if r["converged"]["status"] == "not converged"]
-    parts.append(f"PGD-40 had not converged at eps = {_eps_list(unconv)} ("
+    label = next((r["paper_attack_label"] for r in rows if r.get("paper_attack_label")), "the paper's attack")
+    parts.append(f"{label} had not converged at eps = {_eps_list(unconv)} ("
                  + "; ".join(f"{r['converged']['points']} points at {r['eps']:g}" for r in unconv) + ")"
-                 if unconv else "PGD-40 converged at every audited eps")
+                 if unconv else f"{label} converged at every audited eps")
     masked = [r for r in rows if r["masking"]["status"] == "signs"]
     if masked:
         names = sorted({c for r in masked for c in r["masking"]["checks"]})
