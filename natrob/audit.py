@@ -26,6 +26,7 @@ from . import verdict as verdict_mod
 from .attacks import input_grad
 from .attacks.base import input_grad_connected
 from .evaluate import evaluate
+from . import reference
 from .reference import lookup
 from .stats import count
 
@@ -61,14 +62,14 @@ def ode_surrogates(model, fixed_steps: int = 20) -> dict:
     return out
 
 
-def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = False) -> tuple:
+def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = False, paper_attack=None) -> tuple:
     """(standalone attacks, cascade attacks). Standalone ones run on every clean-correct point (the checks
-    compare them); cascade ones only on points that survived everything before (they only lower the worst case)."""
+    compare them); cascade ones only on points that survived everything before (they only lower the worst case).
+    ``paper_attack``: the paper's PGD as the profile runs it (default :func:`natrob.reference.paper_attack`)."""
     restarts = budget.get("pgd_restarts", 1)
     standalone = [
         {"name": "fgsm", "id": "fgsm", "role": "single-step", "label": "FGSM"},
-        {"name": "pgd", "steps": 40, "alpha": 0.01, "random_start": True, "id": "pgd40-paper", "role": "paper",
-         "label": "PGD-40 (paper)"},
+        dict(paper_attack or reference.paper_attack()),
         {"name": "random-noise", "trials": budget.get("noise_trials", 10), "id": "noise", "role": "noise",
          "label": "random noise"},
         {"name": "constant-image", "id": "constant-image", "role": "bound", "label": "constant 0.5 image"},
@@ -180,17 +181,18 @@ def unbounded_attack(model, x, y, budget, label, draws) -> dict:
 
 # ------------------------------------------------------------------------------------------- audit
 def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | None = None, resnet=None,
-                num_classes: int = 10, progress: bool = True, seed: int = 0) -> dict:
+                num_classes: int = 10, progress: bool = True, seed: int = 0, paper_attack: dict | None = None) -> dict:
     """Audit one model on (x, y) at each eps.
 
     Arguments: ``budget`` sizes the attacks (keys ``pgd_steps``, ``pgd_restarts``, ``square_queries``, ``aa_iter``,
     ``aa_square_queries``, ``aa_targets``, ``boundary_queries``, ``adaptive_steps``, ``fixed_steps``, ``noise_trials``,
     ``unbounded_steps``, ``eot_iter``, ``eot_steps``, ``draws``, ``adaptive``); ``paper`` maps eps -> the paper's
-    accuracy in [0, 1] (or None); ``resnet`` a source for the transfer attack. Returns per-eps counts per attack id,
+    accuracy in [0, 1] (or None); ``resnet`` a source for the transfer attack; ``paper_attack`` the paper's PGD as
+    the profile runs it (default :func:`natrob.reference.paper_attack`). Returns per-eps counts per attack id,
     the checks, the four findings per eps, and the probe."""
     p = probe(model, x, y, budget.get("draws", 5))
     surrogates = ode_surrogates(model, budget.get("fixed_steps", 20)) if budget.get("adaptive", True) else {}
-    standalone, cascade = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"])
+    standalone, cascade = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"], paper_attack)
     shares = torch.bincount(y.cpu(), minlength=num_classes).float() / len(y)
     bound = float(shares.max())
     per_eps, checks = [], []

@@ -3,8 +3,8 @@ per experiment, ``results/<profile>/<name>.json``, with provenance; optionally a
 schema of each result file: where its counts are.
 
 Every accuracy in a result file is a count value (:func:`natrob.stats.count`). A count is named by its *key*: the
-path to it, where a list element is named by its identifying fields (``model``, ``training``, ``id``, ``attack``,
-``setting``, ``h``, ``eps``, ``protocol``; its index when it has none), e.g.
+path to it, where a list element is named by its identifying fields (``model``, ``training``, ``id``, ``attack`` (the
+display label, only without an ``id``), ``setting``, ``h``, ``eps``, ``protocol``; its index when it has none), e.g.
 ``models.trades.per_eps[eps=0.5].attacks.autoattack.robust``. Two counts of one file never share a key
 (:class:`SchemaError` otherwise). ``SCHEMAS`` declares, per result-file prefix, the patterns every count key of
 such a file matches (``*`` any map key, ``[]`` any list element); :func:`write_result` refuses a payload with a
@@ -115,6 +115,7 @@ class SchemaError(NatrobError, ValueError):
     """A result file breaks its declared schema: two counts share a key, or a count sits where none is declared."""
 
 
+# what names a list element in a key: an attack by its stable id, its display label ("attack") only when it has none
 ID_FIELDS = ("model", "training", "id", "attack", "setting", "h", "eps", "protocol")
 
 # result-file prefix -> the key patterns of its counts. 01 stores no accuracies (its violation counts are asserted
@@ -137,7 +138,8 @@ SCHEMAS = {
 def _ident(item, index: int) -> str:
     if isinstance(item, dict):
         parts = [f"{f}={item[f]:.6g}" if isinstance(item[f], float) else f"{f}={item[f]}"
-                 for f in ID_FIELDS if f in item and isinstance(item[f], (str, int, float)) and not is_count(item[f])]
+                 for f in ID_FIELDS if f in item and isinstance(item[f], (str, int, float))
+                 and not (f == "attack" and "id" in item)]
         if parts:
             return "[" + ",".join(parts) + "]"
     return f"[{index}]"
