@@ -26,9 +26,9 @@ from . import verdict as verdict_mod
 from .attacks import input_grad
 from .attacks.base import input_grad_connected
 from .evaluate import evaluate
+from .plan import run_plan
 from . import reference
 from .reference import lookup
-from .stats import count
 
 ROLES = {
     "paper": "the paper's own attack (PGD-40, step 0.01, random start)",
@@ -62,9 +62,10 @@ def ode_surrogates(model, fixed_steps: int = 20) -> dict:
     return out
 
 
-def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = False, paper_attack=None) -> tuple:
-    """(standalone attacks, cascade attacks). Standalone ones run on every clean-correct point (the checks
-    compare them); cascade ones only on points that survived everything before (they only lower the worst case).
+def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = False, paper_attack=None) -> list:
+    """The audit's attack plan (:mod:`natrob.plan`): attacks on every clean-correct point (the checks compare
+    them), then attacks only on points that survived everything before (``on: survivors``: they only lower the
+    worst case).
     ``paper_attack``: the paper's PGD as the profile runs it (default :func:`natrob.reference.paper_attack`)."""
     restarts = budget.get("pgd_restarts", 1)
     standalone = [
@@ -99,7 +100,7 @@ def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = 
         cascade.append({"name": "transfer", "source": twin, "id": f"adaptive-{slug}", "role": "adaptive",
                         "attack": {"name": "pgd", "steps": budget.get("adaptive_steps", 20), "alpha_rel": 0.25},
                         "label": f"adaptive: PGD via {label}"})
-    return standalone, cascade
+    return standalone + [dict(s, on="survivors") for s in cascade]
 
 
 # ------------------------------------------------------------------------------------------- probe
@@ -143,30 +144,17 @@ def probe(model, x, y, draws: int) -> dict:
 # ------------------------------------------------------------------------------------------- attacks
 def _counted(rows: list) -> dict:
     return {r["id"]: {k: r[k] for k in ("attack", "role", "robust", "cumulative",
-                                        "n_broken", "n_attacked", "error", "solver_failures", "wall_s", "nfe_mean")} | {"label": r["attack"]}
+                                        "n_broken", "n_attacked", "error", "solver_failures", "wall_s", "nfe_mean")}
+            | {"label": r["attack"]} | ({"skipped": r["skipped"]} if r.get("skipped") else {})
             for r in rows}
 
 
-def attack_at_eps(model, x, y, eps, standalone, cascade, draws, label, progress, seed) -> dict:
-    """Every attack at one eps: standalone counts, then the cascade on the points still robust."""
-    solo = evaluate(model, x, y, [eps], standalone, cascade=False, progress=progress, model_name=label, seed=seed,
-                    draws=draws)
-    attacks = _counted(solo["rows"])
-    robust_idx = solo["_robust"][eps].nonzero().squeeze(1).to(x.device)
-    worst = solo["worst_case"][0]["robust"]
-    failures = solo["solver_failures_total"]
-    errors = list(solo["errors"])
-    if len(robust_idx):
-        # points outside robust_idx are already broken, so counts on the subset are counts on all n points
-        casc = evaluate(model, x[robust_idx], y[robust_idx], [eps], cascade, cascade=True, progress=progress,
-                        model_name=label, seed=seed, draws=draws)
-        for i, a in _counted(casc["rows"]).items():
-            attacks[i] = a | {"robust": count(a["robust"]["k"], len(y))}
-        worst = count(casc["worst_case"][0]["robust"]["k"], len(y))
-        failures += casc["solver_failures_total"]
-        errors += casc["errors"]
-    return {"eps": eps, "n": len(y), "clean": solo["clean"], "attacks": attacks, "worst_case": worst,
-            "solver_failures": failures, "errors": errors}
+def attack_at_eps(model, x, y, eps, plan, draws, label, progress, seed) -> dict:
+    """Every attack of ``plan`` at one eps (:func:`natrob.plan.run_plan`): standalone counts, then the cascade on
+    the points still robust."""
+    res = run_plan(model, x, y, eps, plan, seed=seed, draws=draws, label=label, progress=progress)
+    return {"eps": eps, "n": len(y), "clean": res["clean"], "attacks": _counted(res["rows"].values()),
+            "worst_case": res["worst_case"], "solver_failures": res["solver_failures"], "errors": res["errors"]}
 
 
 def unbounded_attack(model, x, y, budget, label, draws) -> dict:
@@ -192,12 +180,12 @@ def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | N
     the checks, the four findings per eps, and the probe."""
     p = probe(model, x, y, budget.get("draws", 5))
     surrogates = ode_surrogates(model, budget.get("fixed_steps", 20)) if budget.get("adaptive", True) else {}
-    standalone, cascade = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"], paper_attack)
+    plan = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"], paper_attack)
     shares = torch.bincount(y.cpu(), minlength=num_classes).float() / len(y)
     bound = float(shares.max())
     per_eps, checks = [], []
     for eps in eps_list:
-        row = attack_at_eps(model, x, y, eps, standalone, cascade, p["draws"], label, progress, seed)
+        row = attack_at_eps(model, x, y, eps, plan, p["draws"], label, progress, seed)
         per_eps.append(row)
         checks += checks_mod.eps_checks(label, eps, row["attacks"], row["worst_case"], row["n"], bound)
     checks += checks_mod.model_checks(label, p, unbounded_attack(model, x, y, budget, label, p["draws"]))

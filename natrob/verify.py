@@ -100,8 +100,10 @@ def compare_file(name: str, mine: dict, theirs: dict, out) -> tuple:
     return len(pub), bad
 
 
-def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | None = None, out=sys.stdout) -> int:
-    """Compare every count of a run with the published one; prints a line per number. Returns 0, 1 or 2."""
+def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | None = None, out=None) -> int:
+    """Compare every count of a run with the published one; prints a line per number to ``out`` (default
+    stdout). Returns 0 (all match), 1 (a mismatch or missing number) or 2 (a missing file or a schema break)."""
+    out = out or sys.stdout
     ours_dir = Path(ours_dir or paths.results_dir(profile))
     published_dir = Path(published_dir or PUBLISHED / profile)
     files = sorted(p.name for p in published_dir.glob("*.json") if not p.name.startswith("_"))

@@ -30,12 +30,18 @@ class Section:
 
 
 # ------------------------------------------------------------------------------------------- contexts
+def _labelled(label, c) -> str:
+    """A count named by the attack that produced it ('PGD-5: 12.5% [...] (1/8)'), or '–' when not measured."""
+    return "–" if c is None else f"{label}: {ci(c)}" if label else ci(c)
+
+
 def claim(results, env) -> dict:
     """Notebook 06: the headline sentences, four findings per model and eps, and the sanity checks."""
     audits = []
     for a in results:
-        rows = [{"model": f["model"], "eps": f["eps"], "clean": ci(f["clean"], f["n"]), "paper (%)": pct(f["paper"]),
-                 "PGD-40 (ours)": ci(f["pgd40"], f["n"]), "worst case": ci(f["worst_case"], f["n"]),
+        rows = [{"model": f["model"], "eps": f["eps"], "clean": ci(f["clean"]), "paper (%)": pct(f["paper"]),
+                 "paper's attack (ours)": _labelled(f.get("paper_attack_label"), f["paper_attack"]),
+                 "worst case": ci(f["worst_case"]),
                  **{k: status(f[k]["status"]) for k in ("reproduced", "converged", "masking", "feasible")}}
                 for f in a.get("findings", [])]
         checks = a.get("checks", [])
@@ -59,8 +65,8 @@ def table1(results, env) -> dict:
         for row in r["table1"]:
             key = (r["dataset"]["name"], row["attack"], row["model"])
             g = groups.setdefault(key, {"dataset": key[0], "attack": key[1], "model": key[2],
-                                        "clean (ours)": ci(row.get("clean_correct"), row.get("n")), "solver failures": 0})
-            g[f"eps={row['eps']:.4g}: ours / paper (%)"] = f"{ci(row.get('robust'), row.get('n'))} / {pct(row['paper'])}"
+                                        "clean (ours)": ci(row["clean"]), "solver failures": 0})
+            g[f"eps={row['eps']:.4g}: ours / paper (%)"] = f"{ci(row['robust'])} / {pct(row['paper'])}"
             g["solver failures"] += row.get("solver_failures") or 0
         rows += list(groups.values())
     return {"table": table(rows)}
@@ -72,7 +78,7 @@ def fig1(results, env) -> dict:
     for r in results:
         pivot = {}
         for row in r["rows"]:
-            pivot.setdefault(row["h"], {"h": row["h"]})[row["setting"]] = ci(row.get("robust"), row.get("n"))
+            pivot.setdefault(row["h"], {"h": row["h"]})[row["setting"]] = ci(row["robust"])
         tables.append(table(list(pivot.values())))
     return {"paper_says": reference.numbers()["figure1"]["paper_says"], "tables": tables}
 
@@ -84,8 +90,8 @@ def fig2(results, env) -> dict:
 
 def fig3(results, env) -> dict:
     """Notebook 04: Boundary Attack summary per model."""
-    tables = [table([{"model": x["model"], "clean": ci(x.get("clean_correct"), x.get("n")),
-                      "adversarial example found": ci(x.get("found"), x.get("n")), "median L-inf": x.get("median_linf"),
+    tables = [table([{"model": x["model"], "clean": ci(x["clean"]),
+                      "adversarial example found": ci(x["found"]), "median L-inf": x.get("median_linf"),
                       "median L2": x.get("median_l2"), "queries": x.get("queries")} for x in r["summary"]])
               for r in results]
     return {"paper_says": reference.numbers()["figure3"]["paper_says"], "tables": tables}
@@ -94,7 +100,7 @@ def fig3(results, env) -> dict:
 def table2(results, env) -> dict:
     """Notebook 05: clean and PGD-20 accuracy per training method."""
     tables = [table([{"model": x["model"], "training": x["training"], "eps": x["eps"],
-                      "clean": ci(x.get("clean_correct"), x.get("n")), "robust (PGD-20)": ci(x.get("robust_count"), x.get("n")),
+                      "clean": ci(x["clean"]), "robust (PGD-20)": ci(x["robust"]),
                       "paper clean (%)": pct(x.get("paper clean")), "paper robust (%)": pct(x.get("paper robust")),
                       "train s/epoch": x.get("train_s_per_epoch")} for x in r["rows"]])
               for r in results]
@@ -137,7 +143,7 @@ SECTIONS = [
     Section("claim", "Does the claim hold?", "Verdict", "claim.html.j2", claim, results="06-audit", figures=("06-",),
             schema={"headline": "one sentence per model", "findings": "four findings per model and eps",
                     "checks": "sanity checks with points_differ", "models": "per model: per_eps counts and errors"}),
-    Section("table1", "Table 1 — FGSM and PGD-40", "Table 1", "table1.html.j2", table1, results="03-white-box",
+    Section("table1", "Table 1 — FGSM and the paper's PGD", "Table 1", "table1.html.j2", table1, results="03-white-box",
             figures=("03-table1",), schema={"table1": "rows: model, attack, eps, robust, n, clean_correct, paper",
                                             "dataset": "the dataset's description"}),
     Section("fig1", "Fig. 1 — ResNet step size sweep", "Fig 1", "fig1.html.j2", fig1, results="02-fig1",
