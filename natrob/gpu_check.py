@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from . import paths
+from . import paths, reference
 from .data import load_dataset
 from .errors import ConfigError
 from .evaluate import evaluate
@@ -31,10 +31,10 @@ from .models import build_model
 from .profiles import load_profile
 from .provenance import provenance
 from .results import write_json
-from .stats import fmt
+from .stats import ci
 from .train import accuracy, table_a1, train
 
-EPS = [0.2, 0.3, 0.4, 0.5]
+EPS = sorted(reference.table1("mnist", "PGD", "Neural ODE"))  # the paper's MNIST eps (Table 1)
 MNIST_TRAIN = 60000  # the paper profile trains on the official split
 
 
@@ -85,10 +85,10 @@ def train_ode(data, channels, budget_s, device, progress):
     return model.eval(), history
 
 
-def table1_rows(model, x, y, seed=0):
-    """Table 1's FGSM and PGD-40 (step 0.01, random start) rows, per-sample solves, as evaluate() returns them."""
-    attacks = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"},
-               {"name": "pgd", "steps": 40, "alpha": 0.01, "random_start": True, "id": "pgd-paper", "label": "PGD"}]
+def table1_rows(model, x, y, paper: dict, seed=0):
+    """Table 1's FGSM and ``paper`` (the paper's PGD as the paper profile runs it) rows at the paper's MNIST eps,
+    per-sample solves, as evaluate() returns them."""
+    attacks = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, paper]
     return evaluate(model, x, y, EPS, attacks, cascade=False, model_name="Neural ODE", seed=seed, progress=False)
 
 
@@ -120,6 +120,7 @@ def paper_estimate(p: dict, ode: dict, cnn: dict) -> list:
     survived the others (the audit's cascade, the grid's stronger attacks) are not: they add little for a broken
     model and up to their full cost for a robust one."""
     from .audit import attack_plan
+    from .plan import standalone
     from .grid import build_cells
     from .train import table2_configs
 
@@ -157,8 +158,8 @@ def paper_estimate(p: dict, ode: dict, cnn: dict) -> list:
                  "hours": at_h + 4 * attack_h(at["model"], n, (20, 0)) + attack_h("Neural ODE", n, (20, 0))})
     # the cascade (AutoAttack, Boundary, transfer, adaptive) and the grid's stronger attacks run only on points that
     # survived everything before them: none of a broken model's, most of a robust one's; they are not counted here
-    standalone, _ = attack_plan(p["AUDIT_BUDGET"], {})
-    units = tuple(sum(u) for u in zip(*[_attack_units(s) for s in standalone]))
+    plan = attack_plan(p["AUDIT_BUDGET"], {}, paper_attack=reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"]))
+    units = tuple(sum(u) for u in zip(*[_attack_units(s) for s in standalone(plan)]))
     audit_h = sum(attack_h(m, p["AUDIT_N"] * len(p["AUDIT_EPS"]), units)
                   for m in ["Neural ODE", "resnet50", at["model"], at["model"], at["model"]])
     rows.append({"notebook": "06", "what": f"audit of 5 models, {p['AUDIT_N']} points x {len(p['AUDIT_EPS'])} eps "
@@ -212,22 +213,24 @@ def untrained_ode_costs(data, channels, x, device) -> dict:
 
 
 def print_table1(res, history, channels, n_train):
-    """Table 1's rows for the trained net, ours beside the paper's, with clean accuracy beside each row."""
-    rows = {(r["attack"], r["eps"]): r for r in res["rows"]}
-    clean = fmt(res["clean_correct"], res["n"])
+    """Table 1's rows for the trained net, ours beside the paper's (reference_numbers.json), with clean accuracy
+    beside each row; each row is labelled with the attack that ran."""
+    rows = {(r["id"], r["eps"]): r for r in res["rows"]}
+    labels = {r["id"]: r["attack"] for r in res["rows"]}
+    clean = ci(res["clean"])
     print(f"\nTable 1, Neural ODE ({channels} ch, t1 = 100, {len(history)} epochs of {n_train} images), "
           f"{res['n']} eval points, clean {clean}; ours / paper:")
-    paper = {"FGSM": [97.50, 97.46, 97.52, 97.48], "PGD": [93.62, 90.55, 84.64, 75.23]}
-    for attack in ("FGSM", "PGD"):
-        cells = [f"eps={e:g}: {fmt(rows[(attack, e)]['robust'], rows[(attack, e)]['n'])} / {q:.2f}%"
-                 for e, q in zip(EPS, paper[attack])]
-        print(f"  {attack} (clean {clean}): " + "; ".join(cells))
+    for attack_id, column in (("fgsm", "FGSM"), ("pgd-paper", "PGD")):
+        paper = reference.table1("mnist", column, "Neural ODE")
+        cells = [f"eps={e:g}: {ci(rows[(attack_id, e)]['robust'])} / {100 * reference.lookup(paper, e):.2f}%" for e in EPS]
+        print(f"  {labels[attack_id]} (clean {clean}): " + "; ".join(cells))
 
 
-def trained_ode_costs(model, data, history, res, device) -> dict:
-    """ODE unit costs from the check's own training epochs and PGD-40 rows (the epoch's eval pass taken out)."""
-    pgd_rows = [r for r in res["rows"] if r["attack"] == "PGD"]
-    step_s = sum(r["wall_s"] for r in pgd_rows) / (40 * res["n"] * len(pgd_rows))
+def trained_ode_costs(model, data, history, res, device, steps: int) -> dict:
+    """ODE unit costs from the check's own training epochs and its rows of the paper's PGD (``steps`` steps; the
+    epoch's eval pass taken out)."""
+    pgd_rows = [r for r in res["rows"] if r["id"] == "pgd-paper"]
+    step_s = sum(r["wall_s"] for r in pgd_rows) / (steps * res["n"] * len(pgd_rows))
     _sync(device)
     t0 = time.time()
     accuracy(model, data.test_x, data.test_y, device=device)
@@ -259,6 +262,7 @@ def main(argv=None):
     data = load_dataset("mnist-testsplit", train_size=args.train_size)
     x, y = data.test_x[:args.n_eval], data.test_y[:args.n_eval]
     p = load_profile("paper")
+    paper = reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"])  # the paper's PGD, as the paper profile runs it
     cnn = measure_cnns(p, data, device)
     history, res = [], None
     if args.estimate_only:
@@ -266,13 +270,13 @@ def main(argv=None):
     else:
         # Table 1 is sized from one PGD step on the eval points, twice over for a trained net's NFE
         probe = build_model("odenet", data, channels=args.channels, conv_layers=4, t1=100.0).to(device).eval()
-        eval_reserve = 2 * 170 * input_grad_seconds(probe, x, device) + 10
+        eval_reserve = 2 * (len(EPS) * (1 + paper["steps"]) + 10) * input_grad_seconds(probe, x, device) + 10
         train_budget = args.budget_s - (time.time() - t_start) - eval_reserve
         print(f"reserving {eval_reserve:.0f} s for Table 1; training budget {train_budget:.0f} s", flush=True)
         model, history = train_ode(data, args.channels, max(train_budget, 1.0), device, not args.no_progress)
-        res = table1_rows(model, x.to(device), y.to(device))
+        res = table1_rows(model, x.to(device), y.to(device), paper)
         print_table1(res, history, args.channels, len(data.train_y))
-        ode = trained_ode_costs(model, data, history, res, device)
+        ode = trained_ode_costs(model, data, history, res, device, paper["steps"])
     est = paper_estimate(p, ode, cnn)
     print(f"\nunit costs, Neural ODE ({args.channels} ch): {ode['train'] * 1e3:.3f} ms per training image, "
           f"{ode['step'] * 1e3:.3f} ms per PGD step per image" + (" (untrained net: lower bounds)" if args.estimate_only else ""))
@@ -284,7 +288,7 @@ def main(argv=None):
     print(f"  total: {total:.1f} device-hours")
     out = args.out or (paths.artifacts() / "results" / "gpu-check" / "gpu-check.json")
     payload = {"channels": args.channels, "n_train": len(data.train_y), "history": history,
-               "table1": res["rows"] if res else None, "clean_correct": res["clean_correct"] if res else None,
+               "table1": res["rows"] if res else None, "clean": res["clean"] if res else None,
                "n": res["n"] if res else None, "unit_costs_s": {"ode": ode, "cnn_train": cnn},
                "paper_estimate_h": est, "paper_total_h": total,
                "provenance": provenance(vars(args), seed=0, device=device, wall_time_s=time.time() - t_start)}
