@@ -14,6 +14,7 @@ import json
 import torch
 
 from . import paths
+from .provenance import code_hash
 from .results import read_json, write_json
 
 _CODE = None
@@ -22,7 +23,6 @@ _CODE = None
 def _code_hash() -> str:
     global _CODE
     if _CODE is None:
-        from .runner import code_hash
         _CODE = code_hash()
     return _CODE
 

@@ -20,10 +20,11 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import torch
 
-from . import paths, reference
+from . import chapters, paths, reference
 from .data import load_dataset
 from .errors import ConfigError
 from .evaluate import evaluate
@@ -113,69 +114,40 @@ def _attack_units(spec, n_surrogates=0) -> tuple:
     raise ConfigError("attack", name, "an attack of the audit plan")
 
 
-def paper_estimate(p: dict, ode: dict, cnn: dict) -> list:
-    """Hours per notebook of the ``paper`` profile, from unit costs in seconds per image:
-    ``ode`` {train, step, query} and ``cnn`` {model name: train}. A CNN attack step is taken as one training step,
-    a CNN query as a third of it. Attacks that run on every point are counted; those that run only on points that
-    survived the others (the audit's cascade, the grid's stronger attacks) are not: they add little for a broken
-    model and up to their full cost for a robust one."""
-    from .audit import attack_plan
-    from .plan import standalone
-    from .grid import build_cells
-    from .train import table2_configs
+@dataclass(frozen=True)
+class Units:
+    """Unit costs in seconds per image, and the hours they add up to (what a chapter's ``cost`` row uses).
 
-    def train_h(name, spec, per_image):
-        return spec["train"]["epochs"] * MNIST_TRAIN * per_image / 3600
+    ``ode``: {train, step, query} of the Neural ODE; ``cnn``: {model name: seconds per training image}. A CNN attack
+    step is taken as one training step, a CNN query as a third of it; training runs on MNIST's 60k images."""
+    ode: dict
+    cnn: dict
 
-    def model_cost(label):
-        return ode if label == "Neural ODE" else {"step": cnn[label], "query": cnn[label] / 3}
+    def train_h(self, spec: dict, kind: str | None = None) -> float:
+        """Hours to train a profile model entry for its epochs (``kind='ode'`` or an ``odenet`` entry: the ODE's
+        unit cost; otherwise its CNN's)."""
+        per = self.ode["train"] if kind == "ode" or spec["model"] == "odenet" else self.cnn[spec["model"]]
+        return spec["train"]["epochs"] * MNIST_TRAIN * per / 3600
 
-    def attack_h(label, n, units):
-        c = model_cost(label)
+    def attack_h(self, model: str, n: int, units: tuple) -> float:
+        """Hours of ``units`` = (gradient steps, forward queries) per image on ``n`` images of ``model``."""
+        c = self.ode if model == "odenet" else {"step": self.cnn[model], "query": self.cnn[model] / 3}
         return n * (units[0] * c["step"] + units[1] * c["query"]) / 3600
 
-    rows = []
-    resnet56_h = [train_h(p["FIG1_RESNET"]["model"], p["FIG1_RESNET"], cnn[p["FIG1_RESNET"]["model"]])]
-    lip = [h for h in p["LIP_H"]]
-    rows.append({"notebook": "01", "what": f"train Neural ODE + {len(lip)} {p['FIG1_RESNET']['model']} (h in LIP_H)",
-                 "hours": train_h("odenet", p["ODE"], ode["train"]) + len(lip) * resnet56_h[0]})
-    rest = [h for h in p["FIG1_H"] if h not in lip]
-    rows.append({"notebook": "02", "what": f"train {len(rest)} more {p['FIG1_RESNET']['model']} + transfer source",
-                 "hours": len(rest) * resnet56_h[0] + train_h("src", p["FIG1_SOURCE"], cnn[p["FIG1_SOURCE"]["model"]])})
-    n, k = p["N_EVAL"], len(p["EPS_TABLE1"])
-    t1_units = (k * (1 + p["PGD_STEPS"]) + len(p["DI2_EPS"]) * p["DI2_STEPS"], 0)
-    rows.append({"notebook": "03", "what": f"train ResNet50; FGSM + PGD-{p['PGD_STEPS']} x {k} eps + DI2-FGSM on {n} points",
-                 "hours": train_h("resnet50", p["RESNET50"], cnn["resnet50"])
-                 + attack_h("Neural ODE", n, t1_units) + attack_h("resnet50", n, t1_units)})
-    b = (0, p["BOUNDARY_QUERIES"])
-    rows.append({"notebook": "04", "what": f"Boundary, {p['BOUNDARY_QUERIES']} queries x {p['BOUNDARY_N']} points x 2 models",
-                 "hours": attack_h("Neural ODE", p["BOUNDARY_N"], b) + attack_h("resnet50", p["BOUNDARY_N"], b)})
-    at = p["AT_MODEL"]
-    factors = {"standard": 1, "pgd_at": 1 + p["AT_STEPS"], "trades": 2 + p["AT_STEPS"], "yopo": p["YOPO_M"]}
-    at_h = sum(train_h(at["model"], at, cnn[at["model"]]) * factors[m]
-               for m in table2_configs(at, p["AT_EPS"], p["AT_ALPHA"], p["AT_STEPS"], p["TRADES_BETA"], p["YOPO_M"], p["YOPO_N"]))
-    rows.append({"notebook": "05", "what": "4 Table 2 trainers (adversarial steps per batch counted) + PGD-20 on 5 models",
-                 "hours": at_h + 4 * attack_h(at["model"], n, (20, 0)) + attack_h("Neural ODE", n, (20, 0))})
-    # the cascade (AutoAttack, Boundary, transfer, adaptive) and the grid's stronger attacks run only on points that
-    # survived everything before them: none of a broken model's, most of a robust one's; they are not counted here
-    plan = attack_plan(p["AUDIT_BUDGET"], {}, paper_attack=reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"]))
-    units = tuple(sum(u) for u in zip(*[_attack_units(s) for s in standalone(plan)]))
-    audit_h = sum(attack_h(m, p["AUDIT_N"] * len(p["AUDIT_EPS"]), units)
-                  for m in ["Neural ODE", "resnet50", at["model"], at["model"], at["model"]])
-    rows.append({"notebook": "06", "what": f"audit of 5 models, {p['AUDIT_N']} points x {len(p['AUDIT_EPS'])} eps "
-                                           "(attacks on every point; the cascade on surviving points not counted)",
-                 "hours": audit_h})
-    specs, cells = build_cells(p["ODE"], p["GRID_TOLS"], p["GRID_GRAD"], p["GRID_T1"], p["GRID_EPOCHS"],
-                               p["GRID_PROTOCOLS"], p["GRID_CROSS"])
-    extra = [s for s in specs.values() if s is not p["ODE"]]
-    g = p["GRID_BUDGET"]
-    cell_units = (2 * (1 + p["PGD_STEPS"]) * (2 if g.get("float64") == "all" else 1), 1)
-    rows.append({"notebook": "07", "what": f"train {len(extra)} more ODE nets; {len(cells)} cells x {len(p['GRID_EPS'])} eps "
-                                           f"x {p['GRID_N']} points (cells at the base cell's cost; PGD-{g.get('pgd_steps', 0)}"
-                                           f"x{g.get('pgd_restarts', 1)} and Square on surviving points not counted)",
-                 "hours": sum(train_h("odenet", s, ode["train"]) for s in extra)
-                 + attack_h("Neural ODE", p["GRID_N"] * len(p["GRID_EPS"]) * len(cells), cell_units)})
-    return rows
+    @staticmethod
+    def attack_units(spec: dict) -> tuple:
+        """(gradient steps, forward queries) per image of one attack spec (see :func:`_attack_units`)."""
+        return _attack_units(spec)
+
+
+def paper_estimate(p: dict, ode: dict, cnn: dict, records=None) -> list:
+    """Hours per chapter of profile ``p`` (the ``paper`` profile), one row per chapter record with a ``cost``
+    (:mod:`natrob.chapters`), from unit costs in seconds per image: ``ode`` {train, step, query} and ``cnn``
+    {model name: train}. Attacks that run on every point are counted; those that run only on points that survived
+    the others (the audit's cascade, the grid's stronger attacks) are not: they add little for a broken model and
+    up to their full cost for a robust one."""
+    units = Units(ode, cnn)
+    return [ch.function(ch.cost)(p, units) for ch in (records or chapters.CHAPTERS) if ch.cost]
 
 
 def measure_cnns(p: dict, data, device) -> dict:

@@ -14,16 +14,18 @@ Axes (each a list in the profile, see :func:`build_cells`):
 - evaluation protocols that are NOT the correct threat model (:mod:`natrob.protocols`): ``no-clip``,
   ``cross-solver`` (crafted at one tolerance, judged at another), ``normalised-eps``.
 
-Every cell reports counts k/n with 95% Wilson intervals: clean accuracy, FGSM, PGD-40 (the paper's settings),
+Every cell reports count values (k of n, 95% Wilson interval): clean accuracy, FGSM, the paper's PGD
+(:func:`natrob.reference.paper_attack`: 40 steps of 0.01 unless the profile overrides them, labelled as it ran),
 uniform noise in the eps-ball (PGD's random start alone), FGSM and PGD on the Carlini-Wagner margin loss, FGSM and
 PGD through a float64 copy (where the budget allows), and the worst case: the per-point minimum over every attack
 of the cell, plus PGD with more steps/restarts and Square on the points that survive them. Beside it: the fraction
 of points with an exactly zero float32 input gradient, the median logit margin, forward/backward NFE, wall time.
 Adversarial examples are judged by the model exactly as configured for the cell unless the protocol says otherwise.
+Standard cells run their attacks as one plan (:mod:`natrob.plan`, shared with the audit). What the result file
+says in prose, its table and figure are :mod:`natrob.chapters.ch07_grid`'s.
 """
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -37,7 +39,7 @@ from .evaluate import predict
 from .models.odenet import solver_settings
 from .plan import run_plan
 from .protocols import PROTOCOLS, AsFloat64, check_protocol, solver_twin, variant_robust
-from .stats import count, fmt, wilson
+from .stats import count
 
 TORCHDIFFEQ_DEFAULT = {"rtol": 1e-7, "atol": 1e-9}
 GRAD_PATHS = ("direct", "adjoint")
@@ -293,138 +295,3 @@ def run_grid(cells, models: dict, x, y, eps_list, steps=None, alpha=None, budget
                         "t1": getattr(model, "t1", None)}
         done[cell["id"]] = res
     return [{k: v for k, v in done[c["id"]].items() if not k.startswith("_")} for c in cells]
-
-
-# ------------------------------------------------------------------------------------------- scope
-# the full grid of the paper profile (notebook 07's question at the paper's 4 eps); smaller profiles run a subset
-FULL_GRID = {"tolerances": [0.1, 0.001, 1e-05, "default"], "gradient": ["direct", "adjoint"], "t1": [1.0, 10.0, 100.0],
-             "epochs up to": 100, "protocols": ["no-clip", "cross-solver", "normalised-eps"], "eps": 4}
-
-
-def _words(values, fmt_one=str) -> str:
-    values = [fmt_one(v) for v in values]
-    return "none" if not values else values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
-
-
-def _tol_word(t) -> str:
-    return "torchdiffeq's default (rtol 1e-7, atol 1e-9)" if t == "default" else f"{t:g}"
-
-
-def scope_text(profile: str, n_cells: int, n_points: int, eps, tols, grads, t1_values, epochs, protocols, max_nfe,
-               budget: dict) -> str:
-    """What part of the grid a profile runs, in plain words (no Python literals), and what it leaves out of
-    :data:`FULL_GRID`."""
-    more = int(budget.get("pgd_steps", 0))
-    extra = [f"PGD-{more}x{budget.get('pgd_restarts', 1)}"] * (more > 0) + ["Square"] * (int(budget.get("square_queries", 0)) > 0)
-    text = (f"{n_cells} cells on {n_points} test points at eps {_words(eps, lambda e: f'{e:g}')}; tolerances "
-            f"{_words(tols, _tol_word)}; gradients {_words(grads)}; t1 {_words(t1_values, lambda t: f'{t:g}')}; "
-            f"{_words(epochs)} training epochs; protocols {_words(protocols)}; an NFE cap of {max_nfe} per solve; "
-            f"the worst case adds {_words(extra) if extra else 'no stronger attack'} on the points that survive")
-    reduced = [k for k, full, ours in (("tolerances", map(str, FULL_GRID["tolerances"]), map(str, tols)),
-                                       ("t1", FULL_GRID["t1"], map(float, t1_values)),
-                                       ("protocols", FULL_GRID["protocols"], protocols)) if set(full) - set(ours)]
-    reduced += ["epochs"] * (max(epochs) < FULL_GRID["epochs up to"]) + ["eps"] * (len(eps) < FULL_GRID["eps"])
-    if reduced:
-        text += (f". The {profile} profile runs a subset of the full grid (tolerances "
-                 f"{_words(FULL_GRID['tolerances'], _tol_word)}; t1 {_words(FULL_GRID['t1'], lambda t: f'{t:g}')}; up to "
-                 f"{FULL_GRID['epochs up to']} epochs; protocols {_words(FULL_GRID['protocols'])}; the paper's "
-                 f"{FULL_GRID['eps']} eps): fewer {_words(reduced)}")
-    return text
-
-
-# ------------------------------------------------------------------------------------------- the paper
-def paper_table1(dataset: str) -> dict:
-    """{eps: {"fgsm", "pgd"}} of the paper's Neural ODE (Table 1) for the paper dataset ``dataset`` stands in for."""
-    f, p = reference.table1(dataset, "FGSM", "Neural ODE"), reference.table1(dataset, "PGD", "Neural ODE")
-    return {e: {"fgsm": f[e], "pgd": p[e]} for e in f}
-
-
-def compare_to_paper(cells: list, dataset: str) -> list:
-    """Per cell: points between ours and the paper per eps (FGSM and PGD-40) and the mean absolute gap over both
-    columns and every eps the paper and the grid share (the cell's distance to Table 1)."""
-    paper = paper_table1(dataset)
-    rows = []
-    for c in cells:
-        gaps = []
-        for r in c["per_eps"]:
-            p = reference.lookup(paper, r["eps"])
-            if p is None:
-                continue
-            d_f, d_p = 100 * (r["fgsm"]["accuracy"] - p["fgsm"]), 100 * (r["pgd"]["accuracy"] - p["pgd"])
-            gaps.append({"eps": r["eps"], "fgsm_pts": d_f, "pgd_pts": d_p, "paper_fgsm": p["fgsm"], "paper_pgd": p["pgd"]})
-        dist = statistics.mean(abs(g["fgsm_pts"]) / 2 + abs(g["pgd_pts"]) / 2 for g in gaps) if gaps else None
-        rows.append({"id": c["id"], "label": c["label"], "correct_threat_model": c["correct_threat_model"],
-                     "gaps": gaps, "distance_pts": dist})
-    return rows
-
-
-def closest(cells: list, dataset: str, correct_only: bool = False) -> dict | None:
-    """The cell with the smallest distance to the paper's Table 1 (optionally among correct-threat-model cells)."""
-    rows = [r for r in compare_to_paper(cells, dataset) if r["distance_pts"] is not None
-            and (r["correct_threat_model"] or not correct_only)]
-    return min(rows, key=lambda r: r["distance_pts"]) if rows else None
-
-
-def breaks(row: dict, paper_pgd: float) -> bool:
-    """The strongest evaluation breaks a figure when the paper's PGD accuracy lies above the worst case's 95% interval."""
-    return paper_pgd > wilson(row["worst"]["k"], row["worst"]["n"])[1]
-
-
-def summary(cells: list, dataset: str, note: str = "") -> str:
-    """The closing paragraph, written from the measured counts: the closest configuration per the paper's Table 1
-    (in points, per eps), whether the strongest evaluation breaks it, the closest correct-threat-model cell, and
-    NFE cap hits."""
-    by_id = {c["id"]: c for c in cells}
-    best = closest(cells, dataset)
-    if best is None:
-        return "No grid cell shares an eps with the paper's Table 1; nothing to compare."
-    parts = []
-
-    def describe(row, intro):
-        c = by_id[row["id"]]
-        pgd = c.get("pgd_label", "PGD")
-        gaps = "; ".join(f"eps={g['eps']:g}: FGSM {g['fgsm_pts']:+.1f} pts, {pgd} {g['pgd_pts']:+.1f} pts"
-                         for g in row["gaps"])
-        text = (f"{intro} is {c['label']} ({c['threat_model']}), {row['distance_pts']:.1f} points from the paper "
-                f"on average ({gaps}; ours minus paper).")
-        verdicts = []
-        for g in row["gaps"]:
-            r = next(r for r in c["per_eps"] if r["eps"] == g["eps"])
-            w = r["worst"]
-            verdicts.append(f"at eps={g['eps']:g} the worst case is {fmt(w['k'], w['n'])} against {pgd} "
-                            f"{fmt(r['pgd']['k'], r['pgd']['n'])} and the paper's {100 * g['paper_pgd']:.2f}%: "
-                            + ("the strongest evaluation breaks it" if breaks(r, g["paper_pgd"])
-                               else "the paper's figure lies within or below the worst case's 95% interval"))
-        return text + " Under the strongest evaluation of that cell, " + "; ".join(verdicts) + "."
-
-    parts.append(describe(best, "The configuration closest to the paper's Table 1 (Neural ODE)"))
-    if not best["correct_threat_model"]:
-        ok = closest(cells, dataset, correct_only=True)
-        if ok is not None:
-            parts.append(describe(ok, "Among correct-threat-model cells the closest"))
-    capped = [c for c in cells if c.get("nfe_cap_hit")]
-    if capped:
-        parts.append("The NFE cap (" + ", ".join(f"{c['max_nfe']}" for c in capped[:1]) + ") was hit in: " +
-                     "; ".join(f"{c['label']} ({c['solver_failures']} solver failures, counted as not robust)"
-                               for c in capped) + ".")
-    if note:
-        parts.append(note)
-    return " ".join(parts)
-
-
-def table(cells: list) -> list:
-    """Flat rows (cell x eps) for display and the report: accuracies in %, counts, diagnostics, NFE, wall time."""
-    rows = []
-    for c in cells:
-        d = c["diagnostics"]
-        for r in c["per_eps"]:
-            rows.append({"cell": c["id"], "configuration": c["label"], "axes": ", ".join(c["axes"]),
-                         "threat model": "correct" if c["correct_threat_model"] else "NOT correct", "eps": r["eps"],
-                         "clean": fmt(c["clean"]["k"], c["clean"]["n"]), "FGSM": fmt(r["fgsm"]["k"], r["fgsm"]["n"]),
-                         "PGD (paper settings)": fmt(r["pgd"]["k"], r["pgd"]["n"]), "worst": fmt(r["worst"]["k"], r["worst"]["n"]),
-                         "noise": fmt(r["noise"]["k"], r["noise"]["n"]),
-                         "zero grad": None if d.get("zero_grad") is None else f"{d['zero_grad']['k']}/{d['zero_grad']['n']}",
-                         "median margin": d.get("median_margin"), "NFE fwd": d.get("nfe_forward"),
-                         "NFE bwd": d.get("nfe_backward"), "solver failures": c["solver_failures"],
-                         "wall s": round(c["wall_s"], 1)})
-    return rows

@@ -6,8 +6,8 @@ Every accuracy in a result file is a count value (:func:`natrob.stats.count`). A
 path to it, where a list element is named by its identifying fields (``model``, ``training``, ``id``, ``attack`` (the
 display label, only without an ``id``), ``setting``, ``h``, ``eps``, ``protocol``; its index when it has none), e.g.
 ``models.trades.per_eps[eps=0.5].attacks.autoattack.robust``. Two counts of one file never share a key
-(:class:`SchemaError` otherwise). ``SCHEMAS`` declares, per result-file prefix, the patterns every count key of
-such a file matches (``*`` any map key, ``[]`` any list element); :func:`write_result` refuses a payload with a
+(:class:`SchemaError` otherwise). Each chapter's record (:mod:`natrob.chapters`) declares, per result-file prefix,
+the patterns every count key of such a file matches (``*`` any map key, ``[]`` any list element); :func:`write_result` refuses a payload with a
 count outside its schema, so what ``natrob.verify`` compares is always declared here.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import paths
+from . import chapters, paths
 from .errors import NatrobError
 from .stats import is_count
 
@@ -118,21 +118,10 @@ class SchemaError(NatrobError, ValueError):
 # what names a list element in a key: an attack by its stable id, its display label ("attack") only when it has none
 ID_FIELDS = ("model", "training", "id", "attack", "setting", "h", "eps", "protocol")
 
-# result-file prefix -> the key patterns of its counts. 01 stores no accuracies (its violation counts are asserted
-# to be 0 by the notebook itself).
-SCHEMAS = {
-    "01-lipschitz": (),
-    "02-fig1": ("rows[].robust",),
-    "03-table1": ("clean", "rows[].robust", "worst_case[].robust"),
-    "03-white-box": ("table1[].clean", "table1[].robust", "fig2[].robust"),
-    "04-fig3": ("curves[].robust", "summary[].clean", "summary[].found"),
-    "05-table2": ("rows[].clean", "rows[].robust"),
-    "06-audit": ("findings[].clean", "findings[].paper_attack", "findings[].worst_case",
-                 "models.*.per_eps[].clean", "models.*.per_eps[].attacks.*.robust", "models.*.per_eps[].worst_case"),
-    "07-grid": ("cells[].clean", "cells[].diagnostics.zero_grad", "cells[].diagnostics.zero_grad_float64",
-                "cells[].per_eps[].attacks.*", "cells[].per_eps[].fgsm", "cells[].per_eps[].pgd",
-                "cells[].per_eps[].noise", "cells[].per_eps[].worst", "cells[].per_eps[].correct_worst"),
-}
+def schemas() -> dict:
+    """{result-file prefix: the key patterns of its counts}, as the chapter records declare them
+    (:data:`natrob.chapters.CHAPTERS`)."""
+    return chapters.schemas()
 
 
 def _ident(item, index: int) -> str:
@@ -208,10 +197,11 @@ def matches(key: tuple, pattern: str) -> bool:
 
 def schema_for(name: str) -> tuple:
     """The declared count patterns of result file ``name`` (by its longest matching prefix); SchemaError if none."""
-    prefix = max((p for p in SCHEMAS if name.startswith(p)), key=len, default=None)
+    declared = schemas()
+    prefix = max((p for p in declared if name.startswith(p)), key=len, default=None)
     if prefix is None:
-        raise SchemaError(f"result file {name!r} has no declared schema in natrob.results.SCHEMAS")
-    return SCHEMAS[prefix]
+        raise SchemaError(f"result file {name!r} has no declared schema (natrob.chapters.CHAPTERS)")
+    return declared[prefix]
 
 
 def check_schema(name: str, payload: dict) -> dict:
@@ -220,5 +210,6 @@ def check_schema(name: str, payload: dict) -> dict:
     patterns, found = schema_for(name), counts(payload)
     for key in found:
         if not any(matches(key, p) for p in patterns):
-            raise SchemaError(f"{name}: count at {show_key(key)} is not declared in natrob.results.SCHEMAS")
+            raise SchemaError(f"{name}: count at {show_key(key)} is not declared in its chapter's record "
+                              "(natrob.chapters.CHAPTERS)")
     return found
