@@ -48,6 +48,12 @@ def accuracies(rows, *fields):
     return frame([r | {f: (r[f] or {}).get("accuracy") for f in fields} for r in rows])
 
 
+def legend_outside(ax, fig, **kw):
+    """The axes' legend beside them (right, top-aligned), never on the data; the figure is laid out to fit it."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
+    fig.tight_layout()
+
+
 def registry() -> dict:
     """{figure name: (result-file prefix, draw(payload, params))}, derived from :data:`natrob.chapters.CHAPTERS`
     (the drawing function lives in the chapter's module, imported when the figure is drawn)."""

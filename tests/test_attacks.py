@@ -15,6 +15,12 @@ FAST = {"fgsm": {}, "pgd": dict(steps=10, alpha=0.03), "di2fgsm": dict(steps=5),
         "constant-image": {}}
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Random starts (PGD, noise, Square) drawn from a fixed seed in every test, whatever ran before it."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture(scope="module")
 def batch(digits):
     return digits.test_x[:40], digits.test_y[:40]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ..figures import frame, pyplot
+from ..figures import frame, legend_outside, pyplot
 
 RESULT = "01-lipschitz"
 
@@ -27,7 +27,8 @@ def thm31(payload, params):
         line, = ax.plot(g.layer, g.measured_max, marker="o", label=f"measured, h={h:g}, {kind}")
         ax.plot(g.layer, g.bound_min, ls="--", color=line.get_color())
     ax.set_yscale("log"); ax.set_xlabel("residual block n"); ax.set_ylabel("|z_n − y_n| (solid) vs bound (dashed)")
-    ax.set_title("Theorem 3.1 on a trained ResNet"); ax.legend(fontsize=7)
+    fig.set_size_inches(9, 4.8)
+    ax.set_title("Theorem 3.1 on a trained ResNet"); legend_outside(ax, fig, fontsize=7)
     return fig
 
 
@@ -38,8 +39,9 @@ def thm32(payload, params):
         df = frame(r["rows"])
         line, = ax.plot(df.t, [math.log10(max(v, 1e-30)) for v in df.measured_max], marker="o", label=f"measured, {kind}")
         ax.plot(df.t, df.log10_bound_min, ls="--", color=line.get_color(), label=f"bound, {kind}")
+    fig.set_size_inches(9, 4.8)
     ax.set_xlabel("t"); ax.set_ylabel("log10 |z(t) − y(t)|"); ax.set_title("Theorem 3.2 along the ODE solution")
-    ax.legend(fontsize=7)
+    legend_outside(ax, fig, fontsize=7)
     return fig
 
 

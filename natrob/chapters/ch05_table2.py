@@ -4,7 +4,7 @@ Payload, figure, report section and cost row; see :mod:`natrob.chapters`."""
 from __future__ import annotations
 
 from .. import reference
-from ..figures import accuracies, dataset_name, pyplot
+from ..figures import accuracies, dataset_name, legend_outside, pyplot
 
 RESULT = "05-table2"
 
@@ -33,10 +33,8 @@ def table2(payload, params):
         value_name="accuracy")
     sns.barplot(data=long, y="training", x="accuracy", hue="what", ax=ax)
     ax.set_xlim(0, 1)
-    # beside the axes, not on them: the bars reach across the whole [0, 1] range
-    ax.legend(title=None, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.set_title(f"Table 2 ({dataset_name(payload)}, PGD-20 at eps={params['AT_EPS']:.4g}; paper: CIFAR-10, 8/255)")
-    fig.tight_layout()
+    legend_outside(ax, fig, title=None, fontsize=8)  # the bars reach across the whole [0, 1] range
     return fig
 
 

@@ -4,7 +4,7 @@ Payload, figure, report section and cost row; see :mod:`natrob.chapters`. The au
 :mod:`natrob.audit`; its plan runs the paper's PGD as the profile does (:func:`natrob.reference.paper_attack`)."""
 from __future__ import annotations
 
-from ..figures import dataset_name, frame, pyplot
+from ..figures import dataset_name, frame, legend_outside, pyplot
 
 RESULT = "06-audit"
 PRIVATE = ("findings", "checks", "roles")  # kept once, at the top of the payload, not under each model
@@ -35,14 +35,13 @@ def audit(payload, params):
             points.append({"model": f["model"], "eps": f["eps"], "evaluation": "paper", "accuracy": f["paper"],
                            "lo": f["paper"], "hi": f["paper"]})
     points = frame(points)
-    fig, ax = pyplot().subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(9, 4.5))
     sns.lineplot(data=points, x="eps", y="accuracy", hue="model", style="evaluation", marker="o", ax=ax)
     ax.vlines(points.eps, points.lo, points.hi, color="0.5", lw=0.8)  # 95% intervals
     ax.axhline(payload["constant_image"]["bound"], color="k", lw=0.8, ls=":", label="largest class share")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"Paper vs the paper's attack vs worst case, 95% intervals ({dataset_name(payload)}, n={payload['n']})")
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
+    legend_outside(ax, fig, fontsize=7)
     return fig
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 
 from .. import reference
-from ..figures import dataset_name, frame, pyplot
+from ..figures import dataset_name, frame, legend_outside, pyplot
 from ..stats import fmt, wilson
 
 RESULT = "07-grid"
@@ -184,9 +184,12 @@ def grid(payload, params):
         if p is not None:
             ax.axvline(100 * p["fgsm"], color="C0", ls=":", lw=1, label="paper FGSM")
             ax.axvline(100 * p["pgd"], color="C1", ls="--", lw=1, label=f"paper {reference.paper_attack()['label']}")
-        ax.set_xlim(-2, 102); ax.set_title(f"eps = {eps:g}"); ax.legend(fontsize=7)
+        ax.set_xlim(-2, 102); ax.set_title(f"eps = {eps:g}")
+        ax.get_legend() and ax.get_legend().remove()
     n = cells[0]["n"] if cells else 0
     fig.suptitle(f"Neural ODE grid vs the paper's Table 1 ({dataset_name(payload)}, n = {n})")
+    fig.set_size_inches(fig.get_size_inches()[0] + 2.5, fig.get_size_inches()[1])
+    legend_outside(axes[0][-1], fig, fontsize=7)  # one legend, beside the last panel, off the cells' points
     return fig
 
 
