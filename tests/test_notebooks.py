@@ -8,6 +8,8 @@ import pytest
 from natrob import paths
 from natrob.runner import main as run_all, notebooks
 
+pytestmark = pytest.mark.slow  # runs every notebook of the tiny profile through papermill (minutes)
+
 
 def test_committed_notebooks_have_no_outputs():
     tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=paths.REPO, capture_output=True, text=True).stdout.split()
