@@ -17,7 +17,6 @@ and the verdict (natrob.verdict) separates four findings: reproduced, converged,
 """
 from __future__ import annotations
 
-import copy
 
 import torch
 
@@ -26,7 +25,9 @@ from . import verdict as verdict_mod
 from .attacks import input_grad
 from .attacks.base import input_grad_connected
 from .evaluate import evaluate
+from .models.odenet import solver_twin
 from .plan import run_plan
+from .stats import class_shares
 from . import reference
 from .reference import lookup
 
@@ -56,9 +57,7 @@ def ode_surrogates(model, fixed_steps: int = 20) -> dict:
         "tol1e-1": ("loose tol 1e-1", {"rtol": 1e-1, "atol": 1e-1}),
         "tol1e-5": ("tight tol 1e-5", {"rtol": 1e-5, "atol": 1e-5}),
     }.items():
-        twin = copy.deepcopy(model)
-        twin.configure_solver(**changes)
-        out[slug] = (label, twin.eval())
+        out[slug] = (label, solver_twin(model, **changes))
     return out
 
 
@@ -181,8 +180,8 @@ def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | N
     p = probe(model, x, y, budget.get("draws", 5))
     surrogates = ode_surrogates(model, budget.get("fixed_steps", 20)) if budget.get("adaptive", True) else {}
     plan = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"], paper_attack)
-    shares = torch.bincount(y.cpu(), minlength=num_classes).float() / len(y)
-    bound = float(shares.max())
+    shares = class_shares(y, num_classes)
+    bound = max(shares)
     per_eps, checks = [], []
     for eps in eps_list:
         row = attack_at_eps(model, x, y, eps, plan, p["draws"], label, progress, seed)
@@ -192,7 +191,7 @@ def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | N
     findings = [verdict_mod.findings(label, r["eps"], r, checks, lookup(paper, r["eps"]) if paper else None, bound)
                 for r in per_eps]
     return {"model": label, "probe": p, "per_eps": per_eps, "checks": checks, "findings": findings,
-            "sentence": verdict_mod.sentence(label, findings), "class_shares": shares.tolist(),
+            "sentence": verdict_mod.sentence(label, findings), "class_shares": shares,
             "surrogates": [lbl for lbl, _ in surrogates.values()], "roles": ROLES}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .stats import fmt
+from .stats import constant_image_limit, fmt
 
 TOL = 0.02   # slack between attacks on small samples, as a fraction of the sample (at least one point)
 GAP = 0.05   # a difference this large (in points of the sample) is a finding, not noise
@@ -76,7 +76,7 @@ def eps_checks(model: str, eps: float, attacks: dict, worst: dict, n: int, bound
         rows.append(_row(model, eps, "random noise weaker than gradient attacks", d <= s,
                          f"random noise {fmt(noise['robust']['k'], n)} vs best white-box {fmt(best_white['robust']['k'], n)}", diff=d))
     if eps >= 0.5:
-        limit = math.floor(bound_share * n + 1e-9)
+        limit = constant_image_limit(bound_share, n)
         const = next(iter(by_role(attacks, "bound", cascade=False).values()), None)
         rows.append(_row(model, eps, "worst case within the constant-image bound (eps >= 0.5)", worst <= limit,
                          f"no classifier keeps more than the largest class share {100 * bound_share:.1f}% ({limit}/{n}); "

@@ -70,6 +70,23 @@ def ci(c) -> str:
     return fmt(c["k"], c["n"])
 
 
+def class_shares(y, num_classes: int) -> list:
+    """Each class's share of the labels ``y`` (a 1-D integer tensor or sequence), a list of ``num_classes``
+    floats: the largest is the constant-image bound's share."""
+    labels = y.tolist() if hasattr(y, "tolist") else list(y)
+    counts = [0] * num_classes
+    for label in labels:
+        counts[int(label)] += 1
+    return [c / len(labels) if labels else 0.0 for c in counts]
+
+
+def constant_image_limit(share: float, n: int) -> int:
+    """The most of ``n`` points any classifier keeps robust at eps >= 0.5 on [0, 1] images, where the constant
+    0.5 image lies in every eps-ball: at most the points of one class, ``floor(share * n)`` for the largest class
+    share ``share`` (the float rounding of ``share * n`` never costs a point). The one place this bound is computed."""
+    return math.floor(share * n + 1e-9)
+
+
 def fmt(k: int, n: int) -> str:
     """'12.5% [5.0, 26.8] (5/40)': accuracy in %, its 95% interval, and the counts behind it."""
     lo, hi = wilson(k, n)

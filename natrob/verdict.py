@@ -11,10 +11,8 @@
 """
 from __future__ import annotations
 
-import math
-
 from .checks import by_role, gap
-from .stats import ci, wilson
+from .stats import ci, constant_image_limit, wilson
 
 
 def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_share: float) -> dict:
@@ -48,7 +46,7 @@ def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_s
     if eps < 0.5:
         out["feasible"] = {"status": "not applicable", "detail": "eps < 0.5: the constant image is outside the ball"}
     else:
-        limit = math.floor(bound_share * n + 1e-9)
+        limit = constant_image_limit(bound_share, n)
         if paper is None:
             out["feasible"] = {"status": "no paper figure", "detail": f"bound {100 * bound_share:.1f}% ({limit}/{n})"}
         else:
