@@ -120,3 +120,16 @@ def test_a_new_chapter_reaches_every_registry(tmp_path, monkeypatch):
     rows = gpu_check.paper_estimate(p, {"train": 1e-3, "step": 1e-4, "query": 1e-5},
                                     {m: 1e-4 for m in ("resnet50", "resnet56", "resnet3block", "preact_resnet18")})
     assert [r["notebook"] for r in rows][-1] == "08"
+
+
+def test_every_chapter_record_names_functions_its_module_has():
+    for ch in chapters.CHAPTERS:
+        names = [ch.payload, *(f for _, f in ch.figures.values()), *(s.context for s in ch.sections)]
+        names += [ch.cost] if ch.cost else []
+        for name in names:
+            assert callable(ch.function(name)), (ch.number, name)
+        assert all(prefix.startswith(ch.number + "-") for prefix in ch.results), ch.results
+    numbers = [ch.number for ch in chapters.CHAPTERS]
+    assert numbers == sorted(set(numbers))
+    notebooks = sorted(p.name[:2] for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    assert numbers == notebooks  # one record per notebook

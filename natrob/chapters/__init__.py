@@ -45,13 +45,15 @@ class Section:
 class Chapter:
     """One notebook. ``number`` ('07'); ``module`` its module's dotted name; ``results`` {result-file prefix: the
     key patterns of its counts}; ``figures`` {figure name: (result prefix, drawing function's name)};
-    ``sections`` its report sections; ``cost`` the name of its cost-row function (None: no device cost)."""
+    ``sections`` its report sections; ``cost`` the name of its cost-row function (None: no device cost);
+    ``payload`` the name of the function that builds its result payload."""
     number: str
     module: str
     results: dict
     figures: dict = field(default_factory=dict)
     sections: tuple = ()
     cost: str | None = "cost"
+    payload: str = "payload"
 
     def function(self, name: str):
         """A function of the chapter's module by name (the module is imported on first use)."""
