@@ -48,10 +48,12 @@ def accuracies(rows, *fields):
     return frame([r | {f: (r[f] or {}).get("accuracy") for f in fields} for r in rows])
 
 
-def legend_outside(ax, fig, **kw):
-    """The axes' legend beside them (right, top-aligned), never on the data; the figure is laid out to fit it."""
+def legend_outside(ax, fig, layout: bool = True, **kw):
+    """The axes' legend beside them (right, top-aligned), never on the data; with ``layout`` the figure is laid
+    out again to fit it (figures are saved with a tight bounding box either way, legend included)."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
 
 
 def registry() -> dict:

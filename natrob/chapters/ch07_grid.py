@@ -188,8 +188,8 @@ def grid(payload, params):
         ax.get_legend() and ax.get_legend().remove()
     n = cells[0]["n"] if cells else 0
     fig.suptitle(f"Neural ODE grid vs the paper's Table 1 ({dataset_name(payload)}, n = {n})")
-    fig.set_size_inches(fig.get_size_inches()[0] + 2.5, fig.get_size_inches()[1])
-    legend_outside(axes[0][-1], fig, fontsize=7)  # one legend, beside the last panel, off the cells' points
+    # one legend, beside the last panel, off the cells' points (the long cell labels leave tight_layout no room)
+    legend_outside(axes[0][-1], fig, layout=False, fontsize=7)
     return fig
 
 
