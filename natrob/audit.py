@@ -23,7 +23,6 @@ batch dependence).
 """
 from __future__ import annotations
 
-import copy
 
 import torch
 
@@ -33,6 +32,10 @@ from .attacks import input_grad
 from .attacks.base import input_grad_connected
 from .contract import as_labels, check_images, predicted, prepare
 from .evaluate import _device, evaluate, per_sample_solves
+from .models.odenet import solver_twin
+from .plan import run_plan
+from .stats import class_shares
+from . import reference
 from .reference import lookup
 
 ROLES = {
@@ -61,20 +64,19 @@ def ode_surrogates(model, fixed_steps: int = 20) -> dict:
         "tol1e-1": ("loose tol 1e-1", {"rtol": 1e-1, "atol": 1e-1}),
         "tol1e-5": ("tight tol 1e-5", {"rtol": 1e-5, "atol": 1e-5}),
     }.items():
-        twin = copy.deepcopy(model)
-        twin.configure_solver(**changes)
-        out[slug] = (label, twin.eval())
+        out[slug] = (label, solver_twin(model, **changes))
     return out
 
 
-def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = False) -> tuple:
-    """(standalone attacks, cascade attacks). Standalone ones run on every clean-correct point (the checks
-    compare them); cascade ones only on points that survived everything before (they only lower the worst case)."""
+def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = False, paper_attack=None) -> list:
+    """The audit's attack plan (:mod:`natrob.plan`): attacks on every clean-correct point (the checks compare
+    them), then attacks only on points that survived everything before (``on: survivors``: they only lower the
+    worst case).
+    ``paper_attack``: the paper's PGD as the profile runs it (default :func:`natrob.reference.paper_attack`)."""
     restarts = budget.get("pgd_restarts", 1)
     standalone = [
         {"name": "fgsm", "id": "fgsm", "role": "single-step", "label": "FGSM"},
-        {"name": "pgd", "steps": 40, "alpha": 0.01, "random_start": True, "id": "pgd40-paper", "role": "paper",
-         "label": "PGD-40 (paper)"},
+        dict(paper_attack or reference.paper_attack()),
         {"name": "random-noise", "trials": budget.get("noise_trials", 10), "id": "noise", "role": "noise",
          "label": "random noise"},
         {"name": "constant-image", "id": "constant-image", "role": "bound", "label": "constant 0.5 image"},
@@ -104,7 +106,7 @@ def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = 
         cascade.append({"name": "transfer", "source": twin, "id": f"adaptive-{slug}", "role": "adaptive",
                         "attack": {"name": "pgd", "steps": budget.get("adaptive_steps", 20), "alpha_rel": 0.25},
                         "label": f"adaptive: PGD via {label}"})
-    return standalone, cascade
+    return standalone + [dict(s, on="survivors") for s in cascade]
 
 
 # ------------------------------------------------------------------------------------------- probe
@@ -179,7 +181,7 @@ def probe(model, x, y, draws: int, repeats: int = 16) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- attacks
-ROW_FIELDS = ("attack", "role", "robust", "n", "accuracy", "ci95", "cumulative", "n_broken", "n_attacked", "error",
+ROW_FIELDS = ("attack", "role", "robust", "cumulative", "n_broken", "n_attacked", "error",
               "solver_failures", "non_finite", "silent_success", "incomplete_optimisation", "warnings", "skipped",
               "wall_s", "nfe_mean")
 
@@ -188,33 +190,18 @@ def _counted(rows: list) -> dict:
     return {r["id"]: {k: r.get(k) for k in ROW_FIELDS} | {"label": r["attack"]} for r in rows}
 
 
-def attack_at_eps(model, x, y, eps, standalone, cascade, draws, label, progress, seed, per_sample=False) -> dict:
-    """Every attack at one eps: standalone counts, then the cascade on the points still robust. ``evaluable``
-    False (with ``not_evaluable``, the reason) when the clean pass left nothing to measure."""
-    solo = evaluate(model, x, y, [eps], standalone, cascade=False, progress=progress, model_name=label, seed=seed,
-                    draws=draws, per_sample=per_sample)
-    if not solo["evaluable"]:
-        return {"eps": eps, "n": len(y), "evaluable": False, "not_evaluable": solo["not_evaluable"]}
-    attacks = _counted(solo["rows"])
-    robust_idx = solo["_robust"][eps].nonzero().squeeze(1).to(x.device)
-    worst = solo["worst_case"][0]["robust"]
-    failures, errors = solo["solver_failures_total"], list(solo["errors"])
-    if len(robust_idx):
-        # points outside robust_idx are already broken, so counts on the subset are counts on all n points
-        casc = evaluate(model, x[robust_idx], y[robust_idx], [eps], cascade, cascade=True, progress=progress,
-                        model_name=label, seed=seed, draws=draws, per_sample=per_sample)
-        if casc["evaluable"]:
-            for i, a in _counted(casc["rows"]).items():
-                attacks[i] = a | {"n": len(y), "accuracy": None if a["robust"] is None else a["robust"] / len(y),
-                                  "ci95": None}
-            worst = casc["worst_case"][0]["robust"]
-            failures += casc["solver_failures_total"]
-            errors += casc["errors"]
-        else:  # the survivors alone cannot be evaluated (e.g. a batch-size-1 failure): say so, keep the rest
-            errors.append({"eps": eps, "attack": "cascade on the surviving points", "error": casc["not_evaluable"]})
-    return {"eps": eps, "n": len(y), "evaluable": True, "clean": solo["clean_correct"], "attacks": attacks,
-            "worst_case": worst, "solver_failures": failures, "clean_solver_failures": solo["clean_solver_failures"],
-            "clean_non_finite": solo["clean_non_finite"], "errors": errors, "cache": solo["cache"]}
+def attack_at_eps(model, x, y, eps, plan, draws, label, progress, seed, per_sample=False) -> dict:
+    """Every attack of ``plan`` at one eps (:func:`natrob.plan.run_plan`): standalone counts, then the cascade on
+    the points still robust. ``evaluable`` False (with ``not_evaluable``, the reason) when the clean pass left
+    nothing to measure."""
+    res = run_plan(model, x, y, eps, plan, seed=seed, draws=draws, label=label, progress=progress,
+                   per_sample=per_sample)
+    if not res["evaluable"]:
+        return {"eps": eps, "n": len(y), "evaluable": False, "not_evaluable": res["not_evaluable"]}
+    return {"eps": eps, "n": len(y), "evaluable": True, "clean": res["clean"],
+            "attacks": _counted(res["rows"].values()), "worst_case": res["worst_case"],
+            "solver_failures": res["solver_failures"], "clean_solver_failures": res["clean_solver_failures"],
+            "clean_non_finite": res["clean_non_finite"], "errors": res["errors"], "cache": res["cache"]}
 
 
 def unbounded_attack(model, x, y, budget, label, draws, per_sample=False) -> dict:
@@ -223,13 +210,13 @@ def unbounded_attack(model, x, y, budget, label, draws, per_sample=False) -> dic
                                          "id": "pgd-unbounded", "label": "PGD eps=1"}],
                    cascade=False, progress=False, model_name=label, draws=draws, per_sample=per_sample)
     row = res["rows"][0]
-    return {"robust": row["robust"], "n": res["clean_correct"], "error": row["error"],
-            "allowed": int(0.01 * res["clean_correct"])}
+    return {"robust": row["robust"]["k"], "n": res["clean"]["k"], "error": row["error"],
+            "allowed": int(0.01 * res["clean"]["k"])}
 
 
 # ------------------------------------------------------------------------------------------- audit
 def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | None = None, resnet=None,
-                num_classes: int = 10, progress: bool = True, seed: int = 0) -> dict:
+                num_classes: int = 10, progress: bool = True, seed: int = 0, paper_attack: dict | None = None) -> dict:
     """Audit one model on (x, y) at each eps.
 
     Arguments: ``x`` (n, C, H, W) floating images in [0, 1]; ``y`` (n,) labels of any integer dtype; ``budget``
@@ -237,18 +224,20 @@ def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | N
     ``aa_square_queries``, ``aa_targets``, ``boundary_queries``, ``adaptive_steps``, ``fixed_steps``,
     ``noise_trials``, ``unbounded_steps``, ``eot_iter``, ``eot_steps``, ``draws``, ``random_passes``,
     ``adaptive``); ``paper`` maps eps -> the paper's accuracy in [0, 1] (or None); ``resnet`` a source for the
-    transfer attack. Returns per-eps counts per attack id, the checks, the findings per eps, the probe and one
-    sentence. Raises ConfigError for bad ``x``/``y``, never for what the model does: a model that cannot be
-    evaluated (natrob.contract) gets ``evaluable`` False, its reason, and no finding about the paper."""
+    transfer attack; ``paper_attack`` the paper's PGD as the profile runs it (default
+    :func:`natrob.reference.paper_attack`). Returns per-eps counts per attack id, the checks, the findings per
+    eps, the probe and one sentence. Raises ConfigError for bad ``x``/``y``, never for what the model does: a
+    model that cannot be evaluated (natrob.contract) gets ``evaluable`` False, its reason, and no finding about
+    the paper."""
     with per_sample_solves(model):  # probes see the model as the harness judges it (ODE nets batch-independent)
-        return _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed)
+        return _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed, paper_attack)
 
 
-def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed) -> dict:
+def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed, paper_attack) -> dict:
     check_images(x)
     y = as_labels(y)
-    shares = torch.bincount(y.cpu(), minlength=num_classes).float() / max(len(y), 1)
-    bound = float(shares.max()) if len(y) else 0.0
+    shares = class_shares(y, num_classes)
+    bound = max(shares) if len(y) else 0.0
     dev = _device(model, x)
     x, y = x.to(dev), y.to(dev)
     prep = prepare(model, x, y)
@@ -258,10 +247,10 @@ def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, pro
     p |= {"batch": prep.batch, "contract": prep.output}
     per_sample = prep.batch_dependent  # a batch-dependent model is judged one image at a time
     surrogates = ode_surrogates(model, budget.get("fixed_steps", 20)) if budget.get("adaptive", True) else {}
-    standalone, cascade = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"])
+    plan = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"], paper_attack)
     per_eps, checks = [], []
     for eps in eps_list:
-        row = attack_at_eps(model, x, y, eps, standalone, cascade, p["draws"], label, progress, seed, per_sample)
+        row = attack_at_eps(model, x, y, eps, plan, p["draws"], label, progress, seed, per_sample)
         if not row["evaluable"]:
             return _not_evaluated(label, eps_list, len(y), row["not_evaluable"], paper, shares, p)
         per_eps.append(row)
@@ -272,7 +261,7 @@ def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, pro
                 for r in per_eps]
     return {"model": label, "evaluable": True, "not_evaluable": None, "probe": p, "per_eps": per_eps,
             "checks": checks, "findings": findings, "sentence": verdict_mod.sentence(label, findings),
-            "class_shares": shares.tolist(), "surrogates": [lbl for lbl, _ in surrogates.values()], "roles": ROLES}
+            "class_shares": shares, "surrogates": [lbl for lbl, _ in surrogates.values()], "roles": ROLES}
 
 
 def _not_evaluated(label, eps_list, n, reason, paper, shares, probe_info) -> dict:
@@ -283,7 +272,7 @@ def _not_evaluated(label, eps_list, n, reason, paper, shares, probe_info) -> dic
             "per_eps": [{"eps": e, "n": n, "evaluable": False, "attacks": {}, "worst_case": None, "errors": []}
                         for e in eps_list],
             "checks": [], "findings": findings, "sentence": verdict_mod.sentence(label, findings),
-            "class_shares": shares.tolist(), "surrogates": [], "roles": ROLES}
+            "class_shares": shares, "surrogates": [], "roles": ROLES}
 
 
 def constant_image_bound(class_shares, paper_value=None) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .stats import fmt
+from .stats import constant_image_limit, fmt
 
 TOL = 0.02   # slack between attacks on small samples, as a fraction of the sample (at least one point)
 GAP = 0.05   # a difference this large (in points of the sample) is a finding, not noise
@@ -37,34 +37,36 @@ def _row(model, eps, check, ok, detail, finding="masking", diff=None, problem=No
 
 def by_role(attacks: dict, *roles, cascade=None) -> dict:
     """The attacks (id -> counted row) of the given roles that ran without error."""
-    return {i: a for i, a in attacks.items() if a["role"] in roles and a["robust"] is not None
+    return {i: a for i, a in attacks.items() if a["role"] in roles and a["robust"]["k"] is not None
             and (cascade is None or a["cumulative"] == cascade)}
 
 
-def eps_checks(model: str, eps: float, attacks: dict, worst: int, n: int, bound_share: float) -> list:
-    """Checks at one eps. ``attacks``: id -> {"role", "label", "robust", "n", "cumulative", "n_broken"}."""
+def eps_checks(model: str, eps: float, attacks: dict, worst: dict, n: int, bound_share: float) -> list:
+    """Checks at one eps. ``attacks``: id -> {"role", "label", "robust" (a count value), "cumulative", "n_broken"};
+    ``worst`` the count value of the worst case."""
     s, rows = slack(n), []
+    worst = worst["k"]
     paper = next(iter(by_role(attacks, "paper", cascade=False).values()), None)
     fgsm = next(iter(by_role(attacks, "single-step", cascade=False).values()), None)
     strong = by_role(attacks, "strong-white-box", cascade=False)
     white = [a for a in [paper, fgsm, *strong.values()] if a is not None]
-    best_white = min(white, key=lambda a: a["robust"]) if white else None
+    best_white = min(white, key=lambda a: a["robust"]["k"]) if white else None
     if paper and fgsm:
-        d = paper["robust"] - fgsm["robust"]
+        d = paper["robust"]["k"] - fgsm["robust"]["k"]
         rows.append(_row(model, eps, "iterative >= single-step success", d <= s,
-                         f"PGD-40 {fmt(paper['robust'], n)} vs FGSM {fmt(fgsm['robust'], n)}", diff=d))
+                         f"{paper['label']} {fmt(paper['robust']['k'], n)} vs FGSM {fmt(fgsm['robust']['k'], n)}", diff=d))
     if paper and strong:
-        top = max(strong.values(), key=lambda a: a["robust"])
-        d = top["robust"] - paper["robust"]
+        top = max(strong.values(), key=lambda a: a["robust"]["k"])
+        d = top["robust"]["k"] - paper["robust"]["k"]
         rows.append(_row(model, eps, "more steps/restarts never raise accuracy", d <= s,
-                         f"{top['label']} {fmt(top['robust'], n)} vs PGD-40 {fmt(paper['robust'], n)}", diff=d))
+                         f"{top['label']} {fmt(top['robust']['k'], n)} vs {paper['label']} {fmt(paper['robust']['k'], n)}", diff=d))
     black = by_role(attacks, "black-box", "transfer", cascade=False)
     if black and best_white:
-        b = min(black.values(), key=lambda a: a["robust"])
-        d = best_white["robust"] - b["robust"]
+        b = min(black.values(), key=lambda a: a["robust"]["k"])
+        d = best_white["robust"]["k"] - b["robust"]["k"]
         rows.append(_row(model, eps, "black-box <= white-box success", d <= s,
-                         f"best black-box {b['label']} {fmt(b['robust'], n)} vs best white-box {best_white['label']} "
-                         f"{fmt(best_white['robust'], n)}", diff=d))
+                         f"best black-box {b['label']} {fmt(b['robust']['k'], n)} vs best white-box {best_white['label']} "
+                         f"{fmt(best_white['robust']['k'], n)}", diff=d))
     extra = by_role(attacks, "black-box", "transfer", "adaptive", cascade=True)
     if extra:
         broke = sum(a["n_broken"] for a in extra.values())
@@ -73,16 +75,16 @@ def eps_checks(model: str, eps: float, attacks: dict, worst: int, n: int, bound_
                          f"points robust to every white-box attack but broken by them: {broke} of {n} ({who})", diff=broke))
     noise = next(iter(by_role(attacks, "noise", cascade=False).values()), None)
     if noise and best_white:
-        d = best_white["robust"] - noise["robust"]
+        d = best_white["robust"]["k"] - noise["robust"]["k"]
         rows.append(_row(model, eps, "random noise weaker than gradient attacks", d <= s,
-                         f"random noise {fmt(noise['robust'], n)} vs best white-box {fmt(best_white['robust'], n)}", diff=d))
+                         f"random noise {fmt(noise['robust']['k'], n)} vs best white-box {fmt(best_white['robust']['k'], n)}", diff=d))
     rows += attack_health(model, eps, attacks, n)
     if eps >= 0.5:
-        limit = math.floor(bound_share * n + 1e-9)
+        limit = constant_image_limit(bound_share, n)
         const = next(iter(by_role(attacks, "bound", cascade=False).values()), None)
         rows.append(_row(model, eps, "worst case within the constant-image bound (eps >= 0.5)", worst <= limit,
                          f"no classifier keeps more than the largest class share {100 * bound_share:.1f}% ({limit}/{n}); "
-                         f"constant image leaves {fmt(const['robust'], n) if const else '–'}, worst case {fmt(worst, n)}",
+                         f"constant image leaves {fmt(const['robust']['k'], n) if const else '–'}, worst case {fmt(worst, n)}",
                          finding="feasible", diff=worst - limit))
     return rows
 
@@ -113,7 +115,7 @@ def attack_health(model: str, eps: float, attacks: dict, n: int) -> list:
                          problem="loss still rising at the last steps: " +
                                  ", ".join(f"{lbl} {k} points" for lbl, k in rising)))
     warned = [(a["label"], w) for a in attacks.values() for w in (a.get("warnings") or [])]
-    if any(i.startswith("autoattack") and a.get("robust") is not None for i, a in attacks.items()):
+    if any(i.startswith("autoattack") and (a.get("robust") or {}).get("k") is not None for i, a in attacks.items()):
         rows.append(_row(model, eps, "AutoAttack's own checks pass", not warned,
                          "; ".join(f"{lbl}: {w}" for lbl, w in warned) or "no warning",
                          problem="AutoAttack's own checks warn: " + "; ".join(sorted({w for _, w in warned}))))

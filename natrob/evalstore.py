@@ -20,6 +20,7 @@ import types
 import torch
 
 from . import paths
+from .provenance import code_hash
 from .results import read_json, write_json
 
 _CODE = None
@@ -46,7 +47,6 @@ class Unhashable(Exception):
 def _code_hash() -> str:
     global _CODE
     if _CODE is None:
-        from .runner import code_hash
         _CODE = code_hash()
     return _CODE
 

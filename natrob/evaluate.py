@@ -8,8 +8,9 @@ style) a later attack only runs on points still robust and each row reports what
 ``cascade=False`` every attack runs on every clean-correct point and rows report standalone accuracy.
 ``worst_case`` is the per-point minimum over the attacks.
 
-Every accuracy is stored as an integer count ``robust`` out of ``n`` evaluated points, with its 95% Wilson
-interval (``ci95``); the float ``accuracy`` is only ``robust / n`` for display. Comparisons use the counts.
+Every accuracy is stored as a count value (:func:`natrob.stats.count`: ``k`` of ``n`` points, the display-only
+``accuracy`` and the 95% Wilson interval ``ci95``): ``clean`` of the result, ``robust`` of each row and of each
+``worst_case`` entry. Comparisons use ``k`` and ``n``.
 
 ODE nets (models with ``configure_solver``) are switched to per-sample step sizes for the duration of
 ``evaluate`` and ``predict`` (and switched back after), so an image's prediction and its adversarial example
@@ -53,7 +54,7 @@ from .attacks.base import check_batch
 from .contract import NON_FINITE, SOLVER_FAILED, Prepared, predicted, prepare
 from .errors import ConfigError, SolverFailure, check_eps
 from .models.odenet import solver_settings
-from .stats import wilson
+from .stats import count
 
 STATUSES = ("robust", "broken", "misclassified", "solver_failure", "non_finite")
 
@@ -279,12 +280,6 @@ def validate(x, y, eps_list, attacks):
     return eps_list
 
 
-def _counted(k, n) -> dict:
-    if k is None:
-        return {"robust": None, "n": n, "accuracy": None, "ci95": None}
-    return {"robust": int(k), "n": int(n), "accuracy": k / n if n else None, "ci95": list(wilson(int(k), int(n)))}
-
-
 def _seed_for(seed, spec_fp, eps) -> int:
     blob = json.dumps([seed, spec_fp, eps], sort_keys=True, default=str).encode()
     return int(hashlib.sha256(blob).hexdigest()[:8], 16)
@@ -413,7 +408,7 @@ def _eps_pass(run, eps, attacks, clean_pred, correct, bar):
             errors.append(attack_label(spec))
         rows.append(_attack_row(spec, eps, entry, cached, robust, run, idx, marks))
         bar.update(1)
-    worst = {"eps": eps, **_counted(int(alive_all.sum()), run.n), "attacks_failed": errors,
+    worst = {"eps": eps, "robust": count(int(alive_all.sum()), run.n), "attacks_failed": errors,
              "counts": {s: int((status == i).sum()) for i, s in enumerate(STATUSES)}}
     return rows, worst, alive_all.cpu()
 
@@ -434,7 +429,7 @@ def _attack_row(spec, eps, entry, cached, robust, run, idx, marks) -> dict:
     nfes = entry["nfes"]
     silent, incomplete = _indicator_counts(entry, marks)
     return {"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
-            "params": _spec_params(spec) | {"eps": eps}, **_counted(robust, run.n), "cumulative": run.cascade,
+            "params": _spec_params(spec) | {"eps": eps}, "robust": count(robust, run.n), "cumulative": run.cascade,
             "n_attacked": int(len(idx)), "n_broken": int(marks["broken"].sum()),
             "solver_failures": int(marks["failures"].sum()), "non_finite": int(marks["non_finite"].sum()),
             "silent_success": silent, "incomplete_optimisation": incomplete,
@@ -453,8 +448,7 @@ def _result(name, run, eps_list, rows, worst, clean_pred, clean_nfe, clean_error
     correct = int((clean_pred == run.y).sum())
     n = run.n
     return _common(name, run, eps_list, t_start) | {
-        "evaluable": True, "not_evaluable": None, "clean_correct": correct,
-        "clean_accuracy": correct / n if n else None, "clean_ci95": list(wilson(correct, n)),
+        "evaluable": True, "not_evaluable": None, "clean": count(correct, n),
         "clean_error": clean_error, "clean_solver_failures": int((clean_pred == SOLVER_FAILED).sum()),
         "clean_non_finite": int((clean_pred == NON_FINITE).sum()),
         "clean_nfe_mean": (sum(clean_nfe) / len(clean_nfe)) if clean_nfe else None, "rows": rows,
@@ -467,17 +461,16 @@ def _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start) ->
     """A result that measures nothing and says why: no counts, every attack row 'not run'."""
     n, note = run.n, f"not run: the model could not be evaluated ({reason})"
     rows = [{"eps": e, "attack": attack_label(s), "id": attack_id(s), "role": s.get("role"),
-             "params": _spec_params(s) | {"eps": e}, **_counted(None, n), "cumulative": run.cascade, "n_attacked": 0,
+             "params": _spec_params(s) | {"eps": e}, "robust": count(None, n), "cumulative": run.cascade, "n_attacked": 0,
              "n_broken": 0, "solver_failures": 0, "non_finite": 0, "silent_success": None,
              "incomplete_optimisation": None, "warnings": [], "skipped": [], "nfe_mean": None, "nfe_max": None,
              "wall_s": 0.0, "error": note, "cached": False} for e in eps_list for s in attacks]
     failures = int((clean_pred == SOLVER_FAILED).sum()) if clean_pred is not None else 0
     result = _common(name, run, eps_list, t_start) | {
-        "evaluable": False, "not_evaluable": reason, "clean_correct": 0, "clean_accuracy": None,
-        "clean_ci95": None, "clean_error": reason, "clean_solver_failures": failures,
+        "evaluable": False, "not_evaluable": reason, "clean": count(None, n), "clean_error": reason, "clean_solver_failures": failures,
         "clean_non_finite": int((clean_pred == NON_FINITE).sum()) if clean_pred is not None else 0,
         "clean_nfe_mean": None, "rows": rows, "solver_failures_total": 0, "non_finite_total": 0,
-        "worst_case": [{"eps": e, **_counted(None, n), "attacks_failed": [], "counts": {}} for e in eps_list],
+        "worst_case": [{"eps": e, "robust": count(None, n), "attacks_failed": [], "counts": {}} for e in eps_list],
         "errors": [{"eps": e, "attack": "clean images", "error": note} for e in eps_list]}
     result["_robust"] = {e: torch.zeros(n, dtype=torch.bool) for e in eps_list}
     return result
@@ -485,8 +478,8 @@ def _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start) ->
 
 def csv_rows(result) -> list:
     """One flat row per (eps, attack) for a CSV beside the result JSON."""
-    return [{"model": result["model"], "eps": r["eps"], "attack": r["attack"], "id": r["id"], "robust": r["robust"],
-             "n": r["n"], "accuracy": r["accuracy"], "ci95_low": (r["ci95"] or [None])[0],
-             "ci95_high": (r["ci95"] or [None, None])[1], "clean_correct": result["clean_correct"],
+    return [{"model": result["model"], "eps": r["eps"], "attack": r["attack"], "id": r["id"], "robust": r["robust"]["k"],
+             "n": r["robust"]["n"], "accuracy": r["robust"]["accuracy"], "ci95_low": (r["robust"]["ci95"] or [None])[0],
+             "ci95_high": (r["robust"]["ci95"] or [None, None])[1], "clean_correct": result["clean"]["k"],
              "solver_failures": r["solver_failures"], "nfe_mean": r["nfe_mean"], "wall_s": r["wall_s"], "error": r["error"]}
             for r in result["rows"]]

@@ -5,262 +5,92 @@ draws the figure from it and writes it; ``python -m natrob.figures --profile P``
 from its result files, and ``--published`` from the committed ``reference-results/<profile>/`` (the report's
 ``--published`` mode uses that). Figures are always generated, never edited.
 
-``FIGURES`` maps a figure name (its file is ``figures/<profile>/<name>-<dataset>.png``) to the prefix of the result
-file it reads and the function that draws it. Each function takes ``(payload, params)``: the result's payload and
-the notebook's parameters (a written result carries them as ``provenance.params``) and returns a Figure.
+:func:`registry` maps a figure name (its file is ``figures/<profile>/<name>-<dataset>.png``) to the prefix of the
+result file it reads and the function that draws it, as the chapter records say (:mod:`natrob.chapters`); the
+drawing functions live in the chapter modules. Each takes ``(payload, params)``: the result's payload and the
+notebook's parameters (a written result carries them as ``provenance.params``) and returns a Figure.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 
-from . import paths, plots
+from . import chapters, paths, plots
 from .errors import UnknownNameError
 from .results import read_json
-from .stats import wilson
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot, headless (Agg) unless a notebook already chose its backend."""
     import matplotlib
     if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
-        matplotlib.use("Agg")  # headless unless a notebook already chose its backend
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def _frame(rows):
+def frame(rows):
+    """A pandas DataFrame of ``rows`` (dicts)."""
     import pandas as pd
     return pd.DataFrame(rows)
 
 
-def _dataset(payload) -> str:
+def dataset_name(payload) -> str:
+    """The dataset name a payload describes ('?' when it does not)."""
     return payload.get("dataset", {}).get("name", "?")
 
 
-# ------------------------------------------------------------------------------------------- notebook 01
-def thm31(payload, params):
-    """Theorem 3.1 on a trained ResNet: measured |z_n - y_n| (solid) against the bound (dashed), per h."""
-    fig, ax = _plt().subplots()
-    for (h, kind), g in _frame(payload["thm31"]).groupby(["h", "perturbation"]):
-        line, = ax.plot(g.layer, g.measured_max, marker="o", label=f"measured, h={h:g}, {kind}")
-        ax.plot(g.layer, g.bound_min, ls="--", color=line.get_color())
-    ax.set_yscale("log"); ax.set_xlabel("residual block n"); ax.set_ylabel("|z_n − y_n| (solid) vs bound (dashed)")
-    ax.set_title("Theorem 3.1 on a trained ResNet"); ax.legend(fontsize=7)
-    return fig
+def accuracies(rows, *fields):
+    """A DataFrame of ``rows`` with each count-value field replaced by its accuracy in [0, 1] (None where not
+    measured): what a plot draws; the counts stay in the result file."""
+    return frame([r | {f: (r[f] or {}).get("accuracy") for f in fields} for r in rows])
 
 
-def thm32(payload, params):
-    """Theorem 3.2 along the ODE solution: log10 of the measured error and of the bound over t."""
-    fig, ax = _plt().subplots()
-    for kind, r in payload["thm32"].items():
-        df = _frame(r["rows"])
-        line, = ax.plot(df.t, [math.log10(max(v, 1e-30)) for v in df.measured_max], marker="o", label=f"measured, {kind}")
-        ax.plot(df.t, df.log10_bound_min, ls="--", color=line.get_color(), label=f"bound, {kind}")
-    ax.set_xlabel("t"); ax.set_ylabel("log10 |z(t) − y(t)|"); ax.set_title("Theorem 3.2 along the ODE solution")
-    ax.legend(fontsize=7)
-    return fig
+def legend_outside(ax, fig, layout: bool = True, **kw):
+    """The axes' legend beside them (right, top-aligned), never on the data; with ``layout`` the figure is laid
+    out again to fit it (figures are saved with a tight bounding box either way, legend included)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
+    if layout:
+        fig.tight_layout()
 
 
-def skipnets(payload, params):
-    """§3.3: mean amplification of a small perturbation by each skip architecture, against its step size h."""
-    fig, ax = _plt().subplots()
-    for name, g in _frame(payload["skipnets"]).groupby("block"):
-        ax.plot(g.h, g.amplification_mean, marker="o", label=name)
-    ax.set_xscale("log"); ax.set_xlabel("step size h"); ax.set_ylabel("mean amplification of a small ε")
-    ax.set_title("§3.3 skip architectures as one ODE step"); ax.legend()
-    return fig
+def registry() -> dict:
+    """{figure name: (result-file prefix, draw(payload, params))}, derived from :data:`natrob.chapters.CHAPTERS`
+    (the drawing function lives in the chapter's module, imported when the figure is drawn)."""
+    return {name: (prefix, _drawer(ch, name)) for name, (prefix, ch) in chapters.figure_table().items()}
 
 
-# ------------------------------------------------------------------------------------------- notebooks 02-05
-def fig1(payload, params):
-    """Fig. 1: clean and transferred-FGSM accuracy of ResNets against their step size h."""
-    import seaborn as sns
-    fig, ax = _plt().subplots()
-    sns.lineplot(data=_frame(payload["rows"]), x="h", y="accuracy", hue="setting", marker="o", ax=ax)
-    ax.set_xscale("log"); ax.invert_xaxis(); ax.set_ylim(0, 1.02)
-    ax.set_title(f"Fig. 1: ResNet step size h ({_dataset(payload)}, {params['FIG1_RESNET']['model']})")
-    return fig
-
-
-def fig2(payload, params):
-    """Fig. 2: DI²-FGSM accuracy of each model against eps."""
-    import seaborn as sns
-    fig, ax = _plt().subplots()
-    sns.lineplot(data=_frame(payload["fig2"]), x="eps", y="accuracy", hue="model", marker="o", ax=ax)
-    ax.set_ylim(0, 1.02); ax.set_title(f"Fig. 2: DI²-FGSM ({_dataset(payload)})")
-    return fig
-
-
-def table1(payload, params):
-    """Table 1 as a plot: our FGSM and PGD accuracy of each model against eps."""
-    import seaborn as sns
-    fig, ax = _plt().subplots()
-    sns.lineplot(data=_frame(payload["table1"]), x="eps", y="ours", hue="model", style="attack", marker="o", ax=ax)
-    ax.set_ylim(0, 1.02); ax.set_ylabel("accuracy"); ax.set_title(f"Table 1 as a plot ({_dataset(payload)})")
-    return fig
-
-
-def fig3(payload, params):
-    """Fig. 3: Boundary Attack, robust accuracy against the L∞ size of the example found."""
-    import seaborn as sns
-    fig, ax = _plt().subplots()
-    sns.lineplot(data=_frame(payload["curves"]), x="eps", y="accuracy", hue="model", ax=ax)
-    ax.set_ylim(0, 1.02); ax.set_xlabel("ε (L∞ size of the example found)")
-    ax.set_title(f"Fig. 3: Boundary Attack, {params['BOUNDARY_QUERIES']} queries ({_dataset(payload)})")
-    return fig
-
-
-def table2(payload, params):
-    """Table 2: clean and PGD-20 accuracy per training method, ours beside the paper's."""
-    import seaborn as sns
-    fig, ax = _plt().subplots(figsize=(7, 4))
-    long = _frame(payload["rows"]).melt(id_vars=["training"], value_vars=["clean", "robust", "paper clean", "paper robust"],
-                                        var_name="what", value_name="accuracy")
-    sns.barplot(data=long, y="training", x="accuracy", hue="what", ax=ax)
-    ax.set_xlim(0, 1)
-    ax.set_title(f"Table 2 ({_dataset(payload)}, PGD-20 at eps={params['AT_EPS']:.4g}; paper: CIFAR-10, 8/255)")
-    return fig
-
-
-# ------------------------------------------------------------------------------------------- notebooks 06-07
-def audit(payload, params):
-    """The audit: paper vs our PGD-40 vs the worst case over every attack, with 95% intervals, per model and eps."""
-    import seaborn as sns
-    points = []
-    for f in payload["findings"]:
-        for what, k in (("PGD-40 (ours)", f["pgd40"]), ("worst case", f["worst_case"])):
-            if k is not None:
-                lo, hi = wilson(k, f["n"])
-                points.append({"model": f["model"], "eps": f["eps"], "evaluation": what, "accuracy": k / f["n"],
-                               "lo": lo, "hi": hi})
-        if f["paper"] is not None:
-            points.append({"model": f["model"], "eps": f["eps"], "evaluation": "paper", "accuracy": f["paper"],
-                           "lo": f["paper"], "hi": f["paper"]})
-    points = _frame(points)
-    fig, ax = _plt().subplots(figsize=(7, 4))
-    sns.lineplot(data=points, x="eps", y="accuracy", hue="model", style="evaluation", marker="o", ax=ax)
-    ax.vlines(points.eps, points.lo, points.hi, color="0.5", lw=0.8)  # 95% intervals
-    shares = next(iter(payload["models"].values()))["class_shares"]
-    ax.axhline(max(shares), color="k", lw=0.8, ls=":", label="largest class share")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"Paper vs PGD-40 vs worst case, 95% intervals ({_dataset(payload)}, n={payload['n']})")
-    ax.legend(fontsize=7, ncol=2)
-    return fig
-
-
-def grid(payload, params):
-    """Notebook 07: FGSM, PGD-40 and worst-case accuracy of every grid cell, with the paper's Table 1 as lines."""
-    import seaborn as sns
-    cells, eps_list = payload["cells"], payload["eps"]
-    long = []
-    for c in cells:
-        for r in c["per_eps"]:
-            for key, name in (("fgsm", "FGSM"), ("pgd", f"PGD-{params['PGD_STEPS']}"), ("worst", "worst case")):
-                long.append({"cell": f"{c['id']} {c['label']}" + ("" if c["correct_threat_model"] else " [NOT correct threat model]"),
-                             "eps": r["eps"], "evaluation": name, "accuracy (%)": 100 * r[key]["accuracy"]})
-    long = _frame(long)
-    fig, axes = _plt().subplots(1, len(eps_list), figsize=(5.5 * len(eps_list), 0.32 * len(cells) + 1.8), sharey=True,
-                                squeeze=False)
-    paper = {float(k): v for k, v in payload.get("paper", {}).items()}
-    for ax, eps in zip(axes[0], eps_list):
-        sns.scatterplot(data=long[long.eps == eps], x="accuracy (%)", y="cell", hue="evaluation", style="evaluation",
-                        s=60, ax=ax)
-        p = next((v for k, v in paper.items() if abs(k - eps) < 1e-9), None)
-        if p is not None:
-            ax.axvline(100 * p["fgsm"], color="C0", ls=":", lw=1, label="paper FGSM")
-            ax.axvline(100 * p["pgd"], color="C1", ls="--", lw=1, label="paper PGD-40")
-        ax.set_xlim(-2, 102); ax.set_title(f"eps = {eps:g}"); ax.legend(fontsize=7)
-    n = cells[0]["n"] if cells else 0
-    fig.suptitle(f"Neural ODE grid vs the paper's Table 1 ({_dataset(payload)}, n = {n})")
-    return fig
-
-
-def width_training(payload, params):
-    """Notebook 08: clean accuracy and FGSM (at eps 0.3, or the largest run) of every width by training epoch."""
-    cells = payload["cells"]
-    eps = 0.3 if any(abs(e - 0.3) < 1e-9 for e in payload["eps"]) else max(payload["eps"])  # width.say_eps
-    fig, axes = _plt().subplots(1, 2, figsize=(10, 3.6))
-    for ch in sorted({c["channels"] for c in cells}):
-        mine = [c for c in cells if c["channels"] == ch]
-        ep = [c["epoch"] for c in mine]
-        axes[0].plot(ep, [100 * (c["test_acc"] or 0) for c in mine], marker="o", label=f"{ch} ch")
-        fg = [next(r for r in c["fgsm"] if abs(r["eps"] - eps) < 1e-9) for c in mine]
-        axes[1].plot(ep, [100 * r["k"] / r["n"] for r in fg], marker="o", label=f"{ch} ch")
-    axes[0].set(xlabel="epoch", ylabel="clean accuracy (%)", title="clean accuracy (all eval images)")
-    paper = dict(zip(payload["paper"]["eps"], payload["paper"]["fgsm"]))
-    if paper.get(eps) is not None:
-        axes[1].axhline(paper[eps], color="k", ls=":", lw=1, label="paper")
-    axes[1].set(xlabel="epoch", ylabel="robust (%)", title=f"FGSM at eps = {eps:g}", ylim=(-2, 102))
-    for ax in axes:
-        ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"ODE nets by width and training length ({_dataset(payload)})")
-    fig.tight_layout()
-    return fig
-
-
-def width_fingerprint(payload, params):
-    """Notebook 08: the paper's Neural ODE FGSM and PGD curves over eps beside the nearest configurations'."""
-    paper = payload["paper"]
-    configs = [c for c in payload["configurations"] if c["rms"] is not None and c.get("pgd")][:4]
-    fig, axes = _plt().subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for ax, attack, title in ((axes[0], "fgsm", "FGSM"), (axes[1], "pgd", f"PGD-{payload['pgd']['steps']}")):
-        ax.plot(paper["eps"], paper[attack], color="k", lw=2.5, marker="s", label="paper")
-        for c in configs:
-            rows = c.get(attack) or []
-            ax.plot([r["eps"] for r in rows], [100 * r["k"] / r["n"] for r in rows], marker="o",
-                    ls="-" if c["correct"] else "--", label=f"{c['config']} (RMS {c['rms']:.0f})")
-        ax.set(xlabel="eps (L-inf, pixels)", title=title, ylim=(-2, 102))
-    axes[0].set_ylabel("robust accuracy (%)")
-    axes[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    fig.suptitle(f"Table 1's shape: the paper's Neural ODE vs the nearest configurations ({_dataset(payload)}; "
-                 "dashed: NOT the correct threat model)", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-FIGURES = {  # figure name -> (result-file prefix, draw(payload, params))
-    "01-thm31": ("01-lipschitz", thm31),
-    "01-thm32": ("01-lipschitz", thm32),
-    "01-skipnets": ("01-lipschitz", skipnets),
-    "02-fig1": ("02-fig1", fig1),
-    "03-fig2": ("03-white-box", fig2),
-    "03-table1": ("03-white-box", table1),
-    "04-fig3": ("04-fig3", fig3),
-    "05-table2": ("05-table2", table2),
-    "06-audit": ("06-audit", audit),
-    "07-grid": ("07-grid", grid),
-    "08-width-training": ("08-width", width_training),
-    "08-width-fingerprint": ("08-width", width_fingerprint),
-}
+def _drawer(ch, name):
+    return lambda payload, params: ch.function(ch.figures[name][1])(payload, params)
 
 
 def save(name: str, payload: dict, params: dict) -> Path:
     """Draw figure ``name`` of ``FIGURES`` from ``payload`` (its result's payload, or the part the figure reads plus
     ``dataset``) and save it as ``figures/<profile>/<name>-<dataset>.png``; returns the path. Outside a notebook
     kernel the figure is closed once saved."""
-    if name not in FIGURES:
-        raise UnknownNameError("figure", name, FIGURES)
-    fig = FIGURES[name][1](payload, params)
-    path = plots.save(fig, f"{name}-{_dataset(payload)}")
+    known = registry()
+    if name not in known:
+        raise UnknownNameError("figure", name, known)
+    fig = known[name][1](payload, params)
+    path = plots.save(fig, f"{name}-{dataset_name(payload)}")
     if "ipykernel" not in sys.modules:
-        _plt().close(fig)
+        pyplot().close(fig)
     return path
 
 
 def save_for(result_prefix: str, payload: dict, params: dict) -> list:
     """Draw and save every figure read from a result with this prefix; returns their paths. Notebooks call it
     with the payload they are about to write, so the figure comes from exactly the numbers written."""
-    return [save(name, payload, params) for name, (prefix, _) in FIGURES.items() if prefix == result_prefix]
+    return [save(name, payload, params) for name, (prefix, _) in registry().items() if prefix == result_prefix]
 
 
 def render_all(results_dir: Path) -> list:
     """Redraw every figure from the result files in ``results_dir`` into the current profile's figures folder."""
     plots.setup()
     out = []
-    for prefix in dict.fromkeys(p for p, _ in FIGURES.values()):
+    for prefix in dict.fromkeys(p for p, _ in registry().values()):
         for path in sorted(Path(results_dir).glob(f"{prefix}-*.json")):
             payload = read_json(path)
             params = payload.get("provenance", {}).get("params", {})

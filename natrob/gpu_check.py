@@ -20,10 +20,11 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import torch
 
-from . import paths
+from . import chapters, paths, reference
 from .data import load_dataset
 from .errors import ConfigError
 from .evaluate import evaluate
@@ -31,10 +32,10 @@ from .models import build_model
 from .profiles import load_profile
 from .provenance import provenance
 from .results import write_json
-from .stats import fmt
+from .stats import ci
 from .train import accuracy, table_a1, train
 
-EPS = [0.2, 0.3, 0.4, 0.5]
+EPS = sorted(reference.table1("mnist", "PGD", "Neural ODE"))  # the paper's MNIST eps (Table 1)
 MNIST_TRAIN = 60000  # the paper profile trains on the official split
 
 
@@ -85,10 +86,10 @@ def train_ode(data, channels, budget_s, device, progress):
     return model.eval(), history
 
 
-def table1_rows(model, x, y, seed=0):
-    """Table 1's FGSM and PGD-40 (step 0.01, random start) rows, per-sample solves, as evaluate() returns them."""
-    attacks = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"},
-               {"name": "pgd", "steps": 40, "alpha": 0.01, "random_start": True, "id": "pgd-paper", "label": "PGD"}]
+def table1_rows(model, x, y, paper: dict, seed=0):
+    """Table 1's FGSM and ``paper`` (the paper's PGD as the paper profile runs it) rows at the paper's MNIST eps,
+    per-sample solves, as evaluate() returns them."""
+    attacks = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, paper]
     return evaluate(model, x, y, EPS, attacks, cascade=False, model_name="Neural ODE", seed=seed, progress=False)
 
 
@@ -113,68 +114,40 @@ def _attack_units(spec, n_surrogates=0) -> tuple:
     raise ConfigError("attack", name, "an attack of the audit plan")
 
 
-def paper_estimate(p: dict, ode: dict, cnn: dict) -> list:
-    """Hours per notebook of the ``paper`` profile, from unit costs in seconds per image:
-    ``ode`` {train, step, query} and ``cnn`` {model name: train}. A CNN attack step is taken as one training step,
-    a CNN query as a third of it. Attacks that run on every point are counted; those that run only on points that
-    survived the others (the audit's cascade, the grid's stronger attacks) are not: they add little for a broken
-    model and up to their full cost for a robust one."""
-    from .audit import attack_plan
-    from .grid import build_cells
-    from .train import table2_configs
+@dataclass(frozen=True)
+class Units:
+    """Unit costs in seconds per image, and the hours they add up to (what a chapter's ``cost`` row uses).
 
-    def train_h(name, spec, per_image):
-        return spec["train"]["epochs"] * MNIST_TRAIN * per_image / 3600
+    ``ode``: {train, step, query} of the Neural ODE; ``cnn``: {model name: seconds per training image}. A CNN attack
+    step is taken as one training step, a CNN query as a third of it; training runs on MNIST's 60k images."""
+    ode: dict
+    cnn: dict
 
-    def model_cost(label):
-        return ode if label == "Neural ODE" else {"step": cnn[label], "query": cnn[label] / 3}
+    def train_h(self, spec: dict, kind: str | None = None) -> float:
+        """Hours to train a profile model entry for its epochs (``kind='ode'`` or an ``odenet`` entry: the ODE's
+        unit cost; otherwise its CNN's)."""
+        per = self.ode["train"] if kind == "ode" or spec["model"] == "odenet" else self.cnn[spec["model"]]
+        return spec["train"]["epochs"] * MNIST_TRAIN * per / 3600
 
-    def attack_h(label, n, units):
-        c = model_cost(label)
+    def attack_h(self, model: str, n: int, units: tuple) -> float:
+        """Hours of ``units`` = (gradient steps, forward queries) per image on ``n`` images of ``model``."""
+        c = self.ode if model == "odenet" else {"step": self.cnn[model], "query": self.cnn[model] / 3}
         return n * (units[0] * c["step"] + units[1] * c["query"]) / 3600
 
-    rows = []
-    resnet56_h = [train_h(p["FIG1_RESNET"]["model"], p["FIG1_RESNET"], cnn[p["FIG1_RESNET"]["model"]])]
-    lip = [h for h in p["LIP_H"]]
-    rows.append({"notebook": "01", "what": f"train Neural ODE + {len(lip)} {p['FIG1_RESNET']['model']} (h in LIP_H)",
-                 "hours": train_h("odenet", p["ODE"], ode["train"]) + len(lip) * resnet56_h[0]})
-    rest = [h for h in p["FIG1_H"] if h not in lip]
-    rows.append({"notebook": "02", "what": f"train {len(rest)} more {p['FIG1_RESNET']['model']} + transfer source",
-                 "hours": len(rest) * resnet56_h[0] + train_h("src", p["FIG1_SOURCE"], cnn[p["FIG1_SOURCE"]["model"]])})
-    n, k = p["N_EVAL"], len(p["EPS_TABLE1"])
-    t1_units = (k * (1 + p["PGD_STEPS"]) + len(p["DI2_EPS"]) * p["DI2_STEPS"], 0)
-    rows.append({"notebook": "03", "what": f"train ResNet50; FGSM + PGD-{p['PGD_STEPS']} x {k} eps + DI2-FGSM on {n} points",
-                 "hours": train_h("resnet50", p["RESNET50"], cnn["resnet50"])
-                 + attack_h("Neural ODE", n, t1_units) + attack_h("resnet50", n, t1_units)})
-    b = (0, p["BOUNDARY_QUERIES"])
-    rows.append({"notebook": "04", "what": f"Boundary, {p['BOUNDARY_QUERIES']} queries x {p['BOUNDARY_N']} points x 2 models",
-                 "hours": attack_h("Neural ODE", p["BOUNDARY_N"], b) + attack_h("resnet50", p["BOUNDARY_N"], b)})
-    at = p["AT_MODEL"]
-    factors = {"standard": 1, "pgd_at": 1 + p["AT_STEPS"], "trades": 2 + p["AT_STEPS"], "yopo": p["YOPO_M"]}
-    at_h = sum(train_h(at["model"], at, cnn[at["model"]]) * factors[m]
-               for m in table2_configs(at, p["AT_EPS"], p["AT_ALPHA"], p["AT_STEPS"], p["TRADES_BETA"], p["YOPO_M"], p["YOPO_N"]))
-    rows.append({"notebook": "05", "what": "4 Table 2 trainers (adversarial steps per batch counted) + PGD-20 on 5 models",
-                 "hours": at_h + 4 * attack_h(at["model"], n, (20, 0)) + attack_h("Neural ODE", n, (20, 0))})
-    # the cascade (AutoAttack, Boundary, transfer, adaptive) and the grid's stronger attacks run only on points that
-    # survived everything before them: none of a broken model's, most of a robust one's; they are not counted here
-    standalone, _ = attack_plan(p["AUDIT_BUDGET"], {})
-    units = tuple(sum(u) for u in zip(*[_attack_units(s) for s in standalone]))
-    audit_h = sum(attack_h(m, p["AUDIT_N"] * len(p["AUDIT_EPS"]), units)
-                  for m in ["Neural ODE", "resnet50", at["model"], at["model"], at["model"]])
-    rows.append({"notebook": "06", "what": f"audit of 5 models, {p['AUDIT_N']} points x {len(p['AUDIT_EPS'])} eps "
-                                           "(attacks on every point; the cascade on surviving points not counted)",
-                 "hours": audit_h})
-    specs, cells = build_cells(p["ODE"], p["GRID_TOLS"], p["GRID_GRAD"], p["GRID_T1"], p["GRID_EPOCHS"],
-                               p["GRID_PROTOCOLS"], p["GRID_CROSS"])
-    extra = [s for s in specs.values() if s is not p["ODE"]]
-    g = p["GRID_BUDGET"]
-    cell_units = (2 * (1 + p["PGD_STEPS"]) * (2 if g.get("float64") == "all" else 1), 1)
-    rows.append({"notebook": "07", "what": f"train {len(extra)} more ODE nets; {len(cells)} cells x {len(p['GRID_EPS'])} eps "
-                                           f"x {p['GRID_N']} points (cells at the base cell's cost; PGD-{g.get('pgd_steps', 0)}"
-                                           f"x{g.get('pgd_restarts', 1)} and Square on surviving points not counted)",
-                 "hours": sum(train_h("odenet", s, ode["train"]) for s in extra)
-                 + attack_h("Neural ODE", p["GRID_N"] * len(p["GRID_EPS"]) * len(cells), cell_units)})
-    return rows
+    @staticmethod
+    def attack_units(spec: dict) -> tuple:
+        """(gradient steps, forward queries) per image of one attack spec (see :func:`_attack_units`)."""
+        return _attack_units(spec)
+
+
+def paper_estimate(p: dict, ode: dict, cnn: dict, records=None) -> list:
+    """Hours per chapter of profile ``p`` (the ``paper`` profile), one row per chapter record with a ``cost``
+    (:mod:`natrob.chapters`), from unit costs in seconds per image: ``ode`` {train, step, query} and ``cnn``
+    {model name: train}. Attacks that run on every point are counted; those that run only on points that survived
+    the others (the audit's cascade, the grid's stronger attacks) are not: they add little for a broken model and
+    up to their full cost for a robust one."""
+    units = Units(ode, cnn)
+    return [ch.function(ch.cost)(p, units) for ch in (records or chapters.CHAPTERS) if ch.cost]
 
 
 def measure_cnns(p: dict, data, device) -> dict:
@@ -212,22 +185,24 @@ def untrained_ode_costs(data, channels, x, device) -> dict:
 
 
 def print_table1(res, history, channels, n_train):
-    """Table 1's rows for the trained net, ours beside the paper's, with clean accuracy beside each row."""
-    rows = {(r["attack"], r["eps"]): r for r in res["rows"]}
-    clean = fmt(res["clean_correct"], res["n"])
+    """Table 1's rows for the trained net, ours beside the paper's (reference_numbers.json), with clean accuracy
+    beside each row; each row is labelled with the attack that ran."""
+    rows = {(r["id"], r["eps"]): r for r in res["rows"]}
+    labels = {r["id"]: r["attack"] for r in res["rows"]}
+    clean = ci(res["clean"])
     print(f"\nTable 1, Neural ODE ({channels} ch, t1 = 100, {len(history)} epochs of {n_train} images), "
           f"{res['n']} eval points, clean {clean}; ours / paper:")
-    paper = {"FGSM": [97.50, 97.46, 97.52, 97.48], "PGD": [93.62, 90.55, 84.64, 75.23]}
-    for attack in ("FGSM", "PGD"):
-        cells = [f"eps={e:g}: {fmt(rows[(attack, e)]['robust'], rows[(attack, e)]['n'])} / {q:.2f}%"
-                 for e, q in zip(EPS, paper[attack])]
-        print(f"  {attack} (clean {clean}): " + "; ".join(cells))
+    for attack_id, column in (("fgsm", "FGSM"), ("pgd-paper", "PGD")):
+        paper = reference.table1("mnist", column, "Neural ODE")
+        cells = [f"eps={e:g}: {ci(rows[(attack_id, e)]['robust'])} / {100 * reference.lookup(paper, e):.2f}%" for e in EPS]
+        print(f"  {labels[attack_id]} (clean {clean}): " + "; ".join(cells))
 
 
-def trained_ode_costs(model, data, history, res, device) -> dict:
-    """ODE unit costs from the check's own training epochs and PGD-40 rows (the epoch's eval pass taken out)."""
-    pgd_rows = [r for r in res["rows"] if r["attack"] == "PGD"]
-    step_s = sum(r["wall_s"] for r in pgd_rows) / (40 * res["n"] * len(pgd_rows))
+def trained_ode_costs(model, data, history, res, device, steps: int) -> dict:
+    """ODE unit costs from the check's own training epochs and its rows of the paper's PGD (``steps`` steps; the
+    epoch's eval pass taken out)."""
+    pgd_rows = [r for r in res["rows"] if r["id"] == "pgd-paper"]
+    step_s = sum(r["wall_s"] for r in pgd_rows) / (steps * res["n"] * len(pgd_rows))
     _sync(device)
     t0 = time.time()
     accuracy(model, data.test_x, data.test_y, device=device)
@@ -259,6 +234,7 @@ def main(argv=None):
     data = load_dataset("mnist-testsplit", train_size=args.train_size)
     x, y = data.test_x[:args.n_eval], data.test_y[:args.n_eval]
     p = load_profile("paper")
+    paper = reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"])  # the paper's PGD, as the paper profile runs it
     cnn = measure_cnns(p, data, device)
     history, res = [], None
     if args.estimate_only:
@@ -266,13 +242,13 @@ def main(argv=None):
     else:
         # Table 1 is sized from one PGD step on the eval points, twice over for a trained net's NFE
         probe = build_model("odenet", data, channels=args.channels, conv_layers=4, t1=100.0).to(device).eval()
-        eval_reserve = 2 * 170 * input_grad_seconds(probe, x, device) + 10
+        eval_reserve = 2 * (len(EPS) * (1 + paper["steps"]) + 10) * input_grad_seconds(probe, x, device) + 10
         train_budget = args.budget_s - (time.time() - t_start) - eval_reserve
         print(f"reserving {eval_reserve:.0f} s for Table 1; training budget {train_budget:.0f} s", flush=True)
         model, history = train_ode(data, args.channels, max(train_budget, 1.0), device, not args.no_progress)
-        res = table1_rows(model, x.to(device), y.to(device))
+        res = table1_rows(model, x.to(device), y.to(device), paper)
         print_table1(res, history, args.channels, len(data.train_y))
-        ode = trained_ode_costs(model, data, history, res, device)
+        ode = trained_ode_costs(model, data, history, res, device, paper["steps"])
     est = paper_estimate(p, ode, cnn)
     print(f"\nunit costs, Neural ODE ({args.channels} ch): {ode['train'] * 1e3:.3f} ms per training image, "
           f"{ode['step'] * 1e3:.3f} ms per PGD step per image" + (" (untrained net: lower bounds)" if args.estimate_only else ""))
@@ -284,7 +260,7 @@ def main(argv=None):
     print(f"  total: {total:.1f} device-hours")
     out = args.out or (paths.artifacts() / "results" / "gpu-check" / "gpu-check.json")
     payload = {"channels": args.channels, "n_train": len(data.train_y), "history": history,
-               "table1": res["rows"] if res else None, "clean_correct": res["clean_correct"] if res else None,
+               "table1": res["rows"] if res else None, "clean": res["clean"] if res else None,
                "n": res["n"] if res else None, "unit_costs_s": {"ode": ode, "cnn_train": cnn},
                "paper_estimate_h": est, "paper_total_h": total,
                "provenance": provenance(vars(args), seed=0, device=device, wall_time_s=time.time() - t_start)}

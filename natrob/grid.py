@@ -14,16 +14,18 @@ Axes (each a list in the profile, see :func:`build_cells`):
 - evaluation protocols that are NOT the correct threat model (:mod:`natrob.protocols`): ``no-clip``,
   ``cross-solver`` (crafted at one tolerance, judged at another), ``normalised-eps``.
 
-Every cell reports counts k/n with 95% Wilson intervals: clean accuracy, FGSM, PGD-40 (the paper's settings),
+Every cell reports count values (k of n, 95% Wilson interval): clean accuracy, FGSM, the paper's PGD
+(:func:`natrob.reference.paper_attack`: 40 steps of 0.01 unless the profile overrides them, labelled as it ran),
 uniform noise in the eps-ball (PGD's random start alone), FGSM and PGD on the Carlini-Wagner margin loss, FGSM and
 PGD through a float64 copy (where the budget allows), and the worst case: the per-point minimum over every attack
 of the cell, plus PGD with more steps/restarts and Square on the points that survive them. Beside it: the fraction
 of points with an exactly zero float32 input gradient, the median logit margin, forward/backward NFE, wall time.
 Adversarial examples are judged by the model exactly as configured for the cell unless the protocol says otherwise.
+Standard cells run their attacks as one plan (:mod:`natrob.plan`, shared with the audit). What the result file
+says in prose, its table and figure are :mod:`natrob.chapters.ch07_grid`'s.
 """
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -33,10 +35,11 @@ from . import reference
 from .attacks import cw_margin
 from .errors import ConfigError, SolverFailure
 from .evalstore import weights_fingerprint
-from .evaluate import evaluate, predict
+from .evaluate import predict
 from .models.odenet import solver_settings
+from .plan import run_plan
 from .protocols import PROTOCOLS, AsFloat64, check_protocol, solver_twin, variant_robust
-from .stats import fmt, proportion, wilson
+from .stats import count
 
 TORCHDIFFEQ_DEFAULT = {"rtol": 1e-7, "atol": 1e-9}
 GRAD_PATHS = ("direct", "adjoint")
@@ -148,148 +151,130 @@ def diagnostics(model, x, y, float64: bool = False) -> dict:
                       "max_margin": None, "nfe_forward": None, "nfe_backward": None}
     margin = -cw_margin(logits.detach(), y)
     zero = int((g.flatten(1) == 0).all(1).sum())
-    out |= {"zero_grad": proportion(zero, len(y)), "median_margin": float(margin.median()),
+    out |= {"zero_grad": count(zero, len(y)), "median_margin": float(margin.median()),
             "max_margin": float(margin.max()), "nfe_forward": nfe_f, "nfe_backward": nfe_b}
     if float64:
         twin = AsFloat64(model)
         x64 = x.detach().double().requires_grad_(True)
         try:
             (g64,) = torch.autograd.grad(torch.nn.functional.cross_entropy(twin(x64), y, reduction="sum"), x64)
-            out["zero_grad_float64"] = proportion(int((g64.flatten(1) == 0).all(1).sum()), len(y))
+            out["zero_grad_float64"] = count(int((g64.flatten(1) == 0).all(1).sum()), len(y))
         except SolverFailure:
             out["zero_grad_float64"] = None
     return out
 
 
-def _mask(model, x, y, eps, spec, points=None, seed=0, batch_size=128):
-    """Per-point robust mask (over all of x) of one attack spec through the evaluation harness, and its row.
-    With ``points`` only those points are attacked (the others count as not robust: worst-case use only)."""
-    idx = torch.arange(len(y)) if points is None else points.nonzero().squeeze(1).cpu()
-    mask = torch.zeros(len(y), dtype=torch.bool)
-    if len(idx) == 0:
-        return mask, {"solver_failures": 0, "nfe_mean": None, "nfe_max": None, "wall_s": 0.0}, 0
-    res = evaluate(model, x[idx], y[idx], [eps], [spec], batch_size=batch_size, cascade=False, progress=False,
-                   seed=seed, model_name=spec.get("label"))
-    mask[idx] = res["_robust"][eps].cpu()
-    return mask, res["rows"][0], res["clean_solver_failures"]
-
-
-def attack_plan(steps: int, alpha: float, budget: dict, eps: float, float64_model=None) -> tuple:
-    """(standalone specs, extra worst-case specs) for one eps. Standalone ones run on every clean-correct point;
-    the extra ones only on points that survive all standalone ones (they can only lower the worst case)."""
-    pgd = {"name": "pgd", "steps": steps, "alpha": alpha, "random_start": True}
-    solo = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, {**pgd, "id": "pgd-paper", "label": f"PGD-{steps}"},
+def attack_plan(paper: dict, budget: dict, float64_model=None) -> list:
+    """The grid's attack plan (:mod:`natrob.plan`) for a standard cell: ``paper`` (the paper's PGD as the profile
+    runs it, :func:`natrob.reference.paper_attack`), FGSM, uniform noise, the CW-loss and float64 variants on every
+    clean-correct point; more PGD and Square only on the points all of those left robust."""
+    pgd = {k: v for k, v in paper.items() if k not in ("id", "role", "label")}
+    name = paper["label"]
+    plan = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, dict(paper),
             {"name": "uniform-noise", "trials": 1, "id": "uniform-noise", "label": "uniform noise (PGD's random start)"}]
     if budget.get("cw", True):
-        solo += [{"name": "fgsm", "loss": "cw", "id": "fgsm-cw", "label": "FGSM (CW margin loss)"},
-                 {**pgd, "loss": "cw", "early_stop": True, "id": "pgd-cw", "label": f"PGD-{steps} (CW margin loss)"}]
+        plan += [{"name": "fgsm", "loss": "cw", "id": "fgsm-cw", "label": "FGSM (CW margin loss)"},
+                 {**pgd, "loss": "cw", "early_stop": True, "id": "pgd-cw", "label": f"{name} (CW margin loss)"}]
     if float64_model is not None:
-        solo += [{"name": "transfer", "source": float64_model, "attack": {"name": "fgsm"}, "id": "fgsm-float64",
+        plan += [{"name": "transfer", "source": float64_model, "attack": {"name": "fgsm"}, "id": "fgsm-float64",
                   "label": "FGSM (float64)"},
                  {"name": "transfer", "source": float64_model, "attack": {**pgd, "early_stop": True}, "id": "pgd-float64",
-                  "label": f"PGD-{steps} (float64)"}]
-    extra = []
+                  "label": f"{name} (float64)"}]
     more, restarts = int(budget.get("pgd_steps", 100)), int(budget.get("pgd_restarts", 1))
     if more > 0:
-        extra.append({"name": "pgd", "steps": more, "alpha_rel": 0.25, "restarts": restarts, "loss": "cw",
-                      "early_stop": True, "id": "pgd-more-cw", "label": f"PGD-{more}x{restarts} (CW, step eps/4)"})
-        extra.append({"name": "pgd", "steps": more, "alpha_rel": 0.25, "restarts": restarts, "early_stop": True,
-                      "id": "pgd-more-ce", "label": f"PGD-{more}x{restarts} (CE, step eps/4)"})
+        plan += [{"name": "pgd", "steps": more, "alpha_rel": 0.25, "restarts": restarts, "loss": loss, "early_stop": True,
+                  "id": f"pgd-more-{loss}", "label": f"PGD-{more}x{restarts} ({loss.upper()}, step eps/4)", "on": "survivors"}
+                 for loss in ("cw", "ce")]
     if int(budget.get("square_queries", 0)) > 0:
-        extra.append({"name": "square", "n_queries": int(budget["square_queries"]), "id": "square", "label": "Square"})
-    return solo, extra
+        plan.append({"name": "square", "n_queries": int(budget["square_queries"]), "id": "square", "label": "Square",
+                     "on": "survivors"})
+    return plan
 
 
-def run_cell(cell: dict, model, x, y, eps_list, steps: int = 40, alpha: float = 0.01, budget: dict | None = None,
-             max_nfe: int | None = None, float64: bool = False, reference_cell: dict | None = None, seed: int = 0,
-             model_key: str | None = None) -> dict:
+def _standard_eps(model, x, y, eps, plan, seed) -> tuple:
+    """One eps of a standard cell: (row, worst mask, solver failures in attacks)."""
+    res = run_plan(model, x, y, eps, plan, seed=seed)
+    rows = res["rows"]
+    row = {"eps": eps, "attacks": {}}
+    for spec in plan:
+        r = rows[spec["id"]]
+        row["attacks"][spec["label"] + (" (on survivors)" if spec.get("on") == "survivors" else "")] = r["robust"]
+    row["pgd_nfe_mean"], row["pgd_nfe_max"] = rows["pgd-paper"]["nfe_mean"], rows["pgd-paper"]["nfe_max"]
+    row["worst_set"] = [s["label"] for s in plan]
+    row["fgsm"], row["pgd"], row["noise"] = rows["fgsm"]["robust"], rows["pgd-paper"]["robust"], rows["uniform-noise"]["robust"]
+    row["worst"] = res["worst_case"]
+    return row, res["worst"], res["solver_failures"]
+
+
+def _variant_eps(cell, model, x, y, eps, paper, correct, craft, reference_cell, seed) -> tuple:
+    """One eps of a protocol variant: FGSM and the paper's PGD under the variant, and a worst case that folds in
+    the judged configuration's correct-threat-model worst case. (row, worst mask, solver failures)."""
+    row, masks, failures, protocol = {"eps": eps}, {}, 0, cell["protocol"]
+    for attack in ("fgsm", "pgd"):
+        v = variant_robust(protocol, model, x, y, eps, attack, paper["steps"], paper["alpha"], correct,
+                           craft_model=craft, seed=seed)
+        masks[attack] = v["robust"].cpu()
+        failures += v["failures"]
+        row[f"{attack}_outside_box"], row[f"{attack}_max_linf_pixel"] = v["outside_box"], v["max_linf_pixel"]
+    worst = masks["fgsm"] & masks["pgd"] & reference_cell["_worst"][eps]
+    n = len(y)
+    row["fgsm"], row["pgd"] = count(int(masks["fgsm"].sum()), n), count(int(masks["pgd"].sum()), n)
+    row["attacks"] = {f"FGSM ({protocol})": row["fgsm"], f"{paper['label']} ({protocol})": row["pgd"]}
+    ref_row = next(r for r in reference_cell["per_eps"] if r["eps"] == eps)
+    row["noise"] = ref_row["noise"]
+    row["worst_set"] = [f"FGSM and {paper['label']} ({protocol})",
+                        f"the correct-threat-model worst case of {reference_cell['label']}"]
+    row["correct_worst"] = ref_row["worst"]
+    row["worst"] = count(int(worst.sum()), n)
+    return row, worst, failures
+
+
+def run_cell(cell: dict, model, x, y, eps_list, steps: int | None = None, alpha: float | None = None,
+             budget: dict | None = None, max_nfe: int | None = None, float64: bool = False,
+             reference_cell: dict | None = None, seed: int = 0, model_key: str | None = None) -> dict:
     """Measure one grid cell (see the module doc) on the model named in ``cell["model"]``.
 
     Arguments: ``cell`` from :func:`build_cells`; ``model`` the trained ODE net it names (its solver settings
-    are changed for the cell and restored afterwards); ``steps``/``alpha`` the paper's PGD (40, 0.01);
-    ``budget`` as :data:`DEFAULT_BUDGET`; ``max_nfe`` the NFE cap per solve; ``float64`` adds the float64
-    attacks; ``reference_cell`` (protocol variants) the measured standard cell of the configuration that judges,
-    whose worst case is folded into this cell's. Returns a JSON-ready dict (plus private ``_worst`` masks)."""
-    budget = {**DEFAULT_BUDGET, **(budget or {})}
+    are changed for the cell and restored afterwards); ``steps``/``alpha`` override the paper's PGD (None keeps
+    ``reference_numbers.json``'s 40 steps of 0.01); ``budget`` as :data:`DEFAULT_BUDGET`; ``max_nfe`` the NFE cap
+    per solve; ``float64`` adds the float64 attacks; ``reference_cell`` (protocol variants) the measured standard
+    cell of the configuration that judges, whose worst case is folded into this cell's. Returns a JSON-ready
+    dict (plus private ``_worst`` masks). Raises ConfigError for an unknown protocol or a variant without its
+    reference cell."""
+    budget, paper = {**DEFAULT_BUDGET, **(budget or {})}, reference.paper_attack(steps, alpha)
     check_protocol(cell["protocol"])
-    if cell["protocol"] != "standard" and reference_cell is None:
+    standard = cell["protocol"] == "standard"
+    if not standard and reference_cell is None:
         raise ConfigError("reference_cell", None, "the standard cell of the judged configuration (protocol variants)")
-    t_start = time.time()
-    device = next(model.parameters()).device
+    t_start, device = time.time(), next(model.parameters()).device
     x, y = x.to(device), y.to(device)
-    n = len(y)
     changes = {**cell["solver"], "adjoint": cell["grad"] == "adjoint", "max_nfe": max_nfe}
-    out = {k: v for k, v in cell.items()} | {"n": n, "max_nfe": max_nfe, "model_key": model_key,
-                                             "pgd_label": f"PGD-{steps}"}
+    out = dict(cell) | {"n": len(y), "max_nfe": max_nfe, "model_key": model_key, "pgd_label": paper["label"]}
     with solver_settings(model, **changes):
-        out["solver_config"] = model.solver_config()
-        out["weights"] = weights_fingerprint(model)
-        out["diagnostics"] = diagnostics(model, x, y, float64=float64)
+        out |= {"solver_config": model.solver_config(), "weights": weights_fingerprint(model),
+                "diagnostics": diagnostics(model, x, y, float64=float64)}
         pred, nfes = predict(model, x)
         correct = pred == y
-        clean_fail = int((pred < 0).sum())
-        out["clean"] = proportion(int(correct.sum()), n)
-        out["clean_nfe"] = max(nfes) if nfes else None
-        failures = clean_fail
-        twin64 = AsFloat64(model) if float64 and cell["protocol"] == "standard" else None
-        craft = solver_twin(model, **cell["craft_solver"]) if cell["protocol"] == "cross-solver" else None
-        per_eps, worst_masks = [], {}
+        out["clean"], out["clean_nfe"] = count(int(correct.sum()), len(y)), max(nfes) if nfes else None
+        failures, per_eps, worst_masks = int((pred < 0).sum()), [], {}
+        if standard:
+            plan = attack_plan(paper, budget, AsFloat64(model) if float64 else None)
+        else:
+            craft = solver_twin(model, **cell["craft_solver"]) if cell["protocol"] == "cross-solver" else None
         for eps in eps_list:
-            row = {"eps": eps, "attacks": {}}
-            if cell["protocol"] == "standard":
-                solo, extra = attack_plan(steps, alpha, budget, eps, twin64)
-                worst, by_id = correct.cpu().clone(), {}
-                for spec in solo:
-                    # only clean-correct points are attacked (as the harness does); passing them alone also spares
-                    # re-solving points whose clean solve already failed at the NFE cap
-                    m, r, cf = _mask(model, x, y, eps, spec, points=correct.cpu(), seed=seed)
-                    row["attacks"][spec["label"]] = by_id[spec["id"]] = proportion(int(m.sum()), n)
-                    failures += r["solver_failures"]
-                    worst &= m
-                    if spec["id"] == "pgd-paper":
-                        row["pgd_nfe_mean"], row["pgd_nfe_max"] = r["nfe_mean"], r["nfe_max"]
-                row["worst_set"] = [s["label"] for s in solo + extra]
-                for spec in extra:
-                    if not worst.any():
-                        break
-                    m, r, cf = _mask(model, x, y, eps, spec, points=worst, seed=seed)
-                    row["attacks"][spec["label"] + " (on survivors)"] = proportion(int(m.sum()), n)
-                    failures += r["solver_failures"] + cf
-                    worst &= m
-                row["fgsm"], row["pgd"], row["noise"] = by_id["fgsm"], by_id["pgd-paper"], by_id["uniform-noise"]
-            else:
-                masks = {}
-                for attack in ("fgsm", "pgd"):
-                    v = variant_robust(cell["protocol"], model, x, y, eps, attack, steps, alpha, correct,
-                                       craft_model=craft, seed=seed)
-                    masks[attack] = v["robust"].cpu()
-                    failures += v["failures"]
-                    row[f"{attack}_outside_box"] = v["outside_box"]
-                    row[f"{attack}_max_linf_pixel"] = v["max_linf_pixel"]
-                ref = reference_cell["_worst"][eps]
-                worst = masks["fgsm"] & masks["pgd"] & ref
-                row["fgsm"] = proportion(int(masks["fgsm"].sum()), n)
-                row["pgd"] = proportion(int(masks["pgd"].sum()), n)
-                row["attacks"] = {f"FGSM ({cell['protocol']})": row["fgsm"], f"PGD-{steps} ({cell['protocol']})": row["pgd"]}
-                ref_row = next(r for r in reference_cell["per_eps"] if r["eps"] == eps)
-                row["noise"] = ref_row["noise"]
-                row["worst_set"] = [f"FGSM and PGD-{steps} ({cell['protocol']})",
-                                    f"the correct-threat-model worst case of {reference_cell['label']}"]
-                row["correct_worst"] = ref_row["worst"]
-            row["worst"] = proportion(int(worst.sum()), n)
-            worst_masks[eps] = worst
+            row, worst_masks[eps], f = (_standard_eps(model, x, y, eps, plan, seed) if standard else
+                                        _variant_eps(cell, model, x, y, eps, paper, correct, craft, reference_cell, seed))
             per_eps.append(row)
-    out["per_eps"] = per_eps
-    out["solver_failures"] = failures
-    out["nfe_cap_hit"] = bool(max_nfe is not None and failures > 0)
-    out["wall_s"] = time.time() - t_start
-    out["_worst"] = worst_masks
+            failures += f
+    out |= {"per_eps": per_eps, "solver_failures": failures, "nfe_cap_hit": bool(max_nfe is not None and failures > 0),
+            "wall_s": time.time() - t_start, "_worst": worst_masks}
     return out
 
 
-def run_grid(cells, models: dict, x, y, eps_list, steps=40, alpha=0.01, budget=None, max_nfe=None,
+def run_grid(cells, models: dict, x, y, eps_list, steps=None, alpha=None, budget=None, max_nfe=None,
              float64="base", seed=0, progress=True) -> list:
-    """Measure every cell; ``models`` maps a model name to ``(model, store record)``; ``float64`` is ``"all"``,
+    """Measure every cell; ``models`` maps a model name to ``(model, store record)``; ``steps``/``alpha`` override
+    the paper's PGD (None keeps it, see :func:`natrob.reference.paper_attack`); ``float64`` is ``"all"``,
     ``"base"`` (only the base cell) or ``"none"``. Standard cells run before the protocol variants that reuse
     their worst case. Returns the cells' results (private ``_worst`` masks removed)."""
     if float64 not in ("all", "base", "none"):
@@ -310,101 +295,3 @@ def run_grid(cells, models: dict, x, y, eps_list, steps=40, alpha=0.01, budget=N
                         "t1": getattr(model, "t1", None)}
         done[cell["id"]] = res
     return [{k: v for k, v in done[c["id"]].items() if not k.startswith("_")} for c in cells]
-
-
-# ------------------------------------------------------------------------------------------- the paper
-def paper_table1(dataset: str) -> dict:
-    """{eps: {"fgsm", "pgd"}} of the paper's Neural ODE (Table 1) for the paper dataset ``dataset`` stands in for."""
-    f, p = reference.table1(dataset, "FGSM", "Neural ODE"), reference.table1(dataset, "PGD", "Neural ODE")
-    return {e: {"fgsm": f[e], "pgd": p[e]} for e in f}
-
-
-def compare_to_paper(cells: list, dataset: str) -> list:
-    """Per cell: points between ours and the paper per eps (FGSM and PGD-40) and the mean absolute gap over both
-    columns and every eps the paper and the grid share (the cell's distance to Table 1)."""
-    paper = paper_table1(dataset)
-    rows = []
-    for c in cells:
-        gaps = []
-        for r in c["per_eps"]:
-            p = reference.lookup(paper, r["eps"])
-            if p is None:
-                continue
-            d_f, d_p = 100 * (r["fgsm"]["accuracy"] - p["fgsm"]), 100 * (r["pgd"]["accuracy"] - p["pgd"])
-            gaps.append({"eps": r["eps"], "fgsm_pts": d_f, "pgd_pts": d_p, "paper_fgsm": p["fgsm"], "paper_pgd": p["pgd"]})
-        dist = statistics.mean(abs(g["fgsm_pts"]) / 2 + abs(g["pgd_pts"]) / 2 for g in gaps) if gaps else None
-        rows.append({"id": c["id"], "label": c["label"], "correct_threat_model": c["correct_threat_model"],
-                     "gaps": gaps, "distance_pts": dist})
-    return rows
-
-
-def closest(cells: list, dataset: str, correct_only: bool = False) -> dict | None:
-    """The cell with the smallest distance to the paper's Table 1 (optionally among correct-threat-model cells)."""
-    rows = [r for r in compare_to_paper(cells, dataset) if r["distance_pts"] is not None
-            and (r["correct_threat_model"] or not correct_only)]
-    return min(rows, key=lambda r: r["distance_pts"]) if rows else None
-
-
-def breaks(row: dict, paper_pgd: float) -> bool:
-    """The strongest evaluation breaks a figure when the paper's PGD accuracy lies above the worst case's 95% interval."""
-    return paper_pgd > wilson(row["worst"]["k"], row["worst"]["n"])[1]
-
-
-def summary(cells: list, dataset: str, note: str = "") -> str:
-    """The closing paragraph, written from the measured counts: the closest configuration per the paper's Table 1
-    (in points, per eps), whether the strongest evaluation breaks it, the closest correct-threat-model cell, and
-    NFE cap hits."""
-    by_id = {c["id"]: c for c in cells}
-    best = closest(cells, dataset)
-    if best is None:
-        return "No grid cell shares an eps with the paper's Table 1; nothing to compare."
-    parts = []
-
-    def describe(row, intro):
-        c = by_id[row["id"]]
-        pgd = c.get("pgd_label", "PGD")
-        gaps = "; ".join(f"eps={g['eps']:g}: FGSM {g['fgsm_pts']:+.1f} pts, {pgd} {g['pgd_pts']:+.1f} pts"
-                         for g in row["gaps"])
-        text = (f"{intro} is {c['label']} ({c['threat_model']}), {row['distance_pts']:.1f} points from the paper "
-                f"on average ({gaps}; ours minus paper).")
-        verdicts = []
-        for g in row["gaps"]:
-            r = next(r for r in c["per_eps"] if r["eps"] == g["eps"])
-            w = r["worst"]
-            verdicts.append(f"at eps={g['eps']:g} the worst case is {fmt(w['k'], w['n'])} against {pgd} "
-                            f"{fmt(r['pgd']['k'], r['pgd']['n'])} and the paper's {100 * g['paper_pgd']:.2f}%: "
-                            + ("the strongest evaluation breaks it" if breaks(r, g["paper_pgd"])
-                               else "the paper's figure lies within or below the worst case's 95% interval"))
-        return text + " Under the strongest evaluation of that cell, " + "; ".join(verdicts) + "."
-
-    parts.append(describe(best, "The configuration closest to the paper's Table 1 (Neural ODE)"))
-    if not best["correct_threat_model"]:
-        ok = closest(cells, dataset, correct_only=True)
-        if ok is not None:
-            parts.append(describe(ok, "Among correct-threat-model cells the closest"))
-    capped = [c for c in cells if c.get("nfe_cap_hit")]
-    if capped:
-        parts.append("The NFE cap (" + ", ".join(f"{c['max_nfe']}" for c in capped[:1]) + ") was hit in: " +
-                     "; ".join(f"{c['label']} ({c['solver_failures']} solver failures, counted as not robust)"
-                               for c in capped) + ".")
-    if note:
-        parts.append(note)
-    return " ".join(parts)
-
-
-def table(cells: list) -> list:
-    """Flat rows (cell x eps) for display and the report: accuracies in %, counts, diagnostics, NFE, wall time."""
-    rows = []
-    for c in cells:
-        d = c["diagnostics"]
-        for r in c["per_eps"]:
-            rows.append({"cell": c["id"], "configuration": c["label"], "axes": ", ".join(c["axes"]),
-                         "threat model": "correct" if c["correct_threat_model"] else "NOT correct", "eps": r["eps"],
-                         "clean": fmt(c["clean"]["k"], c["clean"]["n"]), "FGSM": fmt(r["fgsm"]["k"], r["fgsm"]["n"]),
-                         "PGD (paper settings)": fmt(r["pgd"]["k"], r["pgd"]["n"]), "worst": fmt(r["worst"]["k"], r["worst"]["n"]),
-                         "noise": fmt(r["noise"]["k"], r["noise"]["n"]),
-                         "zero grad": None if d.get("zero_grad") is None else f"{d['zero_grad']['k']}/{d['zero_grad']['n']}",
-                         "median margin": d.get("median_margin"), "NFE fwd": d.get("nfe_forward"),
-                         "NFE bwd": d.get("nfe_backward"), "solver failures": c["solver_failures"],
-                         "wall s": round(c["wall_s"], 1)})
-    return rows

@@ -28,6 +28,7 @@ from torch import nn
 from .attacks import input_grad
 from .errors import ConfigError, SolverFailure, check_eps, check_positive_int
 from .evaluate import predict
+from .models.odenet import solver_twin  # noqa: F401  (the cross-solver protocol's crafting twin; re-exported)
 
 NOT_CORRECT = "NOT the correct threat model"
 PROTOCOLS = {
@@ -49,13 +50,6 @@ def check_protocol(name: str) -> dict:
     if name not in PROTOCOLS:
         raise ConfigError("protocol", name, "one of " + ", ".join(PROTOCOLS))
     return PROTOCOLS[name]
-
-
-def solver_twin(model, **changes):
-    """A copy of an ODE net (same weights) with other solver settings (``ODENet.configure_solver`` arguments)."""
-    twin = copy.deepcopy(model)
-    twin.configure_solver(**changes)
-    return twin.eval()
 
 
 class AsFloat64(nn.Module):

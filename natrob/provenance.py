@@ -1,6 +1,7 @@
 """Provenance recorded in every result file: parameters, seed, profile, commit, versions, device, time."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -57,3 +58,12 @@ def provenance(params: dict, seed=None, device=None, wall_time_s=None) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": platform.node(),
     }
+
+
+def code_hash() -> str:
+    """Hash of natrob's own source (every ``.py`` under the package, by path and bytes): finished notebooks
+    (natrob.runner) and stored evaluations (natrob.evalstore) computed by other code are not reused."""
+    h = hashlib.sha256()
+    for src in sorted(paths.PACKAGE.rglob("*.py")):
+        h.update(src.relative_to(paths.PACKAGE).as_posix().encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()[:16]

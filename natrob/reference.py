@@ -26,6 +26,22 @@ def table1(dataset: str, attack: str, model: str) -> dict:
     return {round(e, 6): v / 100 for e, v in zip(eps, t[attack][model])}
 
 
+def paper_attack(steps=None, alpha=None) -> dict:
+    """The paper's Table 1 PGD as an attack spec (``natrob.evaluate``), defined once: norm, steps, step size and
+    random start from ``table1.pgd_settings`` of the reference numbers (L-inf, 40 steps of 0.01, uniform random
+    start). ``steps`` / ``alpha`` (a profile's ``PGD_STEPS`` / ``PGD_ALPHA``; None keeps the paper's) override
+    them, and the label says what runs: ``PGD-5`` in the tiny profile, ``PGD-40`` at the paper's settings.
+    The id (``pgd-paper``) and role (``paper``) stay the same whatever the overrides, so checks and result keys
+    find it by what it is for."""
+    s = numbers()["table1"]["pgd_settings"]
+    if s["norm"] != "Linf":
+        raise ValueError(f"reference_numbers.json: pgd_settings norm {s['norm']!r}; natrob's PGD is L-inf")
+    steps = int(s["steps"] if steps is None else steps)
+    alpha = float(s["step_size"] if alpha is None else alpha)
+    return {"name": "pgd", "steps": steps, "alpha": alpha, "random_start": bool(s["random_start"]), "id": "pgd-paper",
+            "role": "paper", "label": f"PGD-{steps}"}
+
+
 def clean(dataset: str, model: str) -> float:
     """The paper's clean test accuracy in [0, 1] of ``model`` ('ResNet' or 'Neural ODE') on the paper
     dataset ``dataset`` stands in for."""

@@ -25,20 +25,13 @@ from pathlib import Path
 from . import paths
 from .errors import UnknownNameError
 from .profiles import available, load_profile
+from .provenance import code_hash
 from .results import read_json, write_json
 
 
 def notebooks() -> list:
     """The numbered notebooks, in order."""
     return sorted(p for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
-
-
-def code_hash() -> str:
-    """Hash of natrob's own source: results computed by other code are not reused."""
-    h = hashlib.sha256()
-    for src in sorted(paths.PACKAGE.rglob("*.py")):
-        h.update(src.relative_to(paths.PACKAGE).as_posix().encode() + b"\0" + src.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def _stamp(nb: Path, params: dict) -> str:

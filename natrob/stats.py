@@ -37,10 +37,54 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple:
     return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
-def proportion(k: int, n: int) -> dict:
-    """``{"k", "n", "accuracy", "ci95"}`` for one stored accuracy (``accuracy`` is None when ``n == 0``)."""
+COUNT_KEYS = ("k", "n", "accuracy", "ci95")
+
+
+def count(k, n: int) -> dict:
+    """The one shape of every stored accuracy: ``{"k", "n", "accuracy", "ci95"}``.
+
+    ``k`` robust (or correct) points out of ``n`` evaluated, both integers; ``k = None`` means "not measured"
+    (the attack raised), and then ``accuracy`` and ``ci95`` are None too. ``accuracy`` is ``k / n`` (None when
+    ``n == 0``) for display only; ``ci95`` the 95% Wilson interval ``[low, high]`` in [0, 1]. Every comparison
+    (verify, checks, tests) uses ``k`` and ``n``. Raises ConfigError unless ``0 <= k <= n`` are integers."""
+    if k is None:
+        return {"k": None, "n": int(n), "accuracy": None, "ci95": None}
     lo, hi = wilson(k, n)
-    return {"k": int(k), "n": int(n), "accuracy": (k / n) if n else None, "ci95": [lo, hi]}
+    k, n = int(k), int(n)
+    return {"k": k, "n": n, "accuracy": (k / n) if n else None, "ci95": [lo, hi]}
+
+
+def is_count(obj) -> bool:
+    """Whether ``obj`` is a count value as :func:`count` writes it (read back from JSON)."""
+    return (isinstance(obj, dict) and "k" in obj and "n" in obj and set(obj) <= set(COUNT_KEYS)
+            and isinstance(obj["n"], int) and not isinstance(obj["n"], bool)
+            and (obj["k"] is None or (isinstance(obj["k"], int) and not isinstance(obj["k"], bool))))
+
+
+def ci(c) -> str:
+    """A count value as text (:func:`fmt`), '– (not measured)' when its ``k`` is None, '–' for no count at all."""
+    if c is None:
+        return "–"
+    if c["k"] is None:
+        return "– (not measured)"
+    return fmt(c["k"], c["n"])
+
+
+def class_shares(y, num_classes: int) -> list:
+    """Each class's share of the labels ``y`` (a 1-D integer tensor or sequence), a list of ``num_classes``
+    floats: the largest is the constant-image bound's share."""
+    labels = y.tolist() if hasattr(y, "tolist") else list(y)
+    counts = [0] * num_classes
+    for label in labels:
+        counts[int(label)] += 1
+    return [c / len(labels) if labels else 0.0 for c in counts]
+
+
+def constant_image_limit(share: float, n: int) -> int:
+    """The most of ``n`` points any classifier keeps robust at eps >= 0.5 on [0, 1] images, where the constant
+    0.5 image lies in every eps-ball: at most the points of one class, ``floor(share * n)`` for the largest class
+    share ``share`` (the float rounding of ``share * n`` never costs a point). The one place this bound is computed."""
+    return math.floor(share * n + 1e-9)
 
 
 def fmt(k: int, n: int) -> str:

@@ -1,7 +1,7 @@
 """The verdict: per model and eps, four separate findings, each with its numbers, and one sentence per model.
 
-(a) reproduced    — is the paper's figure inside the 95% interval of our run of the paper's own attack (PGD-40)?
-(b) converged     — does the paper's PGD-40 agree with PGD with many more steps and restarts (within 5 points),
+(a) reproduced    — is the paper's figure inside the 95% interval of our run of the paper's own attack (its PGD)?
+(b) converged     — does the paper's PGD agree with PGD with many more steps and restarts (within 5 points),
                     and do Pintor et al.'s indicators (silent success, loss still rising) stay quiet? If not,
                     the paper's attack had not converged: an attack-strength finding, not masking.
 (c) masking       — any sign of gradient masking or randomness (checks.py): gradient-free, decision-based,
@@ -18,10 +18,8 @@ not robust, batch dependence) is named with its counts.
 """
 from __future__ import annotations
 
-import math
-
 from .checks import by_role, gap
-from .stats import fmt, wilson
+from .stats import ci, constant_image_limit, wilson
 
 FINDINGS = ("reproduced", "converged", "masking", "feasible")
 
@@ -29,6 +27,11 @@ FINDINGS = ("reproduced", "converged", "masking", "feasible")
 def _first(attacks, role):
     """The first attack of ``role`` (standalone), ran or not."""
     return next((a for a in attacks.values() if a["role"] == role and not a["cumulative"]), None)
+
+
+def _k(a):
+    """The robust count of an attack row (a count value), None where it did not run."""
+    return (a.get("robust") or {}).get("k") if a else None
 
 
 def _raised(a) -> str:
@@ -39,24 +42,25 @@ def _reproduced(paper, pgd, pgd_any, n) -> dict:
     if paper is None:
         return {"status": "no paper figure", "detail": ""}
     if pgd is None:
-        why = _raised(pgd_any) if pgd_any else "the paper's PGD-40 was not run"
+        why = _raised(pgd_any) if pgd_any else "the paper's attack was not run"
         return {"status": "not measured", "detail": f"paper {100 * paper:.2f}% not checked: {why}"}
-    lo, hi = wilson(pgd["robust"], n)
+    lo, hi = wilson(_k(pgd), n)
     inside = lo <= paper <= hi
     return {"status": "reproduced" if inside else "not reproduced",
-            "detail": f"paper {100 * paper:.2f}% {'inside' if inside else 'outside'} our PGD-40 {fmt(pgd['robust'], n)}"}
+            "detail": f"paper {100 * paper:.2f}% {'inside' if inside else 'outside'} our {pgd['label']} "
+                      f"{ci(pgd['robust'])}"}
 
 
 def _converged(pgd, pgd_any, strong, attacks, flags, n) -> dict:
     if not (pgd and strong):
         missing = [_raised(a) for a in attacks.values() if a["role"] in ("paper", "strong-white-box") and a["error"]]
         if pgd_any is None and not missing:
-            missing = ["the paper's PGD-40 was not run"]
+            missing = ["the paper's attack was not run"]
         return {"status": "not measured", "detail": "; ".join(missing) or "no stronger white-box attack ran",
                 "checks": []}
-    top = min(strong.values(), key=lambda a: a["robust"])
-    d = pgd["robust"] - top["robust"]
-    detail = f"PGD-40 {fmt(pgd['robust'], n)} vs {top['label']} {fmt(top['robust'], n)}: {d} points"
+    top = min(strong.values(), key=_k)
+    d = _k(pgd) - _k(top)
+    detail = f"{pgd['label']} {ci(pgd['robust'])} vs {top['label']} {ci(top['robust'])}: {d} points"
     detail += "".join(f"; {c['check']}: {c['detail']}" for c in flags)
     return {"status": "not converged" if d > gap(n) or flags else "converged", "points": d, "detail": detail,
             "checks": [c["check"] for c in flags], "problems": [c.get("problem", c["check"]) for c in flags]}
@@ -71,10 +75,12 @@ def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_s
     paper's accuracy in [0, 1] or None; ``per_eps`` one row of audit_model's ``per_eps``."""
     n, attacks = per_eps["n"], per_eps["attacks"]
     pgd_any = _first(attacks, "paper")
-    pgd = pgd_any if pgd_any and pgd_any["robust"] is not None else None
+    pgd = pgd_any if _k(pgd_any) is not None else None
     strong = by_role(attacks, "strong-white-box", cascade=False)
+    # counts are count values (natrob.stats.count); the paper's attack is named by its label in the spec in use
     out = {"model": model, "eps": eps, "n": n, "clean": per_eps["clean"], "paper": paper,
-           "pgd40": pgd["robust"] if pgd else None, "worst_case": per_eps["worst_case"], "evaluable": True,
+           "paper_attack": pgd["robust"] if pgd else None,
+           "paper_attack_label": (pgd_any or {}).get("label"), "worst_case": per_eps["worst_case"], "evaluable": True,
            "errors": [{"attack": e["attack"], "error": e["error"]} for e in per_eps.get("errors", [])],
            "skipped": sorted({f"{a['label']}: {w}" for a in attacks.values() for w in (a.get("skipped") or [])}),
            "clean_solver_failures": per_eps.get("clean_solver_failures", 0),
@@ -97,7 +103,7 @@ def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_s
 def _feasible(eps, paper, bound_share, n) -> dict:
     if eps < 0.5:
         return {"status": "not applicable", "detail": "eps < 0.5: the constant image is outside the ball"}
-    limit = math.floor(bound_share * n + 1e-9)
+    limit = constant_image_limit(bound_share, n)
     if paper is None:
         return {"status": "no paper figure", "detail": f"bound {100 * bound_share:.1f}% ({limit}/{n})"}
     ok = paper <= bound_share
@@ -108,7 +114,8 @@ def _feasible(eps, paper, bound_share, n) -> dict:
 def not_evaluated(model: str, eps: float, n: int, reason: str, paper) -> dict:
     """The findings of a model that could not be evaluated: none, with the reason."""
     row = {"status": "not evaluated", "detail": reason}
-    return {"model": model, "eps": eps, "n": n, "clean": None, "paper": paper, "pgd40": None, "worst_case": None,
+    return {"model": model, "eps": eps, "n": n, "clean": None, "paper": paper, "paper_attack": None,
+            "paper_attack_label": None, "worst_case": None,
             "evaluable": False, "not_evaluable": reason, "errors": [], "skipped": [], **{k: dict(row) for k in FINDINGS},
             "evaluation": dict(row)}
 
@@ -123,10 +130,10 @@ def _reproduction_parts(rows, n) -> list:
     rep = [r for r in rows if r["reproduced"]["status"] == "reproduced"]
     unmeasured = [r for r in rows if r["reproduced"]["status"] == "not measured"]
     if nrep:
-        worst = max(nrep, key=lambda r: r["paper"] - r["pgd40"] / n)
-        parts.append(f"the paper's PGD-40 figure is not reproduced at eps = {_eps_list(nrep)} (e.g. eps={worst['eps']:g}: "
-                     f"paper {100 * worst['paper']:.2f}%, ours {fmt(worst['pgd40'], n)}, worst case over all attacks "
-                     f"{fmt(worst['worst_case'], n)})")
+        worst = max(nrep, key=lambda r: r["paper"] - r["paper_attack"]["k"] / n)
+        parts.append(f"the paper's {worst['paper_attack_label']} figure is not reproduced at eps = {_eps_list(nrep)} "
+                     f"(e.g. eps={worst['eps']:g}: paper {100 * worst['paper']:.2f}%, ours {ci(worst['paper_attack'])}, "
+                     f"worst case over all attacks {ci(worst['worst_case'])})")
     if rep:
         parts.append(f"reproduced at eps = {_eps_list(rep)}")
     if unmeasured:
@@ -142,15 +149,16 @@ def _convergence_parts(rows) -> list:
     unmeasured = [r for r in rows if r["converged"]["status"] == "not measured"]
     conv = [r for r in rows if r["converged"]["status"] == "converged"]
     parts = []
+    label = next((r["paper_attack_label"] for r in rows if r.get("paper_attack_label")), "the paper's attack")
     if unconv:
-        parts.append(f"PGD-40 had not converged at eps = {_eps_list(unconv)} (" + "; ".join(
+        parts.append(f"{label} had not converged at eps = {_eps_list(unconv)} (" + "; ".join(
             f"{r['converged']['points']} points at {r['eps']:g}" +
             "".join(f", {p}" for p in r["converged"].get("problems", [])) for r in unconv) + ")")
     if unmeasured:
         parts.append(f"convergence not measured at eps = {_eps_list(unmeasured)} ({unmeasured[0]['converged']['detail']})")
     if conv:
-        parts.append("PGD-40 converged at every audited eps" if len(conv) == len(rows)
-                     else f"PGD-40 converged at eps = {_eps_list(conv)}")
+        parts.append(f"{label} converged at every audited eps" if len(conv) == len(rows)
+                     else f"{label} converged at eps = {_eps_list(conv)}")
     return parts
 
 
@@ -186,7 +194,7 @@ def sentence(model: str, rows: list) -> str:
     if not rows[0].get("evaluable", True):
         return f"{model}: could not be evaluated: {rows[0]['not_evaluable']}; no finding about the paper."
     n = rows[0]["n"]
-    parts = [f"{model} (clean {fmt(rows[0]['clean'], n)})"]
+    parts = [f"{model} (clean {ci(rows[0]['clean'])})"]
     parts += _reproduction_parts(rows, n)
     parts += _convergence_parts(rows)
     masked = [r for r in rows if r["masking"]["status"] == "signs"]

@@ -1,11 +1,18 @@
 """Compare a run's results with published ones: ``python -m natrob.verify --profile quick``.
 
 Published results are the compact result files of a profile committed under ``reference-results/<profile>/``
-(``--publish`` copies a finished run there). Every count in a result file is compared with the published
-count at the same place (same file, same model / attack / eps / setting): clean accuracies may differ by 2
-points (or one point of the sample, whichever is more: a 16-point sample cannot move by less than 6.25);
-the 95% Wilson intervals of robust accuracies must overlap. One line per number: ours, published,
-difference, tolerance, status. Exit status 0 when every number matches, 1 on a mismatch, 2 when a file is missing.
+(``--publish`` copies a finished run there). Every count value in a published file (:mod:`natrob.results`: its
+key names the model, attack id, eps, cell, protocol, ...) is compared with the count at the same key in this
+run's file: clean accuracies (counts named ``clean``) may differ by 2 points (or one point of the sample,
+whichever is more: a 16-point sample cannot move by less than 6.25); for every other count the 95% Wilson
+intervals must overlap. A count this run lacks is
+
+- ``ok (none survived)`` when this run's worst case at that place is 0: an attack that runs only on points that
+  survived the others had nothing to attack, and its count is 0 by implication (compared as 0 of n);
+- ``MISSING`` otherwise.
+
+One line per number: ours, published, difference, tolerance, status. Exit status 0 when every number matches,
+1 on a mismatch or a missing number, 2 when a file is missing or breaks its schema.
 """
 from __future__ import annotations
 
@@ -15,42 +22,25 @@ import sys
 from pathlib import Path
 
 from . import paths
-from .results import read_json
-from .stats import wilson
+from .results import SchemaError, check_schema, nodes, read_json, show_key
+from .stats import is_count, wilson
 
 PUBLISHED = paths.PUBLISHED
-CLEAN_FIELDS = ("clean_correct", "clean")
-ROBUST_FIELDS = ("robust", "robust_count", "pgd40", "worst_case", "found")
-ID_FIELDS = ("model", "training", "attack", "id", "setting", "h", "eps")
 CLEAN_TOL = 0.02
+WORST_FIELDS = ("worst_case", "worst")  # the per-eps worst case a run-on-survivors attack is bounded by
 
 
-def counts(obj, where: str = "") -> dict:
-    """Every integer count in a result file: {(place, field): (k, n)}. A place is a dict with an integer ``n``,
-    named by its path in the file and its identifying fields (model, attack, eps, ...)."""
-    found = {}
-    if isinstance(obj, dict):
-        if isinstance(obj.get("n"), int) and not isinstance(obj.get("n"), bool):
-            ident = ",".join(f"{k}={obj[k]:.6g}" if isinstance(obj[k], float) else f"{k}={obj[k]}"
-                             for k in ID_FIELDS if k in obj and not isinstance(obj[k], (dict, list)))
-            for f in CLEAN_FIELDS + ROBUST_FIELDS:
-                v = obj.get(f)
-                if isinstance(v, int) and not isinstance(v, bool):
-                    found[(f"{where}[{ident}]", f)] = (v, obj["n"])
-        for k, v in obj.items():
-            if k != "provenance":
-                found.update(counts(v, f"{where}.{k}" if where else k))
-    elif isinstance(obj, list):
-        for v in obj:
-            found.update(counts(v, where))
-    return found
+def is_clean(key: tuple) -> bool:
+    """Counts named ``clean`` are clean accuracies (the looser, point-based tolerance)."""
+    return key[-1] == "clean"
 
 
-def compare(field: str, ours: tuple, published: tuple) -> dict:
-    """One number, ours against published: both shown, the difference, the tolerance and whether it holds."""
+def compare(clean: bool, ours: tuple, published: tuple) -> dict:
+    """One number, ours against published, each ``(k, n)``: both shown, the difference, the tolerance and whether
+    it holds. ``clean`` selects the clean-accuracy tolerance; otherwise the 95% Wilson intervals must overlap."""
     (k1, n1), (k2, n2) = ours, published
     p1, p2 = k1 / n1 if n1 else 0.0, k2 / n2 if n2 else 0.0
-    if field in CLEAN_FIELDS:
+    if clean:
         tol = max(CLEAN_TOL, 1 / min(n1, n2)) if min(n1, n2) else 1.0
         ok = abs(p1 - p2) <= tol + 1e-12
         tol_text = f"±{100 * tol:.2f} pts"
@@ -66,8 +56,54 @@ def compare(field: str, ours: tuple, published: tuple) -> dict:
             "diff": f"{100 * (p1 - p2):+.2f} pts", "tolerance": tol_text, "ok": ok}
 
 
-def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | None = None, out=sys.stdout) -> int:
-    """Compare every count of a run with the published one; prints a line per number. Returns 0, 1 or 2."""
+def none_survived(key: tuple, ours: dict) -> bool:
+    """Whether this run's worst case is 0 at the nearest place above ``key`` that records one: then an attack
+    run only on survivors had no point to attack, and ``key``'s count is 0 by implication."""
+    if is_clean(key):
+        return False
+    for i in range(len(key) - 1, 0, -1):
+        node = ours.get(key[:i])
+        if isinstance(node, dict) and not is_count(node):
+            worst = [node[f] for f in WORST_FIELDS if is_count(node.get(f))]
+            if worst:
+                return worst[0]["k"] == 0
+    return False
+
+
+def compare_file(name: str, mine: dict, theirs: dict, out) -> tuple:
+    """Every published count of one file against this run's: prints a line each; returns (compared, bad)."""
+    pub = check_schema(name, theirs)
+    check_schema(name, mine)
+    ours = nodes(mine)
+    bad = 0
+    for key, c in sorted(pub.items()):
+        where = f"{name} {show_key(key)}"
+        mine_c = ours.get(key)
+        if mine_c is None and none_survived(key, ours):
+            mine_c, note = {"k": 0, "n": c["n"]}, " (none survived in this run: 0 by implication)"
+        elif mine_c is None:
+            bad += 1
+            print(f"MISSING  {where}: published {c['k']}/{c['n']}, not in this run", file=out)
+            continue
+        else:
+            note = ""
+        if mine_c["k"] is None or c["k"] is None:  # "not measured" (the attack raised) on either side
+            ok = mine_c["k"] is None and c["k"] is None
+            bad += not ok
+            print(f"{'ok      ' if ok else 'MISMATCH'} {where}: ours {mine_c['k']}/{mine_c['n']}, published "
+                  f"{c['k']}/{c['n']} (None: not measured)", file=out)
+            continue
+        r = compare(is_clean(key), (mine_c["k"], mine_c["n"]), (c["k"], c["n"]))
+        bad += not r["ok"]
+        print(f"{'ok      ' if r['ok'] else 'MISMATCH'} {where}: ours {r['ours']}, published {r['published']}, diff "
+              f"{r['diff']}, tolerance {r['tolerance']}{note}", file=out)
+    return len(pub), bad
+
+
+def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | None = None, out=None) -> int:
+    """Compare every count of a run with the published one; prints a line per number to ``out`` (default
+    stdout). Returns 0 (all match), 1 (a mismatch or missing number) or 2 (a missing file or a schema break)."""
+    out = out or sys.stdout
     ours_dir = Path(ours_dir or paths.results_dir(profile))
     published_dir = Path(published_dir or PUBLISHED / profile)
     files = sorted(p.name for p in published_dir.glob("*.json") if not p.name.startswith("_"))
@@ -80,17 +116,12 @@ def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | Non
         return 2
     bad = total = 0
     for name in files:
-        mine, theirs = counts(read_json(ours_dir / name)), counts(read_json(published_dir / name))
-        for key in sorted(theirs, key=str):
-            total += 1
-            if key not in mine:
-                bad += 1
-                print(f"MISSING  {name} {key[0]} {key[1]}: published {theirs[key]}, not in this run", file=out)
-                continue
-            c = compare(key[1], mine[key], theirs[key])
-            bad += not c["ok"]
-            print(f"{'ok      ' if c['ok'] else 'MISMATCH'} {name} {key[0]} {key[1]}: ours {c['ours']}, published "
-                  f"{c['published']}, diff {c['diff']}, tolerance {c['tolerance']}", file=out)
+        try:
+            n, b = compare_file(name, read_json(ours_dir / name), read_json(published_dir / name), out)
+        except SchemaError as exc:
+            print(f"verify: {exc}", file=out)
+            return 2
+        total, bad = total + n, bad + b
     print(f"verify {profile}: {total - bad} of {total} numbers match the published results", file=out)
     return 1 if bad else 0
 

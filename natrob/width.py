@@ -61,50 +61,71 @@ def _grad_and_logits(model, x, y, dtype):
     return grad, logits.detach(), net
 
 
+def _state_capture(model):
+    """A forward pre-hook on an ODE net's head that keeps the ODE state y(t1) of the last forward pass (no extra
+    solve); (store, handle), or (store, None) for a model without a head."""
+    store = []
+    head = getattr(model, "head", None)
+    if head is None or not hasattr(model, "integrate"):
+        return store, None
+    return store, head.register_forward_pre_hook(lambda mod, args: store.append(args[0].detach()))
+
+
+def _probe_batch(model, xb, yb, eps_list, batch_size, acc):
+    """Add one batch's probes to ``acc`` (see :func:`cell_probes`)."""
+    from .evaluate import predict
+    store, handle = _state_capture(model)
+    try:
+        g32, logits, _ = _grad_and_logits(model, xb, yb, torch.float32)
+    finally:
+        if handle is not None:
+            handle.remove()
+    acc["nfes"].append(getattr(model, "nfe_forward", None))
+    if store:
+        acc["norms"].append(store[-1].flatten(1).norm(dim=1))
+    zero = (g32.flatten(1) == 0).all(1)
+    acc["zero32"] += int(zero.sum())
+    if zero.any():  # float64 only where float32 saw no slope: a non-zero float32 gradient stays non-zero in float64
+        g64, _, _ = _grad_and_logits(model, xb[zero], yb[zero], torch.float64)
+        acc["zero64"] += int((g64.flatten(1) == 0).all(1).sum())
+    ok = logits.argmax(1) == yb
+    acc["correct"] += int(ok.sum())
+    for e in acc["fgsm"]:
+        pred, _ = predict(model, (xb + e * g32.sign()).clamp(0, 1), batch_size)
+        acc["fgsm"][e] += int((ok & (pred == yb)).sum())
+    other = logits.clone()
+    other[torch.arange(len(yb)), yb] = -float("inf")
+    acc["margins"].append((logits[torch.arange(len(yb)), yb] - other.max(1).values)[ok])
+
+
 def cell_probes(model, x, y, eps_list=(0.2, 0.3, 0.4, 0.5), batch_size: int = 50) -> dict:
     """What decides FGSM on an ODE net, measured on (x, y): per point, whether the input gradient of the
-    cross-entropy is exactly zero (float32 and float64: a saturated softmax gives p_y == 1.0 in float32, so the
-    gradient and FGSM's step vanish, while float64 still sees a slope), the logit margin (true logit minus the
-    largest other; median and max over clean-correct points), the L2 norm of the ODE state at t1 (median) and
-    the forward NFE (mean per batch), and FGSM at every radius of ``eps_list`` (the paper's attack: one signed
-    cross-entropy gradient step of eps, clipped to [0, 1]; all radii share the one float32 gradient; a point is
-    robust when its clean and adversarial images are both classified correctly, a failed solve is not).
-    ``x``: (n, C, H, W) in [0, 1]; ``y``: (n,) int64. Returns counts ({"k", "n"}) and floats; solves are
+    cross-entropy is exactly zero in float32 and in float64 (a saturated softmax: float32's exp underflows for
+    logit margins above about 104, float64's above about 745, and then the gradient and FGSM's step vanish;
+    float64 is run on the points whose float32 gradient is zero), the logit margin (true logit minus the largest
+    other; median and max over clean-correct points), the L2 norm of the ODE state at t1 (median, from the same
+    forward pass) and the forward NFE (mean per batch), and FGSM at every radius of ``eps_list`` (the paper's
+    attack: one signed cross-entropy gradient step of eps, clipped to [0, 1]; all radii share the one float32
+    gradient; a point is robust when its clean and adversarial images are both classified correctly, a failed
+    solve is not). ``x``: (n, C, H, W) in [0, 1]; ``y``: (n,) int64. Returns count values and floats; solves are
     per-sample (batch-independent)."""
-    from .evaluate import predict
     from .models.odenet import solver_settings
+    from .stats import count
     model.eval()
-    zero32 = zero64 = 0
-    margins, norms, nfes, correct = [], [], [], 0
-    fgsm = {float(e): 0 for e in eps_list}
+    acc = {"zero32": 0, "zero64": 0, "correct": 0, "margins": [], "norms": [], "nfes": [],
+           "fgsm": {float(e): 0 for e in eps_list}}
     with solver_settings(model, per_sample=True, optional=True):
         for i in range(0, len(y), batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            g32, logits, _ = _grad_and_logits(model, xb, yb, torch.float32)
-            nfes.append(getattr(model, "nfe_forward", None))
-            g64, _, net64 = _grad_and_logits(model, xb, yb, torch.float64)
-            zero32 += int((g32.flatten(1) == 0).all(1).sum())
-            zero64 += int((g64.flatten(1) == 0).all(1).sum())
-            ok = logits.argmax(1) == yb
-            correct += int(ok.sum())
-            for e in fgsm:
-                pred, _ = predict(model, (xb + e * g32.sign()).clamp(0, 1), batch_size)
-                fgsm[e] += int((ok & (pred == yb)).sum())
-            other = logits.clone()
-            other[torch.arange(len(yb)), yb] = -float("inf")
-            margins.append((logits[torch.arange(len(yb)), yb] - other.max(1).values)[ok])
-            if hasattr(model, "integrate"):
-                with torch.no_grad():
-                    norms.append(model.integrate(model.features(xb)).flatten(1).norm(dim=1))
-    m = torch.cat(margins) if margins else torch.empty(0)
+            _probe_batch(model, x[i:i + batch_size], y[i:i + batch_size], eps_list, batch_size, acc)
+    m = torch.cat(acc["margins"]) if acc["margins"] else torch.empty(0)
     n = len(y)
-    nfes = [v for v in nfes if v is not None]
-    return {"clean": {"k": correct, "n": n}, "zero_grad_float32": {"k": zero32, "n": n},
-            "zero_grad_float64": {"k": zero64, "n": n},
+    nfes = [v for v in acc["nfes"] if v is not None]
+    return {"clean": count(acc["correct"], n), "zero_grad_float32": count(acc["zero32"], n),
+            "zero_grad_float64": count(acc["zero64"], n),
             "margin_median": float(m.median()) if len(m) else None, "margin_max": float(m.max()) if len(m) else None,
-            "state_norm_median": float(torch.cat(norms).median()) if norms else None,
+            "state_norm_median": float(torch.cat(acc["norms"]).median()) if acc["norms"] else None,
             "nfe_forward_mean": sum(nfes) / len(nfes) if nfes else None,
-            "fgsm": [{"eps": e, "k": k, "n": n} for e, k in fgsm.items()]}
+            "fgsm": [{"eps": e, "robust": count(k, n)} for e, k in acc["fgsm"].items()]}
 
 
 def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, progress: bool = True) -> list:
@@ -126,37 +147,36 @@ def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, pr
         model = build_model(entry["model"], dataset, **entry["kwargs"])
         load_into(model, load_checkpoint(path), path).eval()
         history = load_checkpoint(path).get("history") or []
-        cell = {"channels": channels, "epoch": epoch, "params": sum(p.numel() for p in model.parameters()),
+        cell = {"id": f"{channels}ch-epoch{epoch}", "channels": channels, "epoch": epoch, "params": sum(p.numel() for p in model.parameters()),
                 "test_acc": history[-1]["test_acc"] if history else None, **cell_probes(model, x, y, eps_list)}
         cells.append(cell)
     return cells
 
 
 # ------------------------------------------------------------------------------------------- Table 1 per width
-def table1_specs(steps: int, alpha: float, early_stop: bool) -> list:
-    """Table 1's attacks as harness specs: FGSM, the paper's PGD (``steps`` of ``alpha`` from a uniform random
-    start; ``early_stop`` freezes a point at its first fooling iterate, which can only lower the count), and
-    that random start alone (``uniform-noise``, one draw): what PGD scores when its gradient is of no use."""
-    pgd = {"name": "pgd", "id": "pgd", "steps": steps, "alpha": alpha, "random_start": True,
-           "label": f"PGD-{steps}" + (" (first fooling iterate)" if early_stop else "")}
+def table1_specs(paper_attack: dict, early_stop: bool) -> list:
+    """Table 1's attacks as harness specs: FGSM, the paper's PGD (``paper_attack``, from
+    :func:`natrob.reference.paper_attack`; ``early_stop`` freezes a point at its first fooling iterate, which
+    can only lower the count), and that random start alone (``uniform-noise``, one draw): what PGD scores when
+    its gradient is of no use."""
+    pgd = dict(paper_attack, id="pgd")
     if early_stop:
-        pgd["early_stop"] = True
+        pgd |= {"early_stop": True, "label": pgd["label"] + " (first fooling iterate)"}
     return [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, pgd,
             {"name": "uniform-noise", "id": "noise", "trials": 1, "label": "uniform noise (PGD's random start)"}]
 
 
-def table1(model, x, y, eps_list, steps: int, alpha: float, early_stop: bool, seed: int = 0,
+def table1(model, x, y, eps_list, paper_attack: dict, early_stop: bool, seed: int = 0,
            name: str | None = None) -> dict:
-    """Table 1 of one model at every radius: {"clean": {k, n}, "rows": {attack id: [{eps, k, n}]}, "result":
-    the harness result (standalone attacks on the clean-correct points)}."""
+    """Table 1 of one model at every radius: {"clean": count, "rows": {attack id: [{eps, robust: count, error}]},
+    "labels": {attack id: label}} (standalone attacks on the clean-correct points, through the harness)."""
     from .evaluate import evaluate
-    res = evaluate(model, x, y, list(eps_list), table1_specs(steps, alpha, early_stop), cascade=False, seed=seed,
-                   model_name=name)
+    specs = table1_specs(paper_attack, early_stop)
+    res = evaluate(model, x, y, list(eps_list), specs, cascade=False, seed=seed, model_name=name)
     rows = {}
     for r in res["rows"]:
-        rows.setdefault(r["id"], []).append({"eps": r["eps"], "k": r["robust"], "n": r["n"], "error": r["error"]})
-    res.pop("_robust", None)
-    return {"clean": {"k": res["clean_correct"], "n": res["n"]}, "rows": rows, "result": res}
+        rows.setdefault(r["id"], []).append({"eps": r["eps"], "robust": r["robust"], "error": r["error"]})
+    return {"clean": res["clean"], "rows": rows, "labels": {s["id"]: s["label"] for s in specs}}
 
 
 # ------------------------------------------------------------------------------------------- protocol variants
@@ -196,10 +216,13 @@ VARIANTS = {
 
 
 def protocol_rows(model, x, y, eps_list, pgd_eps, steps: int, alpha: float, cross_tol: float, seed: int = 0,
-                  base: dict | None = None, progress: bool = True) -> dict:
-    """Table 1 (FGSM at every radius of ``eps_list``, PGD at those of ``pgd_eps``) under each protocol of
-    :data:`VARIANTS`, none of which is the correct threat model: {protocol: {"fgsm": [{eps, k, n}], "pgd": [...],
-    "label", "failures"}}. ``base`` (a :func:`table1` output) gives the no-usable-gradient rows for free."""
+                  base: dict | None = None, progress: bool = True, protocols=None) -> dict:
+    """Table 1 (FGSM at every radius of ``eps_list``, PGD of ``steps`` x ``alpha`` with a random start at those
+    of ``pgd_eps``) under each protocol of :data:`VARIANTS`, none of which is the correct threat model:
+    {protocol: {"fgsm": [{eps, robust: count}], "pgd": [...], "label", "failures"}}. ``base`` (a :func:`table1`
+    output) gives the no-usable-gradient rows for free. ``protocols`` (None: all) picks among those that are
+    measured ('no-clip', 'normalised-eps', 'cross-solver', 'probabilities', 'float16')."""
+    from .stats import count
     from tqdm.auto import tqdm
 
     from .protocols import craft_safe, judge, solver_twin, variant_robust
@@ -207,7 +230,12 @@ def protocol_rows(model, x, y, eps_list, pgd_eps, steps: int, alpha: float, cros
     clean, _ = judge(model, x, y)
     n = len(y)
     out = {}
-    jobs = [(p, a, e) for p in ("no-clip", "normalised-eps", "cross-solver", "probabilities", "float16")
+    measured = ("no-clip", "normalised-eps", "cross-solver", "probabilities", "float16")
+    unknown = [p for p in protocols or () if p not in measured]
+    if unknown:
+        from .errors import ConfigError
+        raise ConfigError("WIDTH_PROTOCOLS", unknown, "some of " + ", ".join(measured))
+    jobs = [(p, a, e) for p in (protocols or measured)
             for a, eps_set in (("fgsm", eps_list), ("pgd", pgd_eps)) for e in eps_set]
     twin = solver_twin(model, rtol=cross_tol, atol=cross_tol) if hasattr(model, "configure_solver") else model
     sources = {"probabilities": ProbabilitiesOut(model), "float16": Float16Eval(model)}
@@ -227,17 +255,23 @@ def protocol_rows(model, x, y, eps_list, pgd_eps, steps: int, alpha: float, cros
             robust = torch.zeros(n, dtype=torch.bool)
             robust[idx] = ok & ~failed
             fails = int((failed | jfail).sum())
-        row[attack].append({"eps": eps, "k": int(robust.sum()), "n": n})
+        row[attack].append({"eps": eps, "robust": count(int(robust.sum()), n)})
         row["failures"] += fails
     if base is not None:
         out["no-usable-gradient"] = {
             "label": VARIANTS["no-usable-gradient"], "failures": 0,
-            "fgsm": [{"eps": e, "k": base["clean"]["k"], "n": base["clean"]["n"]} for e in eps_list],
-            "pgd": [{"eps": r["eps"], "k": r["k"], "n": r["n"]} for r in base["rows"]["noise"]]}
+            "fgsm": [{"eps": e, "robust": base["clean"]} for e in eps_list],
+            "pgd": [{"eps": r["eps"], "robust": r["robust"]} for r in base["rows"]["noise"]]}
     return out
 
 
 # ------------------------------------------------------------------------------------------- fingerprint
+def percentages(rows) -> list:
+    """[{eps, pct}] of rows holding count values ({eps, robust}); pct None where not measured."""
+    return [{"eps": r["eps"], "pct": None if r["robust"]["k"] is None or not r["robust"]["n"]
+             else 100 * r["robust"]["k"] / r["robust"]["n"]} for r in rows or []]
+
+
 def paper_row(dataset: str) -> dict:
     """The paper's Neural ODE Table 1 (percent) for the paper dataset ``dataset`` stands in for:
     {"eps": [...], "fgsm": [% per eps], "pgd": [% per eps]} (lists, so the payload survives JSON)."""
@@ -254,27 +288,27 @@ def paper_at(paper: dict, attack: str, eps: float):
 
 
 def distance(rows: dict, paper: dict) -> dict:
-    """RMS distance in percentage points between a configuration's Table 1 ({"fgsm": [{eps, k, n}], "pgd":
-    [...]}) and the paper's, over the numbers both have: {"rms": float or None, "numbers": how many}."""
+    """RMS distance in percentage points between a configuration's Table 1 ({"fgsm": [{eps, pct}], "pgd":
+    [...]}, see :func:`percentages`) and the paper's, over the numbers both have: {"rms": float or None,
+    "numbers": how many}."""
     diffs = []
     for attack in ("fgsm", "pgd"):
         for r in rows.get(attack) or []:
             ref = paper_at(paper, attack, float(r["eps"]))
-            if ref is not None and r.get("k") is not None and r["n"]:
-                diffs.append(100 * r["k"] / r["n"] - ref)
+            if ref is not None and r.get("pct") is not None:
+                diffs.append(r["pct"] - ref)
     if not diffs:
         return {"rms": None, "numbers": 0}
     return {"rms": (sum(d * d for d in diffs) / len(diffs)) ** 0.5, "numbers": len(diffs)}
 
 
 # ------------------------------------------------------------------------------------------- worst case
-def worst_case_specs(budget: dict, steps: int, alpha: float) -> list:
+def worst_case_specs(budget: dict, paper_attack: dict) -> list:
     """The audit's strongest attacks as a cascade (each runs on the points all earlier ones left): the paper's
     PGD, PGD-100 x restarts (step eps/4), AutoAttack and Square, at the profile's audit budget."""
     restarts = budget.get("pgd_restarts", 2)
     pgd_steps = (budget.get("pgd_steps") or [100])[-1]
-    return [{"name": "pgd", "id": "pgd-paper", "steps": steps, "alpha": alpha, "random_start": True,
-             "early_stop": True, "label": f"PGD-{steps}"},
+    return [dict(paper_attack, early_stop=True),
             {"name": "pgd", "id": f"pgd{pgd_steps}x{restarts}", "steps": pgd_steps, "alpha_rel": 0.25,
              "restarts": restarts, "early_stop": True, "label": f"PGD-{pgd_steps}x{restarts}"},
             {"name": "autoattack", "id": "autoattack", "n_iter": budget.get("aa_iter", 100),
@@ -283,16 +317,17 @@ def worst_case_specs(budget: dict, steps: int, alpha: float) -> list:
             {"name": "square", "id": "square", "n_queries": budget.get("square_queries", 5000), "label": "Square"}]
 
 
-def worst_case(model, x, y, eps_list, budget: dict, steps: int, alpha: float, seed: int = 0, name=None) -> dict:
-    """Per radius, the points no attack of :func:`worst_case_specs` broke: {"rows": [{eps, attack, k, n,
-    error}], "worst": [{eps, k, n, attacks_failed}]} (cascade: each row is what remains after it)."""
+def worst_case(model, x, y, eps_list, budget: dict, paper_attack: dict, seed: int = 0, name=None) -> dict:
+    """Per radius, the points no attack of :func:`worst_case_specs` broke: {"clean": count, "rows": [{eps, id,
+    attack, robust: count, error}], "worst": [{eps, robust: count, attacks_failed}]} (a cascade: each row
+    counts what remains after it and every attack before it)."""
     from .evaluate import evaluate
-    res = evaluate(model, x, y, list(eps_list), worst_case_specs(budget, steps, alpha), cascade=True, seed=seed,
+    res = evaluate(model, x, y, list(eps_list), worst_case_specs(budget, paper_attack), cascade=True, seed=seed,
                    model_name=name)
-    return {"clean": {"k": res["clean_correct"], "n": res["n"]},
-            "rows": [{"eps": r["eps"], "attack": r["attack"], "k": r["robust"], "n": r["n"], "error": r["error"]}
-                     for r in res["rows"]],
-            "worst": [{"eps": w["eps"], "k": w["robust"], "n": w["n"], "attacks_failed": w["attacks_failed"]}
+    return {"clean": res["clean"],
+            "rows": [{"eps": r["eps"], "id": r["id"], "attack": r["attack"], "robust": r["robust"],
+                      "error": r["error"]} for r in res["rows"]],
+            "worst": [{"eps": w["eps"], "robust": w["robust"], "attacks_failed": w["attacks_failed"]}
                       for w in res["worst_case"]]}
 
 
@@ -304,17 +339,17 @@ def configurations(payload: dict) -> list:
     paper = payload["paper"]
     out = []
     for c in payload["cells"]:
-        rows = {"fgsm": c["fgsm"]}
+        rows = {"fgsm": percentages(c["fgsm"])}
         out.append({"config": f"{c['channels']} ch, epoch {c['epoch']}", "channels": c["channels"],
                     "epoch": c["epoch"], "protocol": "correct threat model", "correct": True, **rows,
                     **distance(rows, paper)})
     for ch, t in payload["table1"].items():
-        rows = {"fgsm": t["rows"]["fgsm"], "pgd": t["rows"]["pgd"]}
+        rows = {"fgsm": percentages(t["rows"]["fgsm"]), "pgd": percentages(t["rows"]["pgd"])}
         out.append({"config": f"{ch} ch, epoch {t['epoch']} (Table 1)", "channels": int(ch), "epoch": t["epoch"],
                     "protocol": "correct threat model", "correct": True, **rows, **distance(rows, paper)})
     wide = payload.get("protocols") or {}
     for proto, r in (wide.get("variants") or {}).items():
-        rows = {"fgsm": r["fgsm"], "pgd": r["pgd"]}
+        rows = {"fgsm": percentages(r["fgsm"]), "pgd": percentages(r["pgd"])}
         out.append({"config": f"{wide['channels']} ch, epoch {wide['epoch']}, {proto}", "channels": wide["channels"],
                     "epoch": wide["epoch"], "protocol": f"NOT the correct threat model: {r['label']}",
                     "correct": False, **rows, **distance(rows, paper)})
@@ -325,14 +360,25 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     """Everything notebook 08 reports, from the model store (training what is missing, up to ``WIDTH_UNTIL``):
     per-width training records, per-epoch cells, Table 1 of each width's last model, the audit's worst case
     and the protocol variants on the widest one, and the configurations nearest the paper's Table 1."""
+    import time
+
+    from .reference import paper_attack
     seed, eps_list = params["SEED"], [float(e) for e in params["EPS_TABLE1"]]
-    steps, alpha = int(params["PGD_STEPS"]), float(params["PGD_ALPHA"])
+    attack = paper_attack(params.get("PGD_STEPS"), params.get("PGD_ALPHA"))
     early = bool(params.get("WIDTH_PGD_EARLY_STOP", False))
     payload = {"dataset": dataset.describe(), "paper": paper_row(dataset.name), "eps": eps_list,
-               "pgd": {"steps": steps, "alpha": alpha, "early_stop": early}, "widths": [], "cells": [], "table1": {}}
+               "pgd": {"steps": attack["steps"], "alpha": attack["alpha"], "label": attack["label"],
+                       "early_stop": early}, "widths": [], "cells": [], "table1": {}, "wall_s": {}}
+    clock = time.time()
+
+    def lap(what):
+        nonlocal clock
+        payload["wall_s"][what] = payload["wall_s"].get(what, 0.0) + time.time() - clock
+        clock = time.time()
     models = {}
     for ch in params["WIDTH_CHANNELS"]:
         model, record, folder = train_width(params, dataset, ch, seed=seed, progress=progress)
+        lap("training")
         entry = width_entry(params, ch)
         payload["widths"].append({
             "channels": int(ch), "params": sum(p.numel() for p in model.parameters()), "train": entry["train"],
@@ -340,28 +386,34 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
             "history": [{k: h.get(k) for k in ("epoch", "test_acc", "train_acc", "loss", "nfe_forward_mean",
                                                 "wall_s", "precision_used")} for h in record["history"]]})
         payload["cells"] += epoch_cells(params, dataset, ch, folder, x, y, eps_list, progress)
-        t = table1(model, x, y, eps_list, steps, alpha, early, seed, name=f"ODE {ch} ch")
-        payload["table1"][str(int(ch))] = {"epoch": len(record["history"]), "clean": t["clean"], "rows": t["rows"]}
+        lap("cells")
+        t = table1(model, x, y, eps_list, attack, early, seed, name=f"ODE {ch} ch")
+        payload["table1"][str(int(ch))] = {"epoch": len(record["history"]), "clean": t["clean"], "rows": t["rows"],
+                                           "labels": t["labels"]}
+        lap("table1")
         models[int(ch)] = (model, len(record["history"]))
     widest = max(models)
     model, epoch = models[widest]
     n_audit = int(params.get("WIDTH_AUDIT_N") or params["AUDIT_N"])
     payload["worst_case"] = {"channels": widest, "epoch": epoch, "eps": params["WIDTH_AUDIT_EPS"],
                              **worst_case(model, x[:n_audit], y[:n_audit], params["WIDTH_AUDIT_EPS"],
-                                          params["AUDIT_BUDGET"], steps, alpha, seed, name=f"ODE {widest} ch")}
+                                          params["AUDIT_BUDGET"], attack, seed, name=f"ODE {widest} ch")}
+    lap("worst_case")
     n_proto = int(params.get("WIDTH_PROTOCOL_N") or len(y))
     base = {"clean": payload["table1"][str(widest)]["clean"], "rows": payload["table1"][str(widest)]["rows"]}
-    variants = protocol_rows(model, x[:n_proto], y[:n_proto], eps_list, params["WIDTH_PROTOCOL_PGD_EPS"], steps,
-                             alpha, float(params["GRID_CROSS"][0][0]), seed,
-                             base=base, progress=progress)
+    variants = protocol_rows(model, x[:n_proto], y[:n_proto], eps_list, params["WIDTH_PROTOCOL_PGD_EPS"],
+                             attack["steps"], attack["alpha"], float(params["GRID_CROSS"][0][0]), seed,
+                             base=base, progress=progress, protocols=params.get("WIDTH_PROTOCOLS"))
+    lap("protocols")
     payload["protocols"] = {"channels": widest, "epoch": epoch, "n": n_proto, "variants": variants}
     payload["configurations"] = configurations(payload)
+    payload["findings"] = findings(payload)
     return payload
 
 
 def _pct(r) -> str:
-    from .stats import fmt
-    return fmt(r["k"], r["n"]) if r.get("k") is not None else "not measured"
+    from .stats import ci
+    return ci(r["robust"]) if r and r["robust"]["k"] is not None else "not measured"
 
 
 def _at(rows, eps):
@@ -380,7 +432,7 @@ def findings(payload: dict, eps: float | None = None) -> list:
     out = []
     eps = say_eps(payload) if eps is None else eps
     paper = payload["paper"]
-    pgd_label = f"PGD-{payload['pgd']['steps']}"
+    pgd_label = payload["pgd"]["label"]
     for w in payload["widths"]:
         ch = w["channels"]
         t = payload["table1"][str(ch)]
@@ -402,7 +454,7 @@ def findings(payload: dict, eps: float | None = None) -> list:
         fg = [(c["epoch"], _at(c["fgsm"], eps)) for c in cells]
         if len(fg) >= 2:
             out.append(f"{ch} channels, FGSM at eps = {eps:g} by training epoch: "
-                       + ", ".join(f"epoch {e}: {r['k']}/{r['n']}" for e, r in fg) + ".")
+                       + ", ".join(f"epoch {e}: {r['robust']['k']}/{r['robust']['n']}" for e, r in fg) + ".")
     configs = [c for c in payload["configurations"] if c["rms"] is not None]
     full = [c for c in configs if c["numbers"] == max(c["numbers"] for c in configs)] if configs else []
     if full:

@@ -16,10 +16,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$venv/bin/python"
   echo "[natrob] installing natrob and its dependencies into $venv (first run takes a few minutes)"
   "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   "$venv/bin/python" -m pip install -q -e "$root[dev]"
-  # torchattacks pins requests~=2.25 which would downgrade jupyter's requests/urllib3;
-  # its only real needs (torch, torchvision, numpy, scipy, tqdm) are already installed.
-  "$venv/bin/python" -m pip install -q --no-deps "torchattacks==3.5.1"
-  "$venv/bin/python" -m pip install -q scipy
+  # pyproject.toml's [tool.natrob] no-deps (torchattacks): its requests~=2.25 pin would downgrade jupyter's
+  # requests/urllib3; its only real needs (torch, torchvision, numpy, scipy, tqdm) are installed by [dev] above.
+  nodeps="$("$venv/bin/python" - "$root/pyproject.toml" <<'PY'
+import re, sys
+block = re.search(r"^no-deps\s*=\s*\[(.*?)\]", open(sys.argv[1]).read(), re.S | re.M)
+print(" ".join(re.findall(r'"([^"]+)"', block.group(1))) if block else "")
+PY
+)"
+  if [ -n "$nodeps" ]; then "$venv/bin/python" -m pip install -q --no-deps $nodeps; fi
   "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
   echo "$want" > "$stamp"
 fi

@@ -7,6 +7,8 @@ from natrob.models import build_model
 from natrob.train import TrainConfig, train
 from natrob.train.adversarial import trades_loss, yopo_step
 
+pytestmark = pytest.mark.slow  # trains four digits models adversarially (minutes on 2 cores)
+
 EPS = 0.1  # the quick profile's adversarial-training radius on digits
 MARGIN = 0.15  # each trainer must beat standard training's PGD accuracy by at least 15 points
 ARCH = dict(width=8, blocks=(1, 1, 1, 1))

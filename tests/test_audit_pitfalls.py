@@ -9,11 +9,12 @@ import math
 import pytest
 import torch
 
-from natrob import audit, checks, evalstore, verdict
+from natrob import audit, checks, evalstore, reference, verdict
 from natrob.attacks import PGD, make_attack
 from natrob.contract import prepare
 from natrob.errors import CheckpointError, ConfigError
 from natrob.evaluate import evaluate
+from natrob.stats import count
 
 BUDGET = {"pgd_steps": [40], "pgd_restarts": 1, "square_queries": 100, "aa_iter": 5, "aa_square_queries": 30,
           "aa_targets": 2, "boundary_queries": 50, "adaptive_steps": 5, "noise_trials": 3, "unbounded_steps": 20,
@@ -78,7 +79,8 @@ def test_outputs_that_are_not_logits_make_the_model_unevaluable(trained_cnn, pts
     x, y = pts
     res = evaluate(wrapper(trained_cnn).eval(), x, y, [0.1], PGD10, progress=False)
     assert res["evaluable"] is False and words in res["not_evaluable"]
-    assert res["rows"][0]["robust"] is None and res["worst_case"][0]["robust"] is None
+    assert res["rows"][0]["robust"]["k"] is None and res["worst_case"][0]["robust"]["k"] is None
+    assert res["clean"]["k"] is None and res["rows"][0]["robust"]["n"] == len(y)
 
 
 def test_tuple_output_audit_makes_no_finding(trained_cnn, pts):
@@ -108,11 +110,11 @@ def test_non_finite_logits_are_never_robust(trained_cnn, pts, value):
     res = evaluate(model, x, y, [0.1], PGD10 + [{"name": "random-noise", "trials": 2, "id": "noise"}],
                    cascade=False, progress=False)
     for row in res["rows"]:
-        assert row["robust"] == 0 and row["non_finite"] == res["clean_correct"] > 0, row
-    assert res["worst_case"][0]["counts"]["non_finite"] == res["clean_correct"]
+        assert row["robust"]["k"] == 0 and row["non_finite"] == res["clean"]["k"] > 0, row
+    assert res["worst_case"][0]["counts"]["non_finite"] == res["clean"]["k"]
     aud = audit.audit_model(model, x, y, [0.1], BUDGET, "nan", progress=False)
     assert "non-finite logits under attack" in aud["sentence"]
-    assert aud["per_eps"][0]["worst_case"] == 0
+    assert aud["per_eps"][0]["worst_case"]["k"] == 0
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
@@ -123,8 +125,8 @@ def test_other_precisions_are_evaluated_and_cached(trained_cnn, pts, dtype):
         first = evaluate(model, x, y, [0.1], PGD10, progress=False)
         again = evaluate(model, x, y, [0.1], PGD10, progress=False)
         assert first["evaluable"] and first["errors"] == [] and first["cache"] == "on"
-        assert first["clean_correct"] >= len(y) - 3 and isinstance(first["rows"][0]["robust"], int)
-        assert again["rows"][0]["cached"] and again["rows"][0]["robust"] == first["rows"][0]["robust"]
+        assert first["clean"]["k"] >= len(y) - 3 and isinstance(first["rows"][0]["robust"]["k"], int)
+        assert again["rows"][0]["cached"] and again["rows"][0]["robust"]["k"] == first["rows"][0]["robust"]["k"]
 
 
 class _CastIO(Wrap):
@@ -142,7 +144,7 @@ def test_labels_of_any_integer_dtype(trained_cnn, pts, dtype):
     x, y = pts
     ref = evaluate(trained_cnn, x, y, [0.1], PGD10, progress=False, cache=False)
     res = evaluate(trained_cnn, x, y.to(dtype), [0.1], PGD10, progress=False, cache=False)
-    assert res["errors"] == [] and res["rows"][0]["robust"] == ref["rows"][0]["robust"]
+    assert res["errors"] == [] and res["rows"][0]["robust"]["k"] == ref["rows"][0]["robust"]["k"]
     aud = audit.audit_model(trained_cnn, x, y.to(dtype), [0.1], BUDGET, "cnn", paper={0.1: 0.9}, progress=False)
     assert all(a["error"] is None for a in aud["per_eps"][0]["attacks"].values())
     assert aud["findings"][0]["reproduced"]["status"] in ("reproduced", "not reproduced")
@@ -202,9 +204,11 @@ def test_an_attack_that_raised_is_named_and_not_claimed(trained_cnn, pts):
     res = audit.audit_model(NoAutograd(trained_cnn).eval(), x[:12], y[:12], [0.1], BUDGET, "inference-only",
                             paper={0.1: 0.9}, progress=False)
     f, s = res["findings"][0], res["sentence"]
+    label = reference.paper_attack()["label"]  # the paper's attack, labelled by the spec in use
     assert f["reproduced"]["status"] == "not measured" and f["converged"]["status"] == "not measured"
-    assert "PGD-40 (paper) raised RuntimeError" in s and "could not be checked" in s
-    assert "PGD-40 converged" not in s and "has no figure" not in s
+    assert f["paper_attack"] is None and f["paper_attack_label"] == label
+    assert f"{label} raised RuntimeError" in s and "could not be checked" in s
+    assert f"{label} converged" not in s and "has no figure" not in s
 
 
 # ------------------------------------------------------------------------------------------- few classes
@@ -224,7 +228,7 @@ def test_few_classes_skip_what_cannot_run_and_say_so(digits, classes, attack, sk
                                             else {"eot_iter": 2})}
     res = evaluate(model, x, y, [0.1], [spec], progress=False)
     row = res["rows"][0]
-    assert row["error"] is None and isinstance(row["robust"], int)
+    assert row["error"] is None and isinstance(row["robust"]["k"], int)
     assert any(skipped in s and f"the model has {classes}" in s for s in row["skipped"])
 
 
@@ -257,7 +261,7 @@ def test_batch_dependent_model_is_flagged_and_judged_one_at_a_time(trained_cnn, 
     for bs in (12, 5, 4):
         res = evaluate(model, x, y, [0.1], spec, batch_size=bs, progress=False, cache=False)
         assert res["batch_dependence"]["dependent"] and res["per_sample"]
-        counts.add(res["rows"][0]["robust"])
+        counts.add(res["rows"][0]["robust"]["k"])
     assert len(counts) == 1  # the same points score the same whatever the batching
     aud = audit.audit_model(model, x, y, [0.1], BUDGET | {"adaptive": False}, "bn", progress=False)
     flag = next(c for c in aud["checks"] if c["check"] == "predictions independent of the batch")
@@ -432,7 +436,7 @@ def test_silent_success_is_recorded(trained_cnn, pts):
     x, y = pts
     res = evaluate(WrongUnderAutograd(trained_cnn).eval(), x, y, [0.05], PGD10, progress=False)
     row = res["rows"][0]
-    assert row["silent_success"] == row["robust"] > 0  # every point still robust was fooled on the path
+    assert row["silent_success"] == row["robust"]["k"] > 0  # every point still robust was fooled on the path
     rows = checks.attack_health("m", 0.05, {"pgd10": row | {"label": "PGD-10"}}, len(y))
     flag = next(r for r in rows if r["check"] == "no silent success (Pintor et al.)")
     assert flag["status"] == "flag" and flag["finding"] == "converged"
@@ -455,16 +459,16 @@ def test_incomplete_optimisation_is_recorded_and_breaks_convergence(trained_cnn,
     x, y = pts
     crawl = [{"name": "pgd", "steps": 10, "alpha": 0.002, "random_start": False, "id": "crawl"}]
     row = evaluate(trained_cnn, x, y, [0.3], crawl, progress=False)["rows"][0]
-    assert row["robust"] > 0 and row["incomplete_optimisation"] >= row["robust"] // 2
+    assert row["robust"]["k"] > 0 and row["incomplete_optimisation"] >= row["robust"]["k"] // 2
     n = len(y)
-    attacks = {"pgd40-paper": {"role": "paper", "robust": row["robust"], "cumulative": False, "label": "PGD-40 (paper)",
-                               "silent_success": 0, "incomplete_optimisation": row["incomplete_optimisation"],
-                               "error": None},
+    attacks = {"pgd-paper": {"role": "paper", "robust": row["robust"], "cumulative": False, "label": "PGD-40",
+                             "silent_success": 0, "incomplete_optimisation": row["incomplete_optimisation"],
+                             "error": None},
                "pgd100x1": {"role": "strong-white-box", "robust": row["robust"], "cumulative": False,
                             "label": "PGD-100x1", "silent_success": 0, "incomplete_optimisation": 0, "error": None}}
     rows = checks.attack_health("m", 0.3, attacks, n)
-    f = verdict.findings("m", 0.3, {"n": n, "clean": n, "worst_case": row["robust"], "attacks": attacks}, rows,
-                         None, 0.2)
+    f = verdict.findings("m", 0.3, {"n": n, "clean": count(n, n), "worst_case": row["robust"], "attacks": attacks},
+                         rows, None, 0.2)
     assert f["converged"]["status"] == "not converged"
     assert "loss still rising" in verdict.sentence("m", [f])
 

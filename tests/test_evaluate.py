@@ -11,17 +11,35 @@ from natrob.results import write_result
 
 
 def test_solver_failures_are_counted_not_raised(small_odenet, digits):
-    x, y = digits.test_x[:12], digits.test_y[:12]
-    old = small_odenet.configure_solver(max_nfe=None)
-    evaluate(small_odenet, x, y, [0.1], [{"name": "fgsm"}], progress=False)
-    nfe = small_odenet.nfe_forward  # NFE of the last clean solve
+    from natrob.attacks import FGSM
+    from natrob.evaluate import per_sample_solves
+    x, y = digits.test_x[:24], digits.test_y[:24]
+    with per_sample_solves(small_odenet), torch.no_grad():  # each image's own NFE, clean and after FGSM (uncapped)
+        small_odenet(x)
+        clean_nfe = small_odenet.nfe_per_sample.clone()
+    cap = int(clean_nfe.min())
+    keep = clean_nfe == cap  # points whose clean solve fits the cap exactly
+    x, y = x[keep], y[keep]
+    with per_sample_solves(small_odenet):
+        x_adv = FGSM(0.3)(small_odenet, x, y)
+        with torch.no_grad():
+            small_odenet(x_adv)
+        over = small_odenet.nfe_per_sample > cap  # these adversarial solves cannot fit the cap
+    old = small_odenet.configure_solver(max_nfe=cap)
     try:
-        # a cap just above a clean solve: the perturbed inputs need more steps and some solves fail
-        small_odenet.configure_solver(max_nfe=max(6, nfe))
-        capped = evaluate(small_odenet, x, y, [0.3], [{"name": "pgd", "steps": 3, "alpha": 0.1}], progress=False)
+        capped = evaluate(small_odenet, x, y, [0.3], [{"name": "fgsm"}], progress=False, cache=False)
     finally:
-        small_odenet.configure_solver(**{"max_nfe": old["max_nfe"]})
-    assert sum(capped["worst_case"][0]["counts"].values()) == len(y)  # every point got a status, nothing raised
+        small_odenet.configure_solver(max_nfe=old["max_nfe"])
+    # the cap bit where it must: clean solves passed, exactly the adversarial solves over the cap failed, and each
+    # failed point counts as not robust
+    row, status = capped["rows"][0], capped["worst_case"][0]["counts"]
+    assert over.any(), "FGSM at eps 0.3 moved no image past its clean NFE: the cap cannot be tested on these points"
+    assert capped["clean_solver_failures"] == 0 and capped["clean"]["k"] == int(keep.sum()) - status["misclassified"]
+    with per_sample_solves(small_odenet), torch.no_grad():
+        correct = (small_odenet(x).argmax(1) == y).cpu()
+    assert row["solver_failures"] == int((over.cpu() & correct).sum())
+    assert status["solver_failure"] == row["solver_failures"] and status["robust"] == row["robust"]["k"]
+    assert row["robust"]["k"] <= capped["clean"]["k"] - row["solver_failures"]
     # force failures for certain: a cap below one dopri5 step
     small_odenet.configure_solver(max_nfe=3)
     try:
@@ -31,7 +49,7 @@ def test_solver_failures_are_counted_not_raised(small_odenet, digits):
     assert res["clean_solver_failures"] == len(y)
     # nothing can be measured when every clean solve fails: no count is claimed, the reason is named
     assert res["evaluable"] is False and f"failed on every clean image ({len(y)} of {len(y)})" in res["not_evaluable"]
-    assert res["worst_case"][0]["robust"] is None and res["rows"][0]["robust"] is None
+    assert res["worst_case"][0]["robust"]["k"] is None and res["rows"][0]["robust"]["k"] is None
 
 
 def test_solver_failure_mid_attack(small_odenet, digits):
@@ -65,14 +83,14 @@ def test_batch_vs_per_sample(small_odenet, digits):
 
 def test_results_written_with_provenance(trained_cnn, digits):
     res = evaluate(trained_cnn, digits.test_x[:30], digits.test_y[:30], [0.1], [{"name": "fgsm"}], progress=False)
-    path = write_result("cnn-fgsm", res, {"eps": [0.1]}, seed=0, csv_rows=csv_rows(res))
+    path = write_result("03-table1-test-cnn", res, {"eps": [0.1]}, seed=0, csv_rows=csv_rows(res))  # its schema
     assert path.parent == paths.results_dir()
     data = json.loads(path.read_text())
     assert set(data["provenance"]) >= {"params", "seed", "git_commit", "versions", "device", "wall_time_s", "profile"}
-    assert (path.parent / "cnn-fgsm.csv").read_text().startswith("model,eps,attack,id,robust,n,accuracy")
-    row = data["rows"][0]
-    assert isinstance(row["robust"], int) and row["n"] == 30 and row["robust"] <= data["clean_correct"] <= 30
-    assert row["ci95"][0] <= row["robust"] / 30 <= row["ci95"][1]
+    assert (path.parent / "03-table1-test-cnn.csv").read_text().startswith("model,eps,attack,id,robust,n,accuracy")
+    robust, clean = data["rows"][0]["robust"], data["clean"]
+    assert robust["n"] == clean["n"] == 30 and 0 <= robust["k"] <= clean["k"] <= 30
+    assert robust["ci95"][0] <= robust["k"] / 30 <= robust["ci95"][1]
 
 
 
@@ -121,9 +139,9 @@ def test_a_failing_model_is_recorded_not_raised(digits):
             raise RuntimeError("weights not loaded")
 
     res = evaluate(Broken(), digits.test_x[:8], digits.test_y[:8], [0.1], [{"name": "fgsm"}], progress=False)
-    assert "weights not loaded" in res["clean_error"] and res["clean_correct"] == 0
+    assert "weights not loaded" in res["clean_error"] and res["clean"]["k"] is None
     assert res["evaluable"] is False and "weights not loaded" in res["not_evaluable"]
-    assert res["worst_case"][0]["robust"] is None  # unmeasured, not 0
+    assert res["worst_case"][0]["robust"]["k"] is None  # unmeasured, not 0
 
 
 def test_randomized_model_judged_by_majority_vote(trained_cnn, digits):

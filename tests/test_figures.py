@@ -18,14 +18,14 @@ def test_every_figure_is_redrawn_from_the_published_quick_results(artifacts):
     paths.set_profile("quick-published")
     drawn = figures.render_all(paths.PUBLISHED / "quick")
     names = sorted(p.name for p in drawn)
-    assert names == sorted(f"{name}-digits.png" for name in figures.FIGURES)
+    assert names == sorted(f"{name}-digits.png" for name in figures.registry())
     assert all(p.parent == artifacts / "figures" / "quick-published" and p.stat().st_size > 1000 for p in drawn)
 
 
 def test_published_report_embeds_the_redrawn_figures(artifacts):
     page = build_report("quick", published=True).read_text()
     assert (artifacts / "report" / "quick-published" / "index.html").exists()
-    assert page.count("data:image/png;base64") >= len(figures.FIGURES)
+    assert page.count("data:image/png;base64") >= len(figures.registry())
     assert not (artifacts / "results").exists()  # nothing of a local run is read or written
 
 

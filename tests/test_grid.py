@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from natrob import evalstore, grid
+from natrob.chapters import ch07_grid
 from natrob.errors import ConfigError
 from natrob.protocols import NOT_CORRECT, craft
 
@@ -97,7 +98,7 @@ def test_worst_case_never_above_pgd_fgsm_or_clean(small_odenet, batch):
             assert r["worst"]["n"] == r["pgd"]["n"] == c["clean"]["n"] == len(y)
             if c["correct_threat_model"]:
                 assert all(a["k"] >= r["worst"]["k"] for a in r["attacks"].values())
-    text = grid.summary(res, "digits")
+    text = ch07_grid.summary(res, "digits")
     assert "closest to the paper's Table 1" in text and "eps=0.3" in text
 
 

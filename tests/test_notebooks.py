@@ -8,6 +8,8 @@ import pytest
 from natrob import paths
 from natrob.runner import main as run_all, notebooks
 
+pytestmark = pytest.mark.slow  # runs every notebook of the tiny profile through papermill (minutes)
+
 
 def test_committed_notebooks_have_no_outputs():
     tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=paths.REPO, capture_output=True, text=True).stdout.split()
@@ -80,7 +82,8 @@ def tiny_run(tmp_path_factory):
 def test_tiny_profile_runs_every_notebook(tiny_run):
     assert tiny_run["rc"] == 0
     names = set(tiny_run["results"])
-    for prefix in ("01-lipschitz", "02-fig1", "03-white-box", "04-fig3", "05-table2", "06-audit", "07-grid"):
+    from natrob import chapters
+    for prefix in chapters.schemas():  # every result file every chapter declares
         assert any(n.startswith(prefix) for n in names), (prefix, names)
     for r in tiny_run["results"].values():
         if "provenance" in r:
@@ -107,20 +110,24 @@ def test_result_files_are_consistent(tiny_run):
     lip = res["01-lipschitz-digits.json"]
     assert lip["eq12"]["violations"] == 0 and lip["thm31_violations"] == 0 and lip["thm32_violations"] == 0
     wb = res["03-white-box-digits.json"]
-    for row in wb["table1"]:
-        assert isinstance(row["robust"], int) and row["robust"] <= row["clean_correct"] <= row["n"]
+    for row in wb["table1"]:  # an attack keeps at most the clean-correct points, all counts on the same sample
+        assert row["robust"]["k"] <= row["clean"]["k"] <= row["clean"]["n"] == row["robust"]["n"]
     for r in wb["fig2"]:
-        assert r["robust"] <= r["n"] and _acc(r["accuracy"])
+        assert 0 <= r["robust"]["k"] <= r["robust"]["n"] and _acc(r["robust"]["accuracy"])
     for r in res["02-fig1-digits.json"]["rows"]:
-        assert r["robust"] <= r["n"]
-    for c in res["04-fig3-digits.json"]["curves"]:
-        assert c["robust"] <= c["n"]
+        assert 0 <= r["robust"]["k"] <= r["robust"]["n"]
+    curves = res["04-fig3-digits.json"]["curves"]
+    for model in {c["model"] for c in curves}:  # robust accuracy never rises with the radius
+        ks = [c["robust"]["k"] for c in sorted((c for c in curves if c["model"] == model), key=lambda c: c["eps"])]
+        assert ks == sorted(ks, reverse=True), (model, ks)
     for row in res["05-table2-digits.json"]["rows"]:
-        assert row["robust_count"] <= row["clean_correct"] <= row["n"]
+        assert row["robust"]["k"] <= row["clean"]["k"] <= row["clean"]["n"] == row["robust"]["n"]
     audit = res["06-audit-digits.json"]
     assert audit["headline"] and all(isinstance(s, str) and s.endswith(".") for s in audit["headline"])
+    pgd_steps = audit["provenance"]["params"]["PGD_STEPS"]
     for f in audit["findings"]:
-        assert f["worst_case"] <= f["pgd40"] <= f["clean"] <= f["n"]
+        assert f["worst_case"]["k"] <= f["paper_attack"]["k"] <= f["clean"]["k"] <= f["n"]
+        assert f["paper_attack_label"] == f"PGD-{pgd_steps}"  # tiny runs PGD-5 and says so
         assert f["reproduced"]["status"] in ("reproduced", "not reproduced", "no paper figure")
         assert f["converged"]["status"] in ("converged", "not converged")
         assert f["masking"]["status"] in ("signs", "no sign")
@@ -143,16 +150,18 @@ def test_result_files_are_consistent(tiny_run):
 def test_report_has_every_section(tiny_run):
     import html as markup
     html = markup.unescape(tiny_run["report"])  # templates escape text (an apostrophe is &#39;)
-    for section in ("Does the claim hold?", "Table 1", "What produces the paper's numbers?", "Fig. 1", "Fig. 2", "Fig. 3",
-                    "Table 2", "Lipschitz", "Table A1", "provenance", "data:image/png;base64", "Profile <b>tiny</b>"):
+    from natrob.report.sections import sections
+    for section in [s.title for s in sections()] + ["data:image/png;base64", "Profile <b>tiny</b>"]:
         assert section in html, section
+    for python_repr in ("{'", "['", "': ", "True,", "None,"):  # prose and tables are written for people
+        assert python_repr not in html.split("<pre>")[0], python_repr
     assert "(not tiny)" not in html  # every result file it read was produced by the tiny profile
 
 
 def test_report_sections_read_what_the_notebooks_write(tiny_run):
-    from natrob.report.sections import SECTIONS
+    from natrob.report.sections import sections
     html = tiny_run["report"]
-    for section in SECTIONS:
+    for section in sections():
         assert f'href="#{section.id}"' in html and f'id="{section.id}"' in html  # navigation generated from sections
         if section.results:
             files = [r for name, r in tiny_run["results"].items() if name.startswith(section.results)]

@@ -1,43 +1,169 @@
-"""The verify command: every count compared with the published one, within the stated tolerances."""
+"""The verify command and the result-file schemas, on the committed reference results of every profile: every
+count has one key, sits where its file's schema declares one, and is compared; MISSING, "none survived" and the
+exit codes are told apart."""
 import io
 import json
+import shutil
 
-from natrob.verify import compare, counts, verify
+import pytest
+
+from natrob import paths
+from natrob.results import SchemaError, check_schema, counts, matches, schema_for, schemas, show_key
+from natrob.stats import count
+from natrob.verify import compare, main, verify
+
+PROFILES = sorted(p.name for p in paths.PUBLISHED.iterdir() if p.is_dir())
+FILES = sorted(p for prof in PROFILES for p in (paths.PUBLISHED / prof).glob("*.json") if not p.name.startswith("_"))
 
 
-def _write(folder, name, obj):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(json.dumps(obj))
+def _raw_counts(obj) -> int:
+    """Count values in a file, found without natrob.results (an independent walk: dicts with int k and n)."""
+    if isinstance(obj, dict):
+        if set(obj) >= {"k", "n"} and set(obj) <= {"k", "n", "accuracy", "ci95"}:
+            return 1
+        return sum(_raw_counts(v) for k, v in obj.items() if k != "provenance")
+    if isinstance(obj, list):
+        return sum(_raw_counts(v) for v in obj)
+    return 0
 
 
-def _result(clean, robust):
-    return {"model": "M", "n": 40, "clean_correct": clean,
-            "rows": [{"eps": 0.3, "attack": "PGD", "robust": robust, "n": 40}], "provenance": {"n": 1, "robust": 0}}
+def _copy(tmp_path, profile="tiny"):
+    ours = tmp_path / "ours"
+    shutil.copytree(paths.PUBLISHED / profile, ours)
+    return ours
 
 
-def test_counts_are_found_by_place_and_provenance_is_ignored():
-    found = counts(_result(38, 4))
-    assert found == {("[model=M]", "clean_correct"): (38, 40), ("rows[attack=PGD,eps=0.3]", "robust"): (4, 40)}
+def _edit(path, change):
+    d = json.loads(path.read_text())
+    change(d)
+    path.write_text(json.dumps(d))
+
+
+def test_profiles_have_published_results():
+    assert {"tiny", "quick", "mnist"} <= set(PROFILES)
+    assert any(p.name.startswith("07-grid") for p in FILES)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_count_has_one_declared_key(path):
+    data = json.loads(path.read_text())
+    found = check_schema(path.name, data)  # raises on a collision or an undeclared count
+    assert len(found) == _raw_counts(data)  # no count lost to a shared key, none outside the walk
+    assert len({show_key(k) for k in found}) == len(found)
+    for key, c in found.items():
+        assert c["k"] is None or 0 <= c["k"] <= c["n"], show_key(key)
+
+
+def test_every_declared_pattern_occurs_in_some_published_file():
+    declared = schemas()
+    seen = {prefix: set() for prefix in declared}
+    for path in FILES:
+        prefix = max((p for p in declared if path.name.startswith(p)), key=len)
+        for key in counts(json.loads(path.read_text())):
+            seen[prefix] |= {p for p in declared[prefix] if matches(key, p)}
+    stale = {prefix: set(declared[prefix]) - seen[prefix] for prefix in declared}
+    assert not any(stale.values()), stale
+
+
+def test_keys_name_model_attack_eps_and_cell():
+    audit = json.loads(next(p for p in FILES if p.name.startswith("06-audit")).read_text())
+    keys = [show_key(k) for k in counts(audit)]
+    pgd = [k for k in keys if k.startswith("models.") and ".attacks.pgd-paper." in k]
+    eps = {e for pe in next(iter(audit["models"].values()))["per_eps"] for e in [pe["eps"]]}
+    assert len(pgd) == len(audit["models"]) * len(eps)  # one per model and eps: the eps is in the key
+    grid = json.loads(next(p for p in FILES if p.name.startswith("07-grid")).read_text())
+    cells = {show_key(k).split(".")[0] for k in counts(grid)}
+    assert len(cells) == len(grid["cells"]) and all("id=c" in c and "protocol=" in c for c in cells)
+
+
+def test_colliding_or_undeclared_counts_are_refused():
+    two = {"rows": [{"eps": 0.1, "robust": count(1, 4)}, {"eps": 0.1, "robust": count(2, 4)}]}
+    with pytest.raises(SchemaError, match="share the key"):
+        counts(two)
+    with pytest.raises(SchemaError, match="not declared"):
+        check_schema("02-fig1-digits", {"rows": [{"h": 1.0, "setting": "clean", "robust": count(1, 4)}],
+                                        "extra": count(0, 4)})
+    with pytest.raises(SchemaError, match="no declared schema"):
+        schema_for("99-new-digits")
 
 
 def test_tolerances():
-    assert compare("clean_correct", (38, 40), (39, 40))["ok"]        # one point of 40 (2.5 pts) is allowed
-    assert not compare("clean_correct", (36, 40), (39, 40))["ok"]    # 7.5 pts is not
-    assert compare("robust", (4, 40), (6, 40))["ok"]                 # the intervals overlap
-    assert compare("robust", (0, 8), (1, 8))["ok"]                   # a one-point flip on a small sample
-    assert not compare("robust", (0, 40), (20, 40))["ok"]
+    assert compare(True, (38, 40), (39, 40))["ok"]        # one point of 40 (2.5 pts) is allowed for clean counts
+    assert not compare(True, (36, 40), (39, 40))["ok"]    # 7.5 pts is not
+    assert compare(False, (4, 40), (6, 40))["ok"]         # the intervals overlap
+    assert compare(False, (0, 8), (1, 8))["ok"]           # a one-point flip on a small sample
+    assert not compare(False, (0, 40), (20, 40))["ok"]
     for n in (8, 40, 100, 1000):  # an exact match always passes, at 0 and at n included
-        assert all(compare("robust", (k, n), (k, n))["ok"] for k in range(n + 1))
+        assert all(compare(False, (k, n), (k, n))["ok"] for k in range(n + 1))
 
 
-def test_verify_passes_on_a_match_and_fails_on_a_mismatch(tmp_path):
-    _write(tmp_path / "pub", "03-x.json", _result(38, 4))
-    _write(tmp_path / "same", "03-x.json", _result(38, 5))
-    _write(tmp_path / "off", "03-x.json", _result(38, 30))
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_count_of_every_file_is_compared(tmp_path, profile):
     out = io.StringIO()
-    assert verify("p", tmp_path / "same", tmp_path / "pub", out=out) == 0
-    assert "2 of 2 numbers match" in out.getvalue()
+    assert verify(profile, _copy(tmp_path, profile), paths.PUBLISHED / profile, out=out) == 0
+    lines = out.getvalue().splitlines()
+    for path in (paths.PUBLISHED / profile).glob("*.json"):
+        n = _raw_counts(json.loads(path.read_text()))
+        assert sum(line.startswith(f"ok       {path.name} ") for line in lines) == n, path.name
+    total = sum(_raw_counts(json.loads(p.read_text())) for p in (paths.PUBLISHED / profile).glob("*.json"))
+    assert lines[-1] == f"verify {profile}: {total} of {total} numbers match the published results"
+
+
+def _audit(folder):
+    return next(folder.glob("06-audit-*.json"))
+
+
+def test_a_change_at_one_eps_is_caught_at_that_eps(tmp_path):
+    ours = _copy(tmp_path)
+    audit = json.loads(_audit(ours).read_text())
+    model = next(iter(audit["models"]))
+    pe = audit["models"][model]["per_eps"][-1]  # the last eps: before, its key was shared and silently won
+    old = pe["attacks"]["fgsm"]["robust"]
+    n = old["n"]
+    pe["attacks"]["fgsm"]["robust"] = count(n if old["k"] < n / 2 else 0, n)
+    _audit(ours).write_text(json.dumps(audit))
     out = io.StringIO()
-    assert verify("p", tmp_path / "off", tmp_path / "pub", out=out) == 1
-    assert "MISMATCH" in out.getvalue() and "75.00% (30/40)" in out.getvalue()
-    assert verify("p", tmp_path / "nothing", tmp_path / "pub", out=io.StringIO()) == 2
+    assert verify("tiny", ours, paths.PUBLISHED / "tiny", out=out) == 1
+    bad = [line for line in out.getvalue().splitlines() if line.startswith("MISMATCH")]
+    assert len(bad) == 1 and f"per_eps[eps={pe['eps']:.6g}].attacks.fgsm.robust" in bad[0]
+
+
+def test_missing_number_against_none_survived(tmp_path):
+    ours = _copy(tmp_path)
+    audit = json.loads(_audit(ours).read_text())
+    m, pe = next((m, pe) for m, r in audit["models"].items() for pe in r["per_eps"]
+                 if any(row["cumulative"] for row in pe["attacks"].values()))  # a place where points survived
+    survivors_only = [a for a, row in pe["attacks"].items() if row["cumulative"]]
+    for a in survivors_only:  # this run lacks the rows that run only on survivors ...
+        del pe["attacks"][a]
+    pe["worst_case"] = count(0, pe["worst_case"]["n"])  # ... because none survived: each count is 0 by implication
+    _audit(ours).write_text(json.dumps(audit))
+    out = io.StringIO()
+    code = verify("tiny", ours, paths.PUBLISHED / "tiny", out=out)
+    lines = [line for line in out.getvalue().splitlines() if f"[model={m}" not in line and f"models.{m}." in line
+             and f"per_eps[eps={pe['eps']:.6g}]" in line and ".attacks." in line]
+    implied = [line for line in lines if "none survived in this run" in line]
+    assert len(implied) == len(survivors_only) and "MISSING" not in out.getvalue()
+    assert code in (0, 1)  # 0 unless a published survivor count is far above 0 (then MISMATCH, not MISSING)
+
+    pe["worst_case"] = count(pe["worst_case"]["n"], pe["worst_case"]["n"])  # points did survive: the rows are missing
+    _audit(ours).write_text(json.dumps(audit))
+    out = io.StringIO()
+    assert verify("tiny", ours, paths.PUBLISHED / "tiny", out=out) == 1
+    assert sum(line.startswith("MISSING") for line in out.getvalue().splitlines()) == len(survivors_only)
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    ours = _copy(tmp_path)
+    assert main(["--profile", "tiny", "--results", str(ours)]) == 0
+    grid = next(ours.glob("07-grid-*.json"))
+    def flip(d):  # the first cell's clean count to the far end of its range
+        c = d["cells"][0]["clean"]
+        d["cells"][0]["clean"] = count(c["n"] if c["k"] < c["n"] / 2 else 0, c["n"])
+    _edit(grid, flip)
+    assert main(["--profile", "tiny", "--results", str(ours)]) == 1  # a grid number is compared too
+    _edit(grid, lambda d: d.__setitem__("stray", count(1, 2)))
+    assert main(["--profile", "tiny", "--results", str(ours)]) == 2  # a count outside the schema
+    grid.unlink()
+    assert main(["--profile", "tiny", "--results", str(ours)]) == 2  # a whole file missing
+    assert "07-grid" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from natrob.models import build_model
 from natrob.train import TrainConfig, get_model
 from natrob.train.store import epoch_checkpoints
 from natrob import width
+from natrob.stats import count
 
 
 def test_store_keeps_every_epoch_and_until_epoch_stops_and_resumes(digits, tmp_path):
@@ -28,7 +29,7 @@ def test_cell_probes_counts_are_consistent(digits):
     for key in ("zero_grad_float32", "zero_grad_float64"):
         assert 0 <= cell[key]["k"] <= n
     for r in cell["fgsm"]:  # an attack never leaves more points than the clean model classifies correctly
-        assert r["n"] == n and 0 <= r["k"] <= cell["clean"]["k"]
+        assert r["robust"]["n"] == n and 0 <= r["robust"]["k"] <= cell["clean"]["k"]
     assert cell["nfe_forward_mean"] >= 6 and cell["state_norm_median"] > 0
 
 
@@ -56,32 +57,32 @@ def test_a_saturated_softmax_has_exactly_zero_float32_gradients_and_fgsm_then_ca
     assert correct >= 20
     assert cell["zero_grad_float32"]["k"] >= correct - 6      # saturated on most correct points
     assert cell["zero_grad_float64"]["k"] < cell["zero_grad_float32"]["k"]
-    assert cell["fgsm"][0]["k"] >= cell["zero_grad_float32"]["k"] - (len(y) - correct)
+    assert cell["fgsm"][0]["robust"]["k"] >= cell["zero_grad_float32"]["k"] - (len(y) - correct)
 
 
 def test_distance_is_zero_on_the_papers_numbers_and_rms_otherwise():
     paper = width.paper_row("mnist")
-    same = {a: [{"eps": e, "k": round(v * 100), "n": 10000} for e, v in zip(paper["eps"], paper[a])]
-            for a in ("fgsm", "pgd")}
+    same = {a: [{"eps": e, "pct": v} for e, v in zip(paper["eps"], paper[a])] for a in ("fgsm", "pgd")}
     d = width.distance(same, paper)
     assert d["numbers"] == 8 and d["rms"] < 0.01
-    zero = {"fgsm": [{"eps": e, "k": 0, "n": 100} for e in paper["eps"]]}
+    zero = {"fgsm": width.percentages([{"eps": e, "robust": count(0, 100)} for e in paper["eps"]])}
     d = width.distance(zero, paper)
     expected = (sum(v * v for v in paper["fgsm"]) / 4) ** 0.5
     assert d["numbers"] == 4 and abs(d["rms"] - expected) < 1e-9
-    assert width.distance({"fgsm": [{"eps": 0.05, "k": 1, "n": 2}]}, paper) == {"rms": None, "numbers": 0}
+    assert width.distance({"fgsm": [{"eps": 0.05, "pct": 50.0}]}, paper) == {"rms": None, "numbers": 0}
 
 
 def test_protocol_rows_label_every_variant_and_no_usable_gradient_is_free(digits):
     torch.manual_seed(0)
     model = build_model("odenet", digits, channels=8, t1=1.0).eval()
     x, y = digits.test_x[:6], digits.test_y[:6]
-    base = width.table1(model, x, y, [0.3], steps=2, alpha=0.1, early_stop=False)
+    attack = {"name": "pgd", "steps": 2, "alpha": 0.1, "random_start": True, "id": "pgd-paper", "label": "PGD-2"}
+    base = width.table1(model, x, y, [0.3], attack, early_stop=False)
     rows = width.protocol_rows(model, x, y, [0.3], [0.3], steps=2, alpha=0.1, cross_tol=0.1, base=base,
                                progress=False)
     assert set(rows) == set(width.VARIANTS)
-    assert rows["no-usable-gradient"]["fgsm"][0]["k"] == base["clean"]["k"]
-    assert rows["no-usable-gradient"]["pgd"][0]["k"] == base["rows"]["noise"][0]["k"]
+    assert rows["no-usable-gradient"]["fgsm"][0]["robust"]["k"] == base["clean"]["k"]
+    assert rows["no-usable-gradient"]["pgd"][0]["robust"]["k"] == base["rows"]["noise"][0]["robust"]["k"]
     for proto, r in rows.items():
-        for attack in ("fgsm", "pgd"):
-            assert all(0 <= c["k"] <= c["n"] == len(y) for c in r[attack]), proto
+        for kind in ("fgsm", "pgd"):
+            assert all(0 <= c["robust"]["k"] <= c["robust"]["n"] == len(y) for c in r[kind]), proto

@@ -25,6 +25,7 @@ largest per-sample NFE, and ``nfe_per_sample`` holds each sample's). Solver brea
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 
 import torch
@@ -103,6 +104,15 @@ def solver_settings(model, **changes):
     finally:
         if old is not None:
             configure(**{k: old[k] for k in changes})
+
+
+def solver_twin(model, **changes):
+    """A copy of an ODE net (same weights, eval mode) with other solver settings (``ODENet.configure_solver``
+    arguments): the one way natrob builds the twins that craft through another solve (the audit's adaptive
+    attacks, notebook 07's cross-solver protocol). The original is left untouched."""
+    twin = copy.deepcopy(model)
+    twin.configure_solver(**changes)
+    return twin.eval()
 
 
 class ConcatConv2d(nn.Module):

@@ -1,7 +1,8 @@
 """The HTML report of one profile: ``report/<profile>/index.html``.
 
 One self-contained file (figures embedded as base64) rendered from Jinja2 templates, built only from that
-profile's result files and figures (``natrob.report.sections`` declares which section reads which file), plus
+profile's result files and figures (the chapter records, :mod:`natrob.chapters`, declare which section reads which
+file), plus
 its executed notebooks rendered by nbconvert and linked from it. Every accuracy is shown with its count and
 95% Wilson interval; the provenance section says which profile and commit produced each result file.
 
@@ -23,7 +24,7 @@ from markupsafe import Markup
 from .. import paths
 from ..provenance import provenance
 from ..results import read_json, write_text
-from .sections import SECTIONS, Section
+from .sections import Section, sections
 from .tables import image
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -102,8 +103,8 @@ def build_report(profile: str | None = None, params: dict | None = None, timings
     env = {"profile": profile, "params": params, "timings": timings, "links": [] if published else _render_notebooks(out),
            "files": _result_files(profile, folder), "run": run, "results_dir": folder}
     jinja = _env()
-    sections = [render_section(s, env, jinja) for s in SECTIONS]
-    page = jinja.get_template("page.html.j2").render(profile=profile, commit=run["git_commit"][:12], sections=sections)
+    rendered = [render_section(s, env, jinja) for s in sections()]
+    page = jinja.get_template("page.html.j2").render(profile=profile, commit=run["git_commit"][:12], sections=rendered)
     return write_text(out / "index.html", page)
 
 

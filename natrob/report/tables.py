@@ -8,12 +8,13 @@ from pathlib import Path
 import pandas as pd
 from markupsafe import Markup
 
-from ..stats import fmt
+from ..stats import ci as stats_ci
 
 
-def ci(k, n) -> str:
-    """'12.5% [5.0, 26.8] (5/40)', or '–' when the count is missing (an attack that raised)."""
-    return "–" if k is None or n is None else fmt(int(k), int(n))
+def ci(c) -> str:
+    """A count value as '12.5% [5.0, 26.8] (5/40)'; '–' when there is none, '– (not measured)' when the attack
+    raised (:func:`natrob.stats.ci`)."""
+    return stats_ci(c)
 
 
 def pct(v) -> str:
