@@ -34,7 +34,7 @@ from .contract import as_labels, check_images, predicted, prepare
 from .evaluate import _device, evaluate, per_sample_solves
 from .models.odenet import solver_twin
 from .plan import run_plan
-from .stats import class_shares
+from .stats import class_shares, count
 from . import reference
 from .reference import lookup
 
@@ -265,12 +265,13 @@ def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, pro
 
 
 def _not_evaluated(label, eps_list, n, reason, paper, shares, probe_info) -> dict:
-    """An audit that measured nothing: every finding 'not evaluated', the reason in the sentence."""
+    """An audit that measured nothing: every finding 'not evaluated', the reason in the sentence, every count
+    "not measured" (``k`` None of ``n``)."""
     findings = [verdict_mod.not_evaluated(label, eps, n, reason, lookup(paper, eps) if paper else None)
                 for eps in eps_list]
     return {"model": label, "evaluable": False, "not_evaluable": reason, "probe": probe_info,
-            "per_eps": [{"eps": e, "n": n, "evaluable": False, "attacks": {}, "worst_case": None, "errors": []}
-                        for e in eps_list],
+            "per_eps": [{"eps": e, "n": n, "evaluable": False, "not_evaluable": reason, "clean": count(None, n),
+                         "attacks": {}, "worst_case": count(None, n), "errors": []} for e in eps_list],
             "checks": [], "findings": findings, "sentence": verdict_mod.sentence(label, findings),
             "class_shares": shares, "surrogates": [], "roles": ROLES}
 

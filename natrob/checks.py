@@ -17,6 +17,25 @@ from .stats import constant_image_limit, fmt
 
 TOL = 0.02   # slack between attacks on small samples, as a fraction of the sample (at least one point)
 GAP = 0.05   # a difference this large (in points of the sample) is a finding, not noise
+# a survivors-only attack with no survivor left to attack (natrob.plan): its count 0 of n is implied, so the
+# note says why it did not run but is no limit of the measurement
+NONE_LEFT = "no point survived the attacks before it"
+
+
+def _notes(a: dict) -> list:
+    notes = a.get("skipped") or []
+    return [notes] if isinstance(notes, str) else list(notes)
+
+
+def skipped_parts(a: dict) -> list:
+    """What an attack row says it skipped that limits the measurement (components the class count ruled out),
+    leaving out :data:`NONE_LEFT`: nothing was left to attack, so nothing is missing."""
+    return [w for w in _notes(a) if w != NONE_LEFT]
+
+
+def ran(a: dict) -> bool:
+    """Whether an attack row measured something itself: it raised nothing and had points left to attack."""
+    return (a.get("robust") or {}).get("k") is not None and NONE_LEFT not in _notes(a)
 
 
 def slack(n: int) -> int:
@@ -115,11 +134,11 @@ def attack_health(model: str, eps: float, attacks: dict, n: int) -> list:
                          problem="loss still rising at the last steps: " +
                                  ", ".join(f"{lbl} {k} points" for lbl, k in rising)))
     warned = [(a["label"], w) for a in attacks.values() for w in (a.get("warnings") or [])]
-    if any(i.startswith("autoattack") and (a.get("robust") or {}).get("k") is not None for i, a in attacks.items()):
+    if any(i.startswith("autoattack") and ran(a) for i, a in attacks.items()):
         rows.append(_row(model, eps, "AutoAttack's own checks pass", not warned,
                          "; ".join(f"{lbl}: {w}" for lbl, w in warned) or "no warning",
                          problem="AutoAttack's own checks warn: " + "; ".join(sorted({w for _, w in warned}))))
-    skipped = [(a["label"], w) for a in attacks.values() for w in (a.get("skipped") or [])]
+    skipped = [(a["label"], w) for a in attacks.values() for w in skipped_parts(a)]
     failed = [(a["label"], a["error"]) for a in attacks.values() if a.get("error")]
     rows.append(_row(model, eps, "every attack ran in full", not skipped and not failed,
                      "; ".join([f"{lbl} raised {e}" for lbl, e in failed] + [f"{lbl}: {w}" for lbl, w in skipped])

@@ -21,8 +21,9 @@ Before any attack, natrob.contract checks the model's output on a few images (a 
 its predictions depend on their batch-mates; a batch-dependent model is judged one image at a time
 (``per_sample`` True, ``batch_dependence`` says why). A model that cannot be evaluated (its forward pass
 raises or returns something other than logits, every clean ODE solve fails, every clean logit row is
-non-finite) gets ``evaluable`` False, ``not_evaluable`` (the reason), no counts (``robust`` None) and every
-row's ``error`` saying so. Labels may be of any integer dtype.
+non-finite) gets ``evaluable`` False, ``not_evaluable`` (the reason), every count "not measured" (``clean`` and
+each ``robust`` are ``count(None, n)``: ``k`` None, never 0) and every row's ``error`` saying so. Labels may be
+of any integer dtype.
 
 A prediction whose logits hold NaN or inf is never a class (status ``non_finite``, counted per row as
 ``non_finite``): it is never correct and never robust. PGD rows carry Pintor et al.'s indicators of attack
@@ -458,7 +459,8 @@ def _result(name, run, eps_list, rows, worst, clean_pred, clean_nfe, clean_error
 
 
 def _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start) -> dict:
-    """A result that measures nothing and says why: no counts, every attack row 'not run'."""
+    """A result that measures nothing and says why: every count ``k`` None (not measured), every attack row
+    'not run'."""
     n, note = run.n, f"not run: the model could not be evaluated ({reason})"
     rows = [{"eps": e, "attack": attack_label(s), "id": attack_id(s), "role": s.get("role"),
              "params": _spec_params(s) | {"eps": e}, "robust": count(None, n), "cumulative": run.cascade, "n_attacked": 0,

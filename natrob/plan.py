@@ -8,19 +8,22 @@ A plan is a list of attack specs (:mod:`natrob.evaluate`'s), each with a stable 
   count is what remains after it; it can only lower the worst case, and costs nothing on a broken model.
 
 :func:`run_plan` runs a plan at one eps: one standalone evaluation, then one cascade on the survivors. When no
-point survives, each survivors-only attack still gets its row, with ``skipped`` saying why and the count 0 of n
-that the empty cascade implies, so a result file never lacks a row because nothing was left to attack.
+point survives, each survivors-only attack still gets its row, with ``skipped`` saying why (``[NONE_LEFT]``, a list
+like every row's ``skipped``) and the count 0 of n that the empty cascade implies, so a result file never lacks a
+row because nothing was left to attack. The checks (:mod:`natrob.checks`) do not count that note as a limit of
+the measurement: nothing is missing.
 """
 from __future__ import annotations
 
 import torch
 
+from .checks import NONE_LEFT
 from .errors import ConfigError
 from .evaluate import attack_label, attack_id, evaluate
 from .stats import count
 
 PLACES = ("all", "survivors")
-NONE_LEFT = "no point survived the attacks before it"
+# NONE_LEFT (natrob.checks): the note of a survivors-only attack that had nothing left to attack
 
 
 def _on(spec: dict) -> str:
@@ -47,7 +50,7 @@ def _harness(specs: list) -> list:
 def _skipped_row(spec: dict, eps: float, n: int) -> dict:
     return {"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
             "robust": count(0, n), "cumulative": True, "n_attacked": 0, "n_broken": 0, "solver_failures": 0,
-            "nfe_mean": None, "nfe_max": None, "wall_s": 0.0, "error": None, "cached": False, "skipped": NONE_LEFT}
+            "nfe_mean": None, "nfe_max": None, "wall_s": 0.0, "error": None, "cached": False, "skipped": [NONE_LEFT]}
 
 
 def run_plan(model, x, y, eps: float, plan: list, seed: int = 0, draws: int = 1, label: str | None = None,

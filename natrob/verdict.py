@@ -18,8 +18,8 @@ not robust, batch dependence) is named with its counts.
 """
 from __future__ import annotations
 
-from .checks import by_role, gap
-from .stats import ci, constant_image_limit, wilson
+from .checks import by_role, gap, skipped_parts
+from .stats import ci, constant_image_limit, count, wilson
 
 FINDINGS = ("reproduced", "converged", "masking", "feasible")
 
@@ -77,12 +77,13 @@ def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_s
     pgd_any = _first(attacks, "paper")
     pgd = pgd_any if _k(pgd_any) is not None else None
     strong = by_role(attacks, "strong-white-box", cascade=False)
-    # counts are count values (natrob.stats.count); the paper's attack is named by its label in the spec in use
+    # counts are count values (natrob.stats.count); the paper's attack is named by its label in the spec in use,
+    # and its count has k None when it raised (not measured); None only when the plan had no such attack
     out = {"model": model, "eps": eps, "n": n, "clean": per_eps["clean"], "paper": paper,
-           "paper_attack": pgd["robust"] if pgd else None,
+           "paper_attack": (pgd_any or {}).get("robust"),
            "paper_attack_label": (pgd_any or {}).get("label"), "worst_case": per_eps["worst_case"], "evaluable": True,
            "errors": [{"attack": e["attack"], "error": e["error"]} for e in per_eps.get("errors", [])],
-           "skipped": sorted({f"{a['label']}: {w}" for a in attacks.values() for w in (a.get("skipped") or [])}),
+           "skipped": sorted({f"{a['label']}: {w}" for a in attacks.values() for w in skipped_parts(a)}),
            "clean_solver_failures": per_eps.get("clean_solver_failures", 0),
            "clean_non_finite": per_eps.get("clean_non_finite", 0)}
     out["reproduced"] = _reproduced(paper, pgd, pgd_any, n)
@@ -112,10 +113,11 @@ def _feasible(eps, paper, bound_share, n) -> dict:
 
 
 def not_evaluated(model: str, eps: float, n: int, reason: str, paper) -> dict:
-    """The findings of a model that could not be evaluated: none, with the reason."""
+    """The findings of a model that could not be evaluated: none, with the reason; its counts are "not
+    measured" (``k`` None of ``n``)."""
     row = {"status": "not evaluated", "detail": reason}
-    return {"model": model, "eps": eps, "n": n, "clean": None, "paper": paper, "paper_attack": None,
-            "paper_attack_label": None, "worst_case": None,
+    return {"model": model, "eps": eps, "n": n, "clean": count(None, n), "paper": paper,
+            "paper_attack": count(None, n), "paper_attack_label": None, "worst_case": count(None, n),
             "evaluable": False, "not_evaluable": reason, "errors": [], "skipped": [], **{k: dict(row) for k in FINDINGS},
             "evaluation": dict(row)}
 

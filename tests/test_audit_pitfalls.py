@@ -90,6 +90,9 @@ def test_tuple_output_audit_makes_no_finding(trained_cnn, pts):
     assert "could not be evaluated" in res["sentence"] and "tuple" in res["sentence"]
     assert "no finding about the paper" in res["sentence"]
     assert all(f[k]["status"] == "not evaluated" for f in res["findings"] for k in verdict.FINDINGS)
+    # every count "not measured": k None of the n points, never 0
+    assert all(f[c] == count(None, len(y)) for f in res["findings"] for c in ("clean", "paper_attack", "worst_case"))
+    assert all(r["worst_case"] == count(None, len(y)) for r in res["per_eps"])
 
 
 def test_probability_outputs_are_a_named_finding_with_their_count(trained_cnn, pts):
@@ -206,9 +209,22 @@ def test_an_attack_that_raised_is_named_and_not_claimed(trained_cnn, pts):
     f, s = res["findings"][0], res["sentence"]
     label = reference.paper_attack()["label"]  # the paper's attack, labelled by the spec in use
     assert f["reproduced"]["status"] == "not measured" and f["converged"]["status"] == "not measured"
-    assert f["paper_attack"] is None and f["paper_attack_label"] == label
+    assert f["paper_attack"] == count(None, 12) and f["paper_attack_label"] == label  # not measured, not 0
     assert f"{label} raised RuntimeError" in s and "could not be checked" in s
     assert f"{label} converged" not in s and "has no figure" not in s
+
+
+def test_no_survivor_left_is_no_limit_and_no_claim(trained_cnn, pts):
+    x, y = pts[0][:12], pts[1][:12]
+    res = audit.audit_model(trained_cnn, x, y, [0.5], BUDGET | {"adaptive": False}, "cnn", progress=False)
+    row = res["per_eps"][0]
+    assert row["worst_case"]["k"] == 0  # eps 0.5 breaks every point of a plain CNN: no survivor to attack
+    later = [a for a in row["attacks"].values() if a["cumulative"]]
+    assert later and all(a["skipped"] == [checks.NONE_LEFT] and a["robust"]["k"] == 0 for a in later)
+    full = next(c for c in res["checks"] if c["check"] == "every attack ran in full")
+    assert full["status"] == "pass" and full["points_differ"] == 0  # nothing is missing from the measurement
+    assert not any(c["check"] == "AutoAttack's own checks pass" for c in res["checks"])  # it never ran
+    assert res["findings"][0]["skipped"] == [] and checks.NONE_LEFT not in res["sentence"]
 
 
 # ------------------------------------------------------------------------------------------- few classes

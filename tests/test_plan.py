@@ -38,7 +38,7 @@ def test_no_survivor_still_gives_every_row(trained_cnn, points):
     assert res["worst_case"]["k"] == 0
     for s in on_survivors(PLAN):
         row = res["rows"][s["id"]]
-        assert row["skipped"] == NONE_LEFT and row["robust"]["k"] == 0 and row["n_attacked"] == 0
+        assert row["skipped"] == [NONE_LEFT] and row["robust"]["k"] == 0 and row["n_attacked"] == 0
         assert row["robust"]["n"] == len(y) and row["error"] is None
 
 
