@@ -39,8 +39,9 @@ def width_training(payload, params):
         axes[1].axhline(paper[eps], color="k", ls=":", lw=1, label="paper")
     axes[0].set(xlabel="epoch", ylabel="clean accuracy (%)", title="clean accuracy (all eval images)")
     axes[1].set(xlabel="epoch", ylabel="robust (%)", title=f"FGSM at eps = {eps:g}", ylim=(-2, 102))
-    legend_outside(axes[1], fig, fontsize=7)
     fig.suptitle(f"ODE nets by width and training length ({dataset_name(payload)})")
+    legend_outside(axes[1], fig, layout=False, fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))  # room for the suptitle above the panel titles
     return fig
 
 
@@ -58,9 +59,10 @@ def width_fingerprint(payload, params):
                     ls="-" if c["correct"] else "--", label=f"{c['config']} (RMS {c['rms']:.0f})")
         ax.set(xlabel="eps (L-inf, pixels)", title=title, ylim=(-2, 102))
     axes[0].set_ylabel("robust accuracy (%)")
-    legend_outside(axes[1], fig, fontsize=7)
     fig.suptitle(f"Table 1's shape: the paper's Neural ODE and the nearest configurations ({dataset_name(payload)})",
                  fontsize=9)
+    legend_outside(axes[1], fig, layout=False, fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
 
 
