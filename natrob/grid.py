@@ -194,6 +194,8 @@ def attack_plan(paper: dict, budget: dict, float64_model=None) -> list:
 def _standard_eps(model, x, y, eps, plan, seed) -> tuple:
     """One eps of a standard cell: (row, worst mask, solver failures in attacks)."""
     res = run_plan(model, x, y, eps, plan, seed=seed)
+    if not res["evaluable"]:
+        return _failed_eps(eps, plan, len(y), res["not_evaluable"])
     rows = res["rows"]
     row = {"eps": eps, "attacks": {}}
     for spec in plan:
@@ -204,6 +206,18 @@ def _standard_eps(model, x, y, eps, plan, seed) -> tuple:
     row["fgsm"], row["pgd"], row["noise"] = rows["fgsm"]["robust"], rows["pgd-paper"]["robust"], rows["uniform-noise"]["robust"]
     row["worst"] = res["worst_case"]
     return row, res["worst"], res["solver_failures"]
+
+
+def _failed_eps(eps, plan, n, reason) -> tuple:
+    """A standard cell's eps where the harness could not evaluate the model at all (e.g. the solver setting
+    fails on every clean image): every point counts as not robust, as a failed solve does in the harness, and the
+    row names the reason."""
+    zero = count(0, n)
+    row = {"eps": eps, "attacks": {s["label"] + (" (on survivors)" if s.get("on") == "survivors" else ""): zero
+                                   for s in plan},
+           "pgd_nfe_mean": None, "pgd_nfe_max": None, "worst_set": [s["label"] for s in plan],
+           "fgsm": zero, "pgd": zero, "noise": zero, "worst": zero, "not_evaluable": reason}
+    return row, torch.zeros(n, dtype=torch.bool), n
 
 
 def _variant_eps(cell, model, x, y, eps, paper, correct, craft, reference_cell, seed) -> tuple:
