@@ -46,10 +46,12 @@ def train_config(spec: dict):
 
 
 def get_profile_model(spec: dict, dataset, seed: int = 0, progress: bool = True, device=None):
-    """Train (or load from the store) the model a profile entry describes; returns (model, record)."""
+    """Train (or load from the store) the model a profile entry describes; returns (model, record). ODE nets keep
+    every epoch's weights (notebook 08's training-length axis reads them); other models do not (a paper-size
+    ResNet50 would keep about 94 MB per epoch)."""
     from .train import get_model
     return get_model(spec["model"], dataset, train_config(spec), model_kwargs=spec.get("kwargs", {}), seed=seed,
-                     device=device, progress=progress)
+                     device=device, progress=progress, keep_epochs=spec["model"] == "odenet")
 
 
 

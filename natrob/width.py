@@ -11,6 +11,7 @@ epochs of its schedule where a run's time ran out, and the results say so.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -137,7 +138,11 @@ def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, pr
     from .train import load_checkpoint, load_into
     from .train.store import epoch_checkpoints
     entry = width_entry(params, channels)
+    folder = Path(folder)
     stored = epoch_checkpoints(folder)
+    if not stored and (folder / "final.pt").exists():  # trained before epochs were kept: its last epoch only
+        history = load_checkpoint(folder / "final.pt").get("history") or []
+        stored = {len(history): folder / "final.pt"}
     want = params.get("WIDTH_CELL_EPOCHS")
     if want:  # a subset of the training lengths (first, chosen, last) where every epoch would cost too much
         keep = {int(e) for e in want if int(e) in stored} | ({max(stored)} if stored else set())
@@ -145,9 +150,11 @@ def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, pr
     cells = []
     for epoch, path in tqdm(stored.items(), desc=f"{channels} ch epochs", disable=not progress):
         model = build_model(entry["model"], dataset, **entry["kwargs"])
-        load_into(model, load_checkpoint(path), path).eval()
-        history = load_checkpoint(path).get("history") or []
-        cell = {"id": f"{channels}ch-epoch{epoch}", "channels": channels, "epoch": epoch, "params": sum(p.numel() for p in model.parameters()),
+        ckpt = load_checkpoint(path)
+        load_into(model, ckpt, path).eval()
+        history = ckpt.get("history") or []
+        cell = {"id": f"{channels}ch-epoch{epoch}", "channels": channels, "epoch": epoch,
+                "params": sum(p.numel() for p in model.parameters()),
                 "test_acc": history[-1]["test_acc"] if history else None, **cell_probes(model, x, y, eps_list)}
         cells.append(cell)
     return cells

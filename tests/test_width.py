@@ -10,11 +10,11 @@ from natrob.stats import count
 
 def test_store_keeps_every_epoch_and_until_epoch_stops_and_resumes(digits, tmp_path):
     cfg = TrainConfig(epochs=3, lr=1e-2, batch_size=128)
-    _, rec = get_model("cnn", digits, cfg, store_dir=tmp_path, progress=False, until_epoch=1)
+    _, rec = get_model("cnn", digits, cfg, store_dir=tmp_path, progress=False, until_epoch=1, keep_epochs=True)
     folder = next(tmp_path.iterdir())
     assert rec["epochs_done"] == 1 and not (folder / "final.pt").exists()
     assert list(epoch_checkpoints(folder)) == [1]
-    _, rec = get_model("cnn", digits, cfg, store_dir=tmp_path, progress=False)  # resumes at epoch 2
+    _, rec = get_model("cnn", digits, cfg, store_dir=tmp_path, progress=False, keep_epochs=True)  # resumes at 2
     assert rec["epochs_done"] == 3 and (folder / "final.pt").exists()
     assert list(epoch_checkpoints(folder)) == [1, 2, 3]
 
@@ -86,3 +86,14 @@ def test_protocol_rows_label_every_variant_and_no_usable_gradient_is_free(digits
     for proto, r in rows.items():
         for kind in ("fgsm", "pgd"):
             assert all(0 <= c["robust"]["k"] <= c["robust"]["n"] == len(y) for c in r[kind]), proto
+
+
+def test_a_model_stored_without_its_epochs_still_gives_its_last_epoch_as_a_cell(digits, tmp_path):
+    entry = {"model": "odenet", "kwargs": {"channels": 8, "t1": 1.0}, "train": {"epochs": 2, "batch_size": 128}}
+    _, rec = get_model("odenet", digits, TrainConfig(**entry["train"]), model_kwargs=entry["kwargs"],
+                       store_dir=tmp_path, progress=False)  # epochs not kept
+    folder = next(tmp_path.iterdir())
+    assert epoch_checkpoints(folder) == {}
+    cells = width.epoch_cells({"ODE": entry}, digits, 8, folder, digits.test_x[:6], digits.test_y[:6], [0.3],
+                              progress=False)
+    assert [c["epoch"] for c in cells] == [2] and cells[0]["clean"]["n"] == 6

@@ -29,13 +29,13 @@ def store_key(model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> str:
 
 def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | None = None, seed: int = 0,
               device=None, store_dir=None, progress: bool = True, retrain: bool = False,
-              keep_epochs: bool = True, until_epoch: int | None = None):
+              keep_epochs: bool = False, until_epoch: int | None = None):
     """Return ``(model, record)``: a trained model from the store, training (or resuming) it when needed.
 
     ``model_name`` and ``model_kwargs`` (None: {}) as for :func:`natrob.models.build_model`; ``cfg`` a
     :class:`TrainConfig`; ``seed`` (0) seeds initial weights and data order; ``device`` (None: CUDA when
     available); ``store_dir`` (None: ``checkpoints/``); ``progress`` (True): progress bars; ``retrain``
-    (False): train again even when stored; ``keep_epochs`` (True): keep every epoch's weights as
+    (False): train again even when stored; ``keep_epochs`` (False): keep every epoch's weights as
     ``epoch-<n>.pt`` beside ``final.pt`` (see :func:`epoch_checkpoints`); ``until_epoch`` (None): stop after
     that many epochs of ``cfg``'s schedule and return that model, unfinished (``record['epochs_done']`` <
     ``cfg.epochs``; no ``final.pt``; a later call resumes). ``record`` holds the training history, clean test accuracy,
