@@ -48,6 +48,7 @@ ROLES = {
     "noise": "random corners of the eps-ball",
     "bound": "the constant 0.5 image",
     "eot": "Expectation over Transformation, for randomized models",
+    "protocol-variant": "FGSM or the paper's PGD under a protocol that is NOT the correct threat model (07, 08)",
 }
 
 

@@ -29,7 +29,11 @@ A prediction whose logits hold NaN or inf is never a class (status ``non_finite`
 ``non_finite``): it is never correct and never robust. PGD rows carry Pintor et al.'s indicators of attack
 failure, ``silent_success`` (points an iterate fooled that the returned point leaves robust) and
 ``incomplete_optimisation`` (points whose loss still rose over the last steps); AutoAttack rows carry its
-own warnings (``warnings``) and the components the class count ruled out (``skipped``).
+own warnings (``warnings``) and the components the class count ruled out (``skipped``). Every row says how far
+its adversarial images went: ``max_linf_pixel`` (the largest pixel change) and ``outside_box`` (some pixel left
+[0, 1], which only a protocol variant that is NOT the correct threat model allows,
+:mod:`natrob.attacks.variant`); each batch is checked against the attack's own threat model
+(``Attack.admits``).
 
 Nothing a model does stops an evaluation. ODE solver failures (step-size underflow, non-finite state, NFE
 cap) are retried one image at a time and an image whose solve still fails gets status ``solver_failure``
@@ -163,6 +167,8 @@ def attack_label(spec: dict) -> str:
         return spec["label"]
     if spec["name"] == "transfer":
         return f"transfer({attack_label(spec.get('attack', {'name': 'fgsm'}))})"
+    if spec["name"] == "protocol-variant":
+        return f"{attack_label(spec.get('attack', {'name': '?'}))} ({spec.get('protocol')})"
     if spec["name"] == "pgd":
         return f"pgd-{spec.get('steps', 40)}" + (f"x{spec['restarts']}" if spec.get("restarts", 1) > 1 else "")
     return spec["name"]
@@ -187,6 +193,10 @@ def build_attack(spec: dict, eps: float):
     if name == "transfer":
         inner = dict(spec.pop("attack", {"name": "fgsm"}))
         return make_attack("transfer", source=spec.pop("source"), attack=build_attack(inner, eps))
+    if name == "protocol-variant":
+        if not isinstance(spec.get("attack"), dict):
+            raise ConfigError("attack", spec.get("attack"), "the inner attack's spec, e.g. {'name': 'fgsm'}")
+        return make_attack(name, attack=build_attack(spec.pop("attack"), eps), **spec)
     return make_attack(name, eps=eps, **spec)
 
 
@@ -246,12 +256,15 @@ def _attack_points(attack, model, x, y, idx, eps, batch_size, per_sample, draws)
     """Attack the points ``idx``: which of them broke, which had solver failures or non-finite logits, NFEs,
     the attack's own diagnostics; or the error raised."""
     broken, failures, non_finite, nfes, t0, diag = [], [], [], [], time.time(), _Diagnostics()
+    extent = {"max_linf_pixel": 0.0, "outside_box": False}  # how far the returned images went, in pixels
     try:
         for i in range(0, len(idx), batch_size):
             b = idx[i:i + batch_size]
             x_adv, fail = _run_attack(attack, model, x[b], y[b], b, per_sample, diag)
-            if not ((x_adv - x[b]).abs().max() <= eps + _ball_slack(x) and x_adv.min() >= 0 and x_adv.max() <= 1):
-                raise AssertionError(f"{attack!r} left the eps-ball or [0, 1]")  # a natrob bug, never expected
+            if not attack.admits(x[b], x_adv, _ball_slack(x)):
+                raise AssertionError(f"{attack!r} left its eps-ball or [0, 1]")  # a natrob bug, never expected
+            extent["max_linf_pixel"] = max(extent["max_linf_pixel"], float((x_adv - x[b]).abs().max()))
+            extent["outside_box"] = extent["outside_box"] or bool((x_adv < 0).any() or (x_adv > 1).any())
             pred, n = predict(model, x_adv, batch_size, per_sample, draws)
             nfes += n
             fail = fail | (pred == SOLVER_FAILED)
@@ -262,7 +275,7 @@ def _attack_points(attack, model, x, y, idx, eps, batch_size, per_sample, draws)
         return {"error": f"{type(exc).__name__}: {exc}"[:500], "broken": [], "failures": [], "non_finite": [],
                 "nfes": [], "wall_s": time.time() - t0, **diag.entry()}
     return {"error": None, "broken": broken, "failures": failures, "non_finite": non_finite, "nfes": nfes,
-            "wall_s": time.time() - t0, **diag.entry()}
+            "wall_s": time.time() - t0, **extent, **diag.entry()}
 
 
 # ------------------------------------------------------------------------------------------- evaluation
@@ -435,6 +448,7 @@ def _attack_row(spec, eps, entry, cached, robust, run, idx, marks) -> dict:
             "solver_failures": int(marks["failures"].sum()), "non_finite": int(marks["non_finite"].sum()),
             "silent_success": silent, "incomplete_optimisation": incomplete,
             "warnings": entry.get("warnings", []), "skipped": entry.get("skipped", []),
+            "max_linf_pixel": entry.get("max_linf_pixel"), "outside_box": entry.get("outside_box"),
             "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None, "nfe_max": max(nfes) if nfes else None,
             "wall_s": entry["wall_s"], "error": entry["error"], "cached": cached}
 

@@ -109,7 +109,7 @@ def _attack_units(spec, n_surrogates=0) -> tuple:
     if name.startswith("autoattack"):  # APGD-CE, APGD-T and FAB-T per target class, Square
         t = spec.get("n_target_classes", 9)
         return spec.get("n_iter", 100) * (1 + 2 * t) * spec.get("eot_iter", 1), spec.get("n_queries", 5000)
-    if name == "transfer":
+    if name in ("transfer", "protocol-variant"):
         return _attack_units(spec.get("attack", {"name": "fgsm"}))
     raise ConfigError("attack", name, "an attack of the audit plan")
 

@@ -38,7 +38,7 @@ from .evalstore import weights_fingerprint
 from .evaluate import predict
 from .models.odenet import solver_settings
 from .plan import run_plan
-from .protocols import PROTOCOLS, AsFloat64, check_protocol, solver_twin, variant_robust
+from .protocols import PROTOCOLS, AsFloat64, check_protocol, variant_plan
 from .stats import count
 
 TORCHDIFFEQ_DEFAULT = {"rtol": 1e-7, "atol": 1e-9}
@@ -220,27 +220,28 @@ def _failed_eps(eps, plan, n, reason) -> tuple:
     return row, torch.zeros(n, dtype=torch.bool), n
 
 
-def _variant_eps(cell, model, x, y, eps, paper, correct, craft, reference_cell, seed) -> tuple:
-    """One eps of a protocol variant: FGSM and the paper's PGD under the variant, and a worst case that folds in
-    the judged configuration's correct-threat-model worst case. (row, worst mask, solver failures)."""
-    row, masks, failures, protocol = {"eps": eps}, {}, 0, cell["protocol"]
-    for attack in ("fgsm", "pgd"):
-        v = variant_robust(protocol, model, x, y, eps, attack, paper["steps"], paper["alpha"], correct,
-                           craft_model=craft, seed=seed)
-        masks[attack] = v["robust"].cpu()
-        failures += v["failures"]
-        row[f"{attack}_outside_box"], row[f"{attack}_max_linf_pixel"] = v["outside_box"], v["max_linf_pixel"]
-    worst = masks["fgsm"] & masks["pgd"] & reference_cell["_worst"][eps]
-    n = len(y)
-    row["fgsm"], row["pgd"] = count(int(masks["fgsm"].sum()), n), count(int(masks["pgd"].sum()), n)
-    row["attacks"] = {f"FGSM ({protocol})": row["fgsm"], f"{paper['label']} ({protocol})": row["pgd"]}
+def _variant_eps(cell, model, x, y, eps, paper, reference_cell, seed) -> tuple:
+    """One eps of a protocol variant: FGSM and the paper's PGD under the variant (one plan through the harness),
+    and a worst case that folds in the judged configuration's correct-threat-model worst case.
+    (row, worst mask, solver failures)"""
+    plan = variant_plan(cell["protocol"], paper, craft_solver=cell.get("craft_solver"))
+    res = run_plan(model, x, y, eps, plan, seed=seed)
+    if not res["evaluable"]:
+        return _failed_eps(eps, plan, len(y), res["not_evaluable"])
+    row, n = {"eps": eps}, len(y)
+    for attack, spec in zip(("fgsm", "pgd"), plan):
+        r = res["rows"][spec["id"]]
+        row[attack], row[f"{attack}_outside_box"], row[f"{attack}_max_linf_pixel"] = (
+            r["robust"], r["outside_box"], r["max_linf_pixel"])
+    row["attacks"] = {s["label"]: res["rows"][s["id"]]["robust"] for s in plan}
     ref_row = next(r for r in reference_cell["per_eps"] if r["eps"] == eps)
     row["noise"] = ref_row["noise"]
-    row["worst_set"] = [f"FGSM and {paper['label']} ({protocol})",
+    row["worst_set"] = [f"FGSM and {paper['label']} ({cell['protocol']})",
                         f"the correct-threat-model worst case of {reference_cell['label']}"]
     row["correct_worst"] = ref_row["worst"]
+    worst = res["worst"] & reference_cell["_worst"][eps]
     row["worst"] = count(int(worst.sum()), n)
-    return row, worst, failures
+    return row, worst, res["solver_failures"]
 
 
 def run_cell(cell: dict, model, x, y, eps_list, steps: int | None = None, alpha: float | None = None,
@@ -271,13 +272,10 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int | None = None, alpha:
         correct = pred == y
         out["clean"], out["clean_nfe"] = count(int(correct.sum()), len(y)), max(nfes) if nfes else None
         failures, per_eps, worst_masks = int((pred < 0).sum()), [], {}
-        if standard:
-            plan = attack_plan(paper, budget, AsFloat64(model) if float64 else None)
-        else:
-            craft = solver_twin(model, **cell["craft_solver"]) if cell["protocol"] == "cross-solver" else None
+        plan = attack_plan(paper, budget, AsFloat64(model) if float64 else None) if standard else None
         for eps in eps_list:
             row, worst_masks[eps], f = (_standard_eps(model, x, y, eps, plan, seed) if standard else
-                                        _variant_eps(cell, model, x, y, eps, paper, correct, craft, reference_cell, seed))
+                                        _variant_eps(cell, model, x, y, eps, paper, reference_cell, seed))
             per_eps.append(row)
             failures += f
     out |= {"per_eps": per_eps, "solver_failures": failures, "nfe_cap_hit": bool(max_nfe is not None and failures > 0),

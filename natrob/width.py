@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .attacks.variant import VARIANTS as ATTACK_VARIANTS
 from .profiles import load_profile
 
 
@@ -187,18 +188,6 @@ def table1(model, x, y, eps_list, paper_attack: dict, early_stop: bool, seed: in
 
 
 # ------------------------------------------------------------------------------------------- protocol variants
-class ProbabilitiesOut(nn.Module):
-    """``softmax(model(x))``: the output a careless wrapper hands to an attack that then takes the cross-entropy
-    of it (a second softmax). Used only as the source an attack crafts on; the model itself judges."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x).softmax(1)
-
-
 class Float16Eval(nn.Module):
     """A float16 copy of ``model`` taking float32 images: both crafting and judging run in float16 (the
     *float16 evaluation* protocol), logits returned as float32 for the harness."""
@@ -212,61 +201,60 @@ class Float16Eval(nn.Module):
         return self.model(x.half()).float()
 
 
+MEASURED = ("no-clip", "normalised-eps", "cross-solver", "probabilities", "float16")
 VARIANTS = {
-    "no-clip": "adversarial images not clipped to [0, 1]",
-    "normalised-eps": "eps applied to the normalised input (pixel radius eps * std)",
+    **ATTACK_VARIANTS,
     "cross-solver": "crafted at a loose solver tolerance, judged at the model's own",
     "no-usable-gradient": "an attack whose gradient is of no use: FGSM returns the clean image, PGD its random start",
-    "probabilities": "cross-entropy taken of softmax outputs (the attack's gradient passes two softmaxes)",
     "float16": "crafted and judged in float16",
 }
 
 
-def protocol_rows(model, x, y, eps_list, pgd_eps, steps: int, alpha: float, cross_tol: float, seed: int = 0,
+def _protocol_plan(proto: str, attacks: list, paper_attack: dict, cross_tol: float) -> list:
+    """The plan of one protocol at one radius: an attack-wrapper variant, or (float16) the plain attacks, whose
+    model is the one that changes."""
+    from .protocols import variant_plan
+    if proto == "float16":
+        pgd = {**paper_attack, "label": f"{paper_attack['label']} (float16)"}
+        return [{"name": "fgsm", "id": "fgsm", "label": "FGSM (float16)"} if a == "fgsm" else pgd for a in attacks]
+    return variant_plan(proto, paper_attack, attacks, craft_solver={"rtol": cross_tol, "atol": cross_tol})
+
+
+def protocol_rows(model, x, y, eps_list, pgd_eps, paper_attack: dict, cross_tol: float, seed: int = 0,
                   base: dict | None = None, progress: bool = True, protocols=None) -> dict:
-    """Table 1 (FGSM at every radius of ``eps_list``, PGD of ``steps`` x ``alpha`` with a random start at those
-    of ``pgd_eps``) under each protocol of :data:`VARIANTS`, none of which is the correct threat model:
-    {protocol: {"fgsm": [{eps, robust: count}], "pgd": [...], "label", "failures"}}. ``base`` (a :func:`table1`
-    output) gives the no-usable-gradient rows for free. ``protocols`` (None: all) picks among those that are
-    measured ('no-clip', 'normalised-eps', 'cross-solver', 'probabilities', 'float16')."""
-    from .stats import count
+    """Table 1 (FGSM at every radius of ``eps_list``, the paper's PGD ``paper_attack`` at those of ``pgd_eps``)
+    under each protocol of :data:`VARIANTS`, none of which is the correct threat model, each run through the
+    harness (:func:`natrob.plan.run_plan`): {protocol: {"fgsm": [{eps, robust: count}], "pgd": [...], "label",
+    "failures", "not_evaluable"}}. Where the harness cannot evaluate a protocol at all (every clean solve
+    fails), every point counts as not robust, as a failed solve does, and ``not_evaluable`` says why. ``base`` (a
+    :func:`table1` output) gives the no-usable-gradient rows for free. ``protocols`` (None: all) picks among the
+    measured ones (:data:`MEASURED`). Raises ConfigError for an unknown protocol."""
     from tqdm.auto import tqdm
 
-    from .protocols import craft_safe, judge, solver_twin, variant_robust
-    model.eval()
-    clean, _ = judge(model, x, y)
-    n = len(y)
-    out = {}
-    measured = ("no-clip", "normalised-eps", "cross-solver", "probabilities", "float16")
-    unknown = [p for p in protocols or () if p not in measured]
+    from .errors import ConfigError
+    from .plan import run_plan
+    from .stats import count
+    unknown = [p for p in protocols or () if p not in MEASURED]
     if unknown:
-        from .errors import ConfigError
-        raise ConfigError("WIDTH_PROTOCOLS", unknown, "some of " + ", ".join(measured))
-    jobs = [(p, a, e) for p in (protocols or measured)
-            for a, eps_set in (("fgsm", eps_list), ("pgd", pgd_eps)) for e in eps_set]
-    twin = solver_twin(model, rtol=cross_tol, atol=cross_tol) if hasattr(model, "configure_solver") else model
-    sources = {"probabilities": ProbabilitiesOut(model), "float16": Float16Eval(model)}
-    for proto, attack, eps in tqdm(jobs, desc="protocols", disable=not progress):
-        row = out.setdefault(proto, {"label": VARIANTS[proto], "fgsm": [], "pgd": [], "failures": 0})
-        if proto in ("no-clip", "normalised-eps", "cross-solver"):
-            r = variant_robust(proto, model, x, y, eps, attack, steps, alpha, clean, craft_model=twin, seed=seed)
-            robust, fails = r["robust"], r["failures"]
-        else:
-            kw = dict(eps=eps, seed=seed)
-            kw.update(steps=1, alpha=eps, random_start=False) if attack == "fgsm" else kw.update(
-                steps=steps, alpha=alpha, random_start=True)
-            idx = clean.nonzero().squeeze(1)
-            x_adv, failed = craft_safe(sources[proto], x[idx], y[idx], **kw)
-            judge_model = sources[proto] if proto == "float16" else model
-            ok, jfail = judge(judge_model, x_adv, y[idx])
-            robust = torch.zeros(n, dtype=torch.bool)
-            robust[idx] = ok & ~failed
-            fails = int((failed | jfail).sum())
-        row[attack].append({"eps": eps, "robust": count(int(robust.sum()), n)})
-        row["failures"] += fails
+        raise ConfigError("WIDTH_PROTOCOLS", unknown, "some of " + ", ".join(MEASURED))
+    radii = sorted({float(e) for e in list(eps_list) + list(pgd_eps)})
+    jobs = [(p, e) for p in (protocols or MEASURED) for e in radii]
+    judges = {"float16": Float16Eval(model)} if "float16" in (protocols or MEASURED) else {}
+    out = {}
+    for proto, eps in tqdm(jobs, desc="protocols", disable=not progress):
+        row = out.setdefault(proto, {"label": VARIANTS[proto], "fgsm": [], "pgd": [], "failures": 0,
+                                     "not_evaluable": None})
+        attacks = [a for a, radii_a in (("fgsm", eps_list), ("pgd", pgd_eps)) if any(abs(eps - e) < 1e-9 for e in radii_a)]
+        plan = _protocol_plan(proto, attacks, paper_attack, cross_tol)
+        res = run_plan(judges.get(proto, model), x, y, eps, plan, seed=seed)
+        for a, spec in zip(attacks, plan):
+            robust = res["rows"][spec["id"]]["robust"] if res["evaluable"] else count(0, len(y))
+            row[a].append({"eps": eps, "robust": robust})
+        row["failures"] += (res["solver_failures"] + res["clean_solver_failures"]) if res["evaluable"] else len(y)
+        row["not_evaluable"] = row["not_evaluable"] or (None if res["evaluable"] else res["not_evaluable"])
     if base is not None:
         out["no-usable-gradient"] = {
-            "label": VARIANTS["no-usable-gradient"], "failures": 0,
+            "label": VARIANTS["no-usable-gradient"], "failures": 0, "not_evaluable": None,
             "fgsm": [{"eps": e, "robust": base["clean"]} for e in eps_list],
             "pgd": [{"eps": r["eps"], "robust": r["robust"]} for r in base["rows"]["noise"]]}
     return out
@@ -409,7 +397,7 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     n_proto = int(params.get("WIDTH_PROTOCOL_N") or len(y))
     base = {"clean": payload["table1"][str(widest)]["clean"], "rows": payload["table1"][str(widest)]["rows"]}
     variants = protocol_rows(model, x[:n_proto], y[:n_proto], eps_list, params["WIDTH_PROTOCOL_PGD_EPS"],
-                             attack["steps"], attack["alpha"], float(params["GRID_CROSS"][0][0]), seed,
+                             attack, float(params["GRID_CROSS"][0][0]), seed,
                              base=base, progress=progress, protocols=params.get("WIDTH_PROTOCOLS"))
     lap("protocols")
     payload["protocols"] = {"channels": widest, "epoch": epoch, "n": n_proto, "variants": variants}
@@ -462,6 +450,7 @@ def findings(payload: dict, eps: float | None = None) -> list:
         if len(fg) >= 2:
             out.append(f"{ch} channels, FGSM at eps = {eps:g} by training epoch: "
                        + ", ".join(f"epoch {e}: {r['robust']['k']}/{r['robust']['n']}" for e, r in fg) + ".")
+    out += _same_length(payload, eps)
     configs = [c for c in payload["configurations"] if c["rms"] is not None]
     full = [c for c in configs if c["numbers"] == max(c["numbers"] for c in configs)] if configs else []
     if full:
@@ -482,17 +471,39 @@ def findings(payload: dict, eps: float | None = None) -> list:
     return out
 
 
+def _same_length(payload: dict, eps: float) -> list:
+    """One sentence comparing FGSM across widths at the longest training length every width has a cell for."""
+    widths = [w["channels"] for w in payload["widths"]]
+    epochs = [{c["epoch"] for c in payload["cells"] if c["channels"] == ch} for ch in widths]
+    common = set.intersection(*epochs) if len(widths) > 1 else set()
+    if not common:
+        return []
+    e = max(common)
+    rows = [(ch, _at(next(c for c in payload["cells"] if c["channels"] == ch and c["epoch"] == e)["fgsm"], eps))
+            for ch in widths]
+    if any(r is None or r["robust"]["k"] is None for _, r in rows):
+        return []
+    ks = [r["robust"]["k"] for _, r in rows]
+    trend = ("rises with width" if ks == sorted(ks) and ks[0] < ks[-1] else
+             "falls with width" if ks == sorted(ks, reverse=True) and ks[0] > ks[-1] else "is not monotone in width")
+    return [f"At the same training length (epoch {e}), FGSM at eps = {eps:g} leaves "
+            + ", ".join(f"{r['robust']['k']}/{r['robust']['n']} at {ch} channels" for ch, r in rows)
+            + f": the count {trend} (95% intervals in the cell table)."]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Train one width of notebook 08 into the model store (resumable).")
     p.add_argument("--profile", default="quick")
     p.add_argument("--channels", type=int, required=True)
     p.add_argument("--until", type=int, default=None, help="stop after this many epochs of the schedule")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: the profile's THREADS); 1 lets two widths train side by side")
     a = p.parse_args(argv)
     from . import paths
     from .data import load_profile_dataset
     params = load_profile(a.profile)
     paths.set_profile(a.profile)
-    torch.set_num_threads(int(params.get("THREADS") or 2))
+    torch.set_num_threads(int(a.threads or params.get("THREADS") or 2))
     data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
                                 seed=params["SEED"])
     _, record, folder = train_width(params, data, a.channels, seed=params["SEED"], until=a.until)

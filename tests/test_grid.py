@@ -6,7 +6,8 @@ import torch
 from natrob import evalstore, grid
 from natrob.chapters import ch07_grid
 from natrob.errors import ConfigError
-from natrob.protocols import NOT_CORRECT, craft
+from natrob.attacks import FGSM, PGD, ProtocolVariant
+from natrob.protocols import NOT_CORRECT
 
 SMALL = {"model": "odenet", "kwargs": {"channels": 16, "t1": 1.0}, "train": {"epochs": 3}}
 FAST = {"pgd_steps": 0, "cw": False, "square_queries": 0}
@@ -61,10 +62,10 @@ def test_adjoint_cell_uses_the_adjoint(small_odenet, batch):
 def test_no_clip_leaves_the_box_and_is_labelled(small_odenet, batch):
     x, y = batch
     assert x.min() == 0  # digits have black background pixels, which the perturbation pushes below 0
-    x_adv = craft(small_odenet, x, y, eps=0.3, steps=3, alpha=0.1, clip=False)
+    x_adv = ProtocolVariant("no-clip", PGD(0.3, alpha=0.1, steps=3))(small_odenet, x, y)
     assert x_adv.min() < 0 or x_adv.max() > 1
     assert (x_adv - x).abs().max() <= 0.3 + 1e-6
-    clipped = craft(small_odenet, x, y, eps=0.3, steps=3, alpha=0.1, clip=True)
+    clipped = PGD(0.3, alpha=0.1, steps=3)(small_odenet, x, y)
     assert clipped.min() >= 0 and clipped.max() <= 1
     cells = _cells(protocols=["no-clip"])
     variant = next(c for c in cells if c["protocol"] == "no-clip")
@@ -73,14 +74,21 @@ def test_no_clip_leaves_the_box_and_is_labelled(small_odenet, batch):
     assert base["correct_threat_model"] is True and NOT_CORRECT not in base["threat_model"]
     ref = grid.run_cell(base, small_odenet, x, y, [0.3], steps=3, alpha=0.1, budget=FAST)
     res = grid.run_cell(variant, small_odenet, x, y, [0.3], steps=3, alpha=0.1, budget=FAST, reference_cell=ref)
-    assert res["per_eps"][0]["pgd_outside_box"] and res["per_eps"][0]["fgsm_outside_box"]
+    row = res["per_eps"][0]
+    assert row["pgd_outside_box"] and row["fgsm_outside_box"]
+    assert 0.3 - 1e-6 <= row["fgsm_max_linf_pixel"] <= 0.3 + 1e-6  # FGSM moves every pixel by eps
+    assert row["worst"]["k"] <= min(row["fgsm"]["k"], row["pgd"]["k"], row["correct_worst"]["k"])
 
 
 def test_normalised_eps_is_a_smaller_pixel_ball(small_odenet, batch):
     x, y = batch
     std = float(small_odenet.normalize.std.max())
-    x_adv = craft(small_odenet, x, y, eps=0.3, steps=3, alpha=0.1, eps_space="normalised")
-    assert (x_adv - x).abs().max() <= 0.3 * std + 1e-6 < 0.3
+    for inner in (FGSM(0.3), PGD(0.3, alpha=0.1, steps=3)):
+        x_adv = ProtocolVariant("normalised-eps", inner)(small_odenet, x, y)
+        assert (x_adv - x).abs().max() <= 0.3 * std + 1e-6 < 0.3
+        assert x_adv.min() >= 0 and x_adv.max() <= 1
+    moved = (ProtocolVariant("normalised-eps", FGSM(0.3))(small_odenet, x, y) - x).abs()
+    assert moved.max() >= 0.3 * std - 1e-6  # the whole (smaller) radius is used, not a fraction of it
 
 
 def test_worst_case_never_above_pgd_fgsm_or_clean(small_odenet, batch):

@@ -78,8 +78,7 @@ def test_protocol_rows_label_every_variant_and_no_usable_gradient_is_free(digits
     x, y = digits.test_x[:6], digits.test_y[:6]
     attack = {"name": "pgd", "steps": 2, "alpha": 0.1, "random_start": True, "id": "pgd-paper", "label": "PGD-2"}
     base = width.table1(model, x, y, [0.3], attack, early_stop=False)
-    rows = width.protocol_rows(model, x, y, [0.3], [0.3], steps=2, alpha=0.1, cross_tol=0.1, base=base,
-                               progress=False)
+    rows = width.protocol_rows(model, x, y, [0.3], [0.3], attack, cross_tol=0.1, base=base, progress=False)
     assert set(rows) == set(width.VARIANTS)
     assert rows["no-usable-gradient"]["fgsm"][0]["robust"]["k"] == base["clean"]["k"]
     assert rows["no-usable-gradient"]["pgd"][0]["robust"]["k"] == base["rows"]["noise"][0]["robust"]["k"]

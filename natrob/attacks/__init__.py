@@ -10,6 +10,7 @@ from .fgsm import FGSM
 from .noise import ConstantImage, RandomNoise, UniformNoise
 from .pgd import PGD
 from .transfer import Transfer
+from .variant import ProtocolVariant
 
 ATTACKS = {
     "fgsm": FGSM,
@@ -17,6 +18,7 @@ ATTACKS = {
     "di2fgsm": DI2FGSM,
     "boundary": BoundaryAttack,
     "transfer": Transfer,
+    "protocol-variant": ProtocolVariant,
     "autoattack": AutoAttack,
     "autoattack-rand": AutoAttackRand,
     "apgd-ce": APGD_CE,
@@ -38,5 +40,5 @@ def make_attack(name: str, **params) -> Attack:
 
 
 __all__ = ["ATTACKS", "make_attack", "Attack", "FGSM", "PGD", "DI2FGSM", "BoundaryAttack", "BoundaryResult",
-           "robust_curve", "Transfer", "AutoAttack", "AutoAttackRand", "APGD_CE", "APGD_T", "FAB_T", "Square", "RandomNoise",
+           "robust_curve", "Transfer", "ProtocolVariant", "AutoAttack", "AutoAttackRand", "APGD_CE", "APGD_T", "FAB_T", "Square", "RandomNoise",
            "UniformNoise", "ConstantImage", "input_grad", "cw_margin"]

@@ -20,8 +20,15 @@ class Attack:
     result, so no subclass can return a point outside the threat model. Subclasses implement :meth:`perturb`
     and set ``name`` (the key in :data:`natrob.attacks.ATTACKS`). Attacks hold their parameters, never a model.
 
-    Arguments: ``eps`` (radius, a number >= 0; :func:`natrob.errors.check_eps` names the allowed values)."""
+    Arguments: ``eps`` (radius, a number >= 0; :func:`natrob.errors.check_eps` names the allowed values).
+
+    Two class attributes describe the threat model, and only a protocol variant (:mod:`natrob.attacks.variant`,
+    NOT the correct threat model) changes them on its inner FGSM or PGD: ``box`` (the image domain projections
+    clip to; None leaves pixels unclipped) and ``scale`` (None: ``eps`` is in pixels; a per-channel tensor: the
+    radius is ``eps * scale``, e.g. eps applied to a normalised input)."""
     name = "attack"
+    box = (0.0, 1.0)
+    scale = None
 
     def __init__(self, eps: float):
         self.eps = check_eps(eps)
@@ -54,9 +61,25 @@ class Attack:
         the model already in eval mode. The result need not be projected; ``__call__`` does that."""
         raise NotImplementedError
 
+    def radius(self, x):
+        """The L-inf radius around ``x`` in pixels: ``eps``, or ``eps * scale`` per channel (shape (1, C, 1, 1))."""
+        if self.scale is None:
+            return self.eps
+        return self.eps * self.scale.to(device=x.device, dtype=x.dtype).reshape(1, -1, *[1] * (x.dim() - 2))
+
     def project(self, x, x_adv):
-        """``x_adv`` clipped to the eps-ball around ``x`` and to [0, 1]."""
-        return torch.min(torch.max(x_adv, x - self.eps), x + self.eps).clamp(0.0, 1.0)
+        """``x_adv`` clipped to the ball of :meth:`radius` around ``x`` and to ``box`` ([0, 1])."""
+        r = self.radius(x)
+        out = torch.min(torch.max(x_adv, x - r), x + r)
+        return out.clamp(*self.box) if self.box is not None else out
+
+    def admits(self, x, x_adv, slack: float) -> bool:
+        """Whether every ``x_adv`` lies in this attack's threat model (its ball around ``x`` and ``box``), up to
+        ``slack`` (rounding): what the harness checks after every batch."""
+        inside = bool(((x_adv - x).abs() <= torch.as_tensor(self.radius(x), dtype=x.dtype) + slack).all())
+        if self.box is None or not x_adv.numel():
+            return inside
+        return inside and bool(x_adv.min() >= self.box[0]) and bool(x_adv.max() <= self.box[1])
 
 
 def check_batch(x, y):

@@ -22,4 +22,4 @@ class FGSM(Attack):
 
     def perturb(self, model, x, y):
         """x + eps * sign(grad_x loss): one gradient evaluation."""
-        return x + self.eps * input_grad(model, x, y, self.loss).sign()
+        return x + self.radius(x) * input_grad(model, x, y, self.loss).sign()

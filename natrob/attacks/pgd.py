@@ -28,7 +28,7 @@ class PGD(Attack):
     """Projected Gradient Descent (Madry et al. 2017), L-inf, with random start, restarts and early stop.
 
     Threat model: L-inf, radius ``eps``, white-box. Arguments (defaults are the paper's Table 1 settings):
-    ``eps`` (0.3), ``alpha`` (0.01, step size), ``steps`` (40), ``random_start`` (True: uniform in the ball),
+    ``eps`` (0.3), ``alpha`` (0.01, step size, in the units of ``eps``), ``steps`` (40), ``random_start`` (True: uniform in the ball),
     ``restarts`` (1; later restarts run only on points earlier ones did not break), ``loss`` ('ce' or 'cw'),
     ``early_stop`` (False; True freezes each point at its first fooling iterate and skips it afterwards),
     ``eot_iter`` (1; > 1 averages each gradient over that many forward passes, for randomized models),
@@ -59,6 +59,10 @@ class PGD(Attack):
             raise ConfigError("early_stop", early_stop, "False when eot_iter > 1 (a random model's first fooling "
                                                         "iterate need not fool it again)")
 
+    def _step(self, x):
+        # the step size in pixels: alpha, or alpha * scale per channel when eps is not in pixels
+        return self.alpha if self.scale is None else self.radius(x) * (self.alpha / max(self.eps, 1e-12))
+
     def _per_sample_loss(self, logits, y):
         z = logits.detach().float()
         return F.cross_entropy(z, y, reduction="none") if self.loss == "ce" else cw_margin(z, y)
@@ -67,11 +71,15 @@ class PGD(Attack):
         """One PGD run: (returned points, which fool the model, seen_adversarial, incomplete)."""
         x_adv = x.clone()
         if self.random_start:
-            x_adv = (x_adv + torch.empty_like(x).uniform_(-self.eps, self.eps)).clamp(0, 1)
+            start = (torch.empty_like(x).uniform_(-self.eps, self.eps) if self.scale is None
+                     else torch.empty_like(x).uniform_(-1, 1) * self.radius(x))
+            x_adv = self.project(x, x_adv + start)
         if self.early_stop:
             return self._run_early_stop(model, x, y, x_adv)
         # the feasible box (eps-ball intersected with [0,1]) is fixed: one clamp per step projects onto it
-        lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
+        lo, hi = x - self.radius(x), x + self.radius(x)
+        if self.box is not None:
+            lo, hi = lo.clamp_(min=self.box[0]), hi.clamp_(max=self.box[1])
         seen = torch.zeros(len(y), dtype=torch.bool, device=x.device)
         found, trace = x_adv.clone(), []
         for _ in range(self.steps):
@@ -81,7 +89,7 @@ class PGD(Attack):
                 found[fooled] = x_adv[fooled]  # the latest iterate that fooled the model
                 seen |= fooled
                 trace.append(self._per_sample_loss(logits, y))
-                x_adv = torch.clamp(x_adv.add_(grad.sign_(), alpha=self.alpha), lo, hi)
+                x_adv = torch.clamp(x_adv.add_(grad.sign_() * self._step(x)), lo, hi)
         with torch.no_grad():
             last = predicted(model(x_adv)) != y
             seen |= last
@@ -103,7 +111,7 @@ class PGD(Attack):
             loss = self._loss_value(logits, y[active], still)
             grad = torch.autograd.grad(loss, xa, allow_unused=True)[0] if loss.requires_grad else None
             grad = torch.zeros_like(xa) if grad is None else grad.nan_to_num(0.0, 0.0, 0.0)  # disconnected input
-            x_adv[active] = self.project(x[active], xa_keep.detach() + self.alpha * grad[still].sign())
+            x_adv[active] = self.project(x[active], xa_keep.detach() + self._step(x) * grad[still].sign())
         with torch.no_grad():
             fooled = predicted(model(x_adv)) != y
         return x_adv, fooled, None, None

@@ -9,7 +9,6 @@ The navigation is generated from :func:`sections`.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -63,11 +62,35 @@ def _timings(timings: dict | None) -> str:
                      for name, seconds in (timings or {}).items()) or "not recorded"
 
 
+def plain(value, nested: bool = False) -> str:
+    """A parameter value as people write it: mappings as 'key: value' pairs separated by ';' (inside another
+    value, in parentheses and separated by ','), lists comma-separated (inside another value, in brackets), None
+    as 'not set', booleans as yes/no: no Python or JSON syntax in the report."""
+    if isinstance(value, dict):
+        body = (", " if nested else "; ").join(f"{k}: {plain(v, True)}" for k, v in value.items()) or "none"
+        return f"({body})" if nested else body
+    if isinstance(value, (list, tuple)):
+        body = ", ".join(plain(v, True) for v in value) or "none"
+        return f"[{body}]" if nested else body
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+_RUN_ROWS = (("profile", "profile"), ("git_commit", "commit"), ("created", "rendered at"), ("device", "device"),
+             ("host", "host"))
+
+
 def provenance_section(results, env) -> dict:
-    """Which profile and commit produced each result file; parameters and timings."""
+    """Which profile and commit produced each result file; parameters, timings and this rendering's own run."""
+    params = [{"parameter": k, "value": plain(v)} for k, v in (env["params"] or {}).items()]
+    run = env["run"] or {}
+    rows = [{"what": label, "value": plain(run.get(key))} for key, label in _RUN_ROWS if key in run]
+    rows += [{"what": f"{lib} version", "value": plain(v)} for lib, v in (run.get("versions") or {}).items()]
     return {"files": table(env["files"], html_columns=("profile",)), "timings": _timings(env["timings"]),
-            "params": json.dumps(env["params"] or {}, indent=1), "run": json.dumps(env["run"], indent=1),
-            "links": env["links"]}
+            "params": table(params) if params else "", "run": table(rows), "links": env["links"]}
 
 
 GENERAL = [
