@@ -84,11 +84,7 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
     torch.manual_seed(seed)
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
     if last is not None and last.exists():
-        ckpt = load_checkpoint(last)
-        load_into(model, ckpt, last)
-        opt.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng"])
-        history, start_epoch = list(ckpt["history"]), int(ckpt["epoch"]) + 1
+        history, start_epoch = _resume(last, model, opt)
     batches_done = 0
     for epoch in range(start_epoch, min(cfg.epochs, until_epoch or cfg.epochs)):
         for g in opt.param_groups:
@@ -122,8 +118,21 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} train {record['train_acc']:.3f} "
                        f"test {record['test_acc']:.3f} ({record['wall_s']:.1f}s)")
         if last is not None and rank == 0:
-            if keep_epochs:
-                save_checkpoint(last.with_name(f"epoch-{epoch + 1}.pt"), model, epoch=epoch, history=history)
-            save_checkpoint(last, model, optimizer=opt.state_dict(), rng=torch.get_rng_state(), epoch=epoch,
-                            history=history)
+            _save_epoch(last, model, opt, epoch, history, keep_epochs)
     return history
+
+
+def _resume(last: Path, model, opt) -> tuple:
+    """Weights, optimiser and RNG state from ``last.pt``; returns (history so far, first epoch still to run)."""
+    ckpt = load_checkpoint(last)
+    load_into(model, ckpt, last)
+    opt.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng"])
+    return list(ckpt["history"]), int(ckpt["epoch"]) + 1
+
+
+def _save_epoch(last: Path, model, opt, epoch: int, history: list, keep_epochs: bool):
+    """An epoch's end: the resumable ``last.pt`` and, with ``keep_epochs``, that epoch's weights alone."""
+    if keep_epochs:
+        save_checkpoint(last.with_name(f"epoch-{epoch + 1}.pt"), model, epoch=epoch, history=history)
+    save_checkpoint(last, model, optimizer=opt.state_dict(), rng=torch.get_rng_state(), epoch=epoch, history=history)
