@@ -240,7 +240,9 @@ def _variant_eps(cell, model, x, y, eps, paper, reference_cell, seed) -> tuple:
                         f"the correct-threat-model worst case of {reference_cell['label']}"]
     row["correct_worst"] = ref_row["worst"]
     worst = res["worst"] & reference_cell["_worst"][eps]
-    row["worst"] = count(int(worst.sum()), n)
+    # an attack of the variant that raised measured nothing: the worst case over it is not measured either
+    row["errors"] = [e["error"] for e in res["errors"]]
+    row["worst"] = count(None if row["errors"] else int(worst.sum()), n)
     return row, worst, res["solver_failures"]
 
 

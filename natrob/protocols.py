@@ -62,6 +62,8 @@ def variant_plan(protocol: str, paper: dict, attacks=("fgsm", "pgd"), craft_solv
     unknown = [a for a in attacks if a not in ("fgsm", "pgd")]
     if unknown:
         raise ConfigError("attacks", unknown, "some of 'fgsm', 'pgd'")
+    if protocol == "cross-solver" and not (isinstance(craft_solver, dict) and craft_solver):
+        raise ConfigError("craft_solver", craft_solver, "{'rtol': ..., 'atol': ...} of the twin that crafts")
     extra = {"craft_solver": dict(craft_solver)} if protocol == "cross-solver" else {}
     inner = {"fgsm": ({"name": "fgsm"}, "fgsm", "FGSM"),
              "pgd": ({k: v for k, v in paper.items() if k not in ("id", "role", "label")}, paper["id"], paper["label"])}

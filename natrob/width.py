@@ -225,7 +225,8 @@ def protocol_rows(model, x, y, eps_list, pgd_eps, paper_attack: dict, cross_tol:
     """Table 1 (FGSM at every radius of ``eps_list``, the paper's PGD ``paper_attack`` at those of ``pgd_eps``)
     under each protocol of :data:`VARIANTS`, none of which is the correct threat model, each run through the
     harness (:func:`natrob.plan.run_plan`): {protocol: {"fgsm": [{eps, robust: count}], "pgd": [...], "label",
-    "failures", "not_evaluable"}}. Where the harness cannot evaluate a protocol at all (every clean solve
+    "failures" (solver failures in attacks), "clean_failures", "not_evaluable", "errors"}}; an attack that
+    raised has its count not measured (``k`` None) and its error listed. Where the harness cannot evaluate a protocol at all (every clean solve
     fails), every point counts as not robust, as a failed solve does, and ``not_evaluable`` says why. ``base`` (a
     :func:`table1` output) gives the no-usable-gradient rows for free. ``protocols`` (None: all) picks among the
     measured ones (:data:`MEASURED`). Raises ConfigError for an unknown protocol."""
@@ -243,18 +244,22 @@ def protocol_rows(model, x, y, eps_list, pgd_eps, paper_attack: dict, cross_tol:
     out = {}
     for proto, eps in tqdm(jobs, desc="protocols", disable=not progress):
         row = out.setdefault(proto, {"label": VARIANTS[proto], "fgsm": [], "pgd": [], "failures": 0,
-                                     "not_evaluable": None})
+                                     "clean_failures": 0, "not_evaluable": None, "errors": []})
         attacks = [a for a, radii_a in (("fgsm", eps_list), ("pgd", pgd_eps)) if any(abs(eps - e) < 1e-9 for e in radii_a)]
         plan = _protocol_plan(proto, attacks, paper_attack, cross_tol)
         res = run_plan(judges.get(proto, model), x, y, eps, plan, seed=seed)
         for a, spec in zip(attacks, plan):
             robust = res["rows"][spec["id"]]["robust"] if res["evaluable"] else count(0, len(y))
             row[a].append({"eps": eps, "robust": robust})
-        row["failures"] += (res["solver_failures"] + res["clean_solver_failures"]) if res["evaluable"] else len(y)
+        # the clean images are solved once per radius with the same result: counted once per protocol
+        row["failures"] += res["solver_failures"] if res["evaluable"] else 0
+        row["clean_failures"] = res["clean_solver_failures"] if res["evaluable"] else len(y)
         row["not_evaluable"] = row["not_evaluable"] or (None if res["evaluable"] else res["not_evaluable"])
+        row["errors"] += [f"eps {eps:g}, {e['attack']}: {e['error']}" for e in res.get("errors", [])]
     if base is not None:
         out["no-usable-gradient"] = {
-            "label": VARIANTS["no-usable-gradient"], "failures": 0, "not_evaluable": None,
+            "label": VARIANTS["no-usable-gradient"], "failures": 0, "clean_failures": 0, "not_evaluable": None,
+            "errors": [],
             "fgsm": [{"eps": e, "robust": base["clean"]} for e in eps_list],
             "pgd": [{"eps": r["eps"], "robust": r["robust"]} for r in base["rows"]["noise"]]}
     return out
@@ -345,9 +350,11 @@ def configurations(payload: dict) -> list:
     wide = payload.get("protocols") or {}
     for proto, r in (wide.get("variants") or {}).items():
         rows = {"fgsm": percentages(r["fgsm"]), "pgd": percentages(r["pgd"])}
+        note = (f"could not be evaluated ({r['not_evaluable']}): every point counted as not robust"
+                if r.get("not_evaluable") else "; ".join(r.get("errors") or []) or None)
         out.append({"config": f"{wide['channels']} ch, epoch {wide['epoch']}, {proto}", "channels": wide["channels"],
                     "epoch": wide["epoch"], "protocol": f"NOT the correct threat model: {r['label']}",
-                    "correct": False, **rows, **distance(rows, paper)})
+                    "correct": False, "note": note, **rows, **distance(rows, paper)})
     return sorted(out, key=lambda c: (c["rms"] is None, -c["numbers"], c["rms"] if c["rms"] is not None else 0))
 
 

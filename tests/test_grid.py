@@ -77,18 +77,15 @@ def test_no_clip_leaves_the_box_and_is_labelled(small_odenet, batch):
     row = res["per_eps"][0]
     assert row["pgd_outside_box"] and row["fgsm_outside_box"]
     assert 0.3 - 1e-6 <= row["fgsm_max_linf_pixel"] <= 0.3 + 1e-6  # FGSM moves every pixel by eps
-    assert row["worst"]["k"] <= min(row["fgsm"]["k"], row["pgd"]["k"], row["correct_worst"]["k"])
+    assert row["errors"] == [] and row["worst"]["k"] is not None
 
 
 def test_normalised_eps_is_a_smaller_pixel_ball(small_odenet, batch):
     x, y = batch
     std = float(small_odenet.normalize.std.max())
-    for inner in (FGSM(0.3), PGD(0.3, alpha=0.1, steps=3)):
-        x_adv = ProtocolVariant("normalised-eps", inner)(small_odenet, x, y)
-        assert (x_adv - x).abs().max() <= 0.3 * std + 1e-6 < 0.3
-        assert x_adv.min() >= 0 and x_adv.max() <= 1
-    moved = (ProtocolVariant("normalised-eps", FGSM(0.3))(small_odenet, x, y) - x).abs()
-    assert moved.max() >= 0.3 * std - 1e-6  # the whole (smaller) radius is used, not a fraction of it
+    x_adv = ProtocolVariant("normalised-eps", FGSM(0.3))(small_odenet, x, y)
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert abs(float((x_adv - x).abs().max()) - 0.3 * std) < 1e-6 and 0.3 * std < 0.3  # the whole, smaller radius
 
 
 def test_worst_case_never_above_pgd_fgsm_or_clean(small_odenet, batch):

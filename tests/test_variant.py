@@ -7,50 +7,76 @@ from natrob.attacks import FGSM, PGD, ProtocolVariant
 from natrob.attacks.variant import ProbabilitiesOut
 from natrob.errors import ConfigError
 from natrob.evaluate import evaluate
-from natrob.models import build_model
 from natrob.protocols import variant_plan
 from natrob.reference import paper_attack
 
 
 @pytest.fixture(scope="module")
-def net(digits):
-    torch.manual_seed(0)
-    return build_model("odenet", digits, channels=8, t1=1.0).eval()
+def net(small_odenet):
+    return small_odenet  # trained: the attacks have clean-correct points to work on
 
 
 def _plan(protocol, **kw):
     return variant_plan(protocol, paper_attack(3, 0.1), **kw)
 
 
-def test_each_variant_runs_through_the_harness_inside_its_own_threat_model(net, digits):
+def test_each_variant_runs_through_the_harness_and_does_what_its_label_says(net, digits):
     x, y = digits.test_x[:8], digits.test_y[:8]
+    std = float(net.normalize.std.max())
+    moved = {}
     for protocol in ("no-clip", "normalised-eps", "probabilities", "cross-solver"):
         plan = _plan(protocol, craft_solver={"rtol": 0.1, "atol": 0.1})
         res = evaluate(net, x, y, [0.3], plan, cascade=False, progress=False, cache=False)
-        assert not res["errors"], (protocol, res["errors"])
-        for row in res["rows"]:
-            assert row["robust"]["k"] <= res["clean"]["k"], protocol
-            assert row["max_linf_pixel"] <= 0.3 + 1e-6, protocol
-            assert row["outside_box"] == (protocol == "no-clip"), protocol
-            assert "(" + protocol + ")" in row["attack"]
+        assert not res["errors"] and res["clean"]["k"] >= 4, (protocol, res["errors"], res["clean"])
+        rows = {r["id"]: r for r in res["rows"]}
+        assert rows["fgsm"]["attack"] == f"FGSM ({protocol})"
+        moved[protocol] = rows["fgsm"]["max_linf_pixel"]
+        assert rows["fgsm"]["outside_box"] == rows["pgd-paper"]["outside_box"] == (protocol == "no-clip"), protocol
+    # FGSM moves every pixel it does not clip by the whole radius: eps in pixels, eps * std in normalised space
+    assert abs(moved["no-clip"] - 0.3) < 1e-5 and abs(moved["probabilities"] - 0.3) < 1e-5
+    assert abs(moved["normalised-eps"] - 0.3 * std) < 1e-5
+
+
+def test_normalised_eps_scales_the_pgd_step_not_only_the_ball(net, digits):
+    x, y = digits.test_x[:8], digits.test_y[:8]
+    std = float(net.normalize.std.max())
+    one_step = ProtocolVariant("normalised-eps", PGD(0.3, alpha=0.01, steps=1, random_start=False))
+    assert abs(float((one_step(net, x, y) - x).abs().max()) - 0.01 * std) < 1e-6  # alpha * std, inside eps * std
 
 
 def test_probabilities_take_a_second_softmax_and_cross_solver_crafts_on_a_twin(net, digits):
-    x, y = digits.test_x[:4], digits.test_y[:4]
-    p = ProbabilitiesOut(net)(x)
+    x = digits.test_x[:4]
+    v = ProtocolVariant("probabilities", FGSM(0.3))
+    source = v._source(net)
+    assert isinstance(source, ProbabilitiesOut)
+    p = source(x)
     assert torch.allclose(p.sum(1), torch.ones(4), atol=1e-5) and (p >= 0).all()
     v = ProtocolVariant("cross-solver", FGSM(0.3), craft_solver={"rtol": 0.1, "atol": 0.1})
     twin = v._source(net)
     assert twin is not net and twin.solver_config()["rtol"] == 0.1 and net.solver_config()["rtol"] != 0.1
+    assert v._source(net) is twin  # one crafting copy per model, not one per batch
 
 
-def test_the_harness_rejects_a_variant_that_leaves_its_ball(net, digits):
+def test_the_harness_records_an_attack_that_leaves_its_threat_model(net, digits, monkeypatch):
     x, y = digits.test_x[:4], digits.test_y[:4]
-    v = ProtocolVariant("no-clip", PGD(0.3, alpha=0.1, steps=2))
-    far = x + 0.5
-    assert not v.admits(x, far, 1e-6)          # outside the eps-ball: never admitted
-    assert v.admits(x, (x + 0.3).clamp(max=1.3), 1e-6)  # outside [0, 1] only: what no-clip allows
-    assert x.max() > 0.7 and not PGD(0.3).admits(x, x + 0.3, 1e-6)  # the correct threat model clips
+    assert ProtocolVariant("no-clip", FGSM(0.3)).admits(x, x - 0.3, 1e-6)  # below 0: what no-clip allows
+    monkeypatch.setattr(ProtocolVariant, "project", lambda self, x, x_adv: x_adv)
+    monkeypatch.setattr(ProtocolVariant, "perturb", lambda self, model, x, y: x + 0.5)
+    res = evaluate(net, x, y, [0.3], _plan("no-clip", attacks=("fgsm",)), cascade=False, progress=False, cache=False)
+    assert res["clean"]["k"] > 0 and res["rows"][0]["robust"]["k"] is None and "left its eps-ball" in res["rows"][0]["error"]
+
+
+def test_a_variant_the_model_cannot_take_is_an_error_naming_the_model(trained_cnn, digits):
+    x, y = digits.test_x[:4], digits.test_y[:4]
+    res = evaluate(trained_cnn, x, y, [0.3], _plan("cross-solver", attacks=("fgsm",), craft_solver={"rtol": 0.1, "atol": 0.1}),
+                   cascade=False, progress=False, cache=False)
+    assert res["clean"]["k"] > 0 and res["rows"][0]["robust"]["k"] is None and "model=" in res["rows"][0]["error"]
+
+
+def test_the_wrapped_attack_is_left_as_given():
+    inner = PGD(0.3)
+    ProtocolVariant("no-clip", inner)
+    assert inner.box == (0.0, 1.0) and inner.scale is None
 
 
 def test_bad_variants_name_the_parameter(net):
@@ -64,3 +90,5 @@ def test_bad_variants_name_the_parameter(net):
         variant_plan("standard", paper_attack())
     with pytest.raises(ConfigError, match="attacks"):
         variant_plan("no-clip", paper_attack(), attacks=("square",))
+    with pytest.raises(ConfigError, match="craft_solver"):
+        variant_plan("cross-solver", paper_attack())

@@ -1,7 +1,8 @@
 """Base class of every natrob attack (torchattacks style): eval mode, input checks, projection.
 
 An attack is built with its threat-model parameters and called as ``attack(model, x, y) -> x_adv``. The
-returned images always lie in [0, 1] and inside the L-inf ball of radius ``eps`` around ``x``.
+returned images always lie in [0, 1] and inside the L-inf ball of radius ``eps`` around ``x``, except under a
+protocol variant (:mod:`natrob.attacks.variant`, NOT the correct threat model), which says what it changes.
 """
 from __future__ import annotations
 

@@ -89,7 +89,8 @@ class PGD(Attack):
                 found[fooled] = x_adv[fooled]  # the latest iterate that fooled the model
                 seen |= fooled
                 trace.append(self._per_sample_loss(logits, y))
-                x_adv = torch.clamp(x_adv.add_(grad.sign_() * self._step(x)), lo, hi)
+                step = grad.sign_() if self.scale is None else grad.sign_() * self._step(x)
+                x_adv = torch.clamp(x_adv.add_(step, alpha=self.alpha if self.scale is None else 1.0), lo, hi)
         with torch.no_grad():
             last = predicted(model(x_adv)) != y
             seen |= last

@@ -20,6 +20,8 @@ seeds the attack. It also checks each batch against the variant's own threat mod
 """
 from __future__ import annotations
 
+import copy
+
 from torch import nn
 
 from ..contract import Adapted
@@ -65,7 +67,9 @@ class ProtocolVariant(Attack):
         if protocol == "cross-solver" and not (isinstance(craft_solver, dict) and craft_solver):
             raise ConfigError("craft_solver", craft_solver, "{'rtol': ..., 'atol': ...} of the twin that crafts")
         super().__init__(attack.eps)
+        attack = copy.copy(attack)  # the variant changes its inner attack's box and scale; the caller's stays as given
         self.protocol, self.attack, self.craft_solver = protocol, attack, dict(craft_solver or {})
+        self._twin = None  # (id of the model, its crafting twin): one copy per model, not one per batch
         self.label = f"{NOT_CORRECT}: {VARIANTS[protocol]}"
         if protocol == "no-clip":
             self.box = attack.box = None
@@ -80,7 +84,8 @@ class ProtocolVariant(Attack):
         if self.protocol == "normalised-eps":
             norm = getattr(_unwrapped(model), "normalize", None)
             if norm is None or getattr(norm, "std", None) is None:
-                raise ConfigError("protocol", self.protocol, "a model with a Normalize layer (`normalize.std`)")
+                raise ConfigError("model", type(_unwrapped(model)).__name__,
+                                  "a model with a Normalize layer (`normalize.std`) for the normalised-eps protocol")
             self.scale = self.attack.scale = norm.std.detach()
         source = self._source(model)
         x_adv = self.attack(source, x, y)
@@ -95,8 +100,11 @@ class ProtocolVariant(Attack):
             from ..models.odenet import solver_twin
             base = _unwrapped(model)
             if not hasattr(base, "configure_solver"):
-                raise ConfigError("protocol", self.protocol, "an ODE net (a model with `configure_solver`)")
-            twin = solver_twin(base, **self.craft_solver)
+                raise ConfigError("model", type(base).__name__,
+                                  "an ODE net (a model with `configure_solver`) for the cross-solver protocol")
+            if self._twin is None or self._twin[0] != id(base):
+                self._twin = (id(base), solver_twin(base, **self.craft_solver))
+            twin = self._twin[1]
             return Adapted(twin, model.in_dtype) if isinstance(model, Adapted) else twin
         return model
 

@@ -87,6 +87,8 @@ def section(results, env) -> dict:
             for a in ("fgsm", "pgd"):
                 for x in c.get(a) or []:
                     row[f"{a.upper()} {x['eps']:g} (%)"] = None if x["pct"] is None else round(x["pct"], 1)
+            if any(c.get("note") for c in r["configurations"][:10]):
+                row["note"] = c.get("note") or ""
             rows.append(row)
         tables.append(table(rows))
     return {"paragraphs": paragraphs, "tables": tables}
