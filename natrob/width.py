@@ -164,8 +164,9 @@ def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, pr
 # ------------------------------------------------------------------------------------------- Table 1 per width
 def table1_specs(paper_attack: dict, early_stop: bool) -> list:
     """Table 1's attacks as harness specs: FGSM, the paper's PGD (``paper_attack``, from
-    :func:`natrob.reference.paper_attack`; ``early_stop`` freezes a point at its first fooling iterate, which
-    can only lower the count), and that random start alone (``uniform-noise``, one draw): what PGD scores when
+    :func:`natrob.reference.paper_attack`; ``early_stop`` freezes a point at its first fooling iterate: the
+    same count as natrob's PGD, which counts a point broken when any iterate fooled the model, for fewer
+    gradient steps), and that random start alone (``uniform-noise``, one draw): what PGD scores when
     its gradient is of no use."""
     pgd = dict(paper_attack, id="pgd")
     if early_stop:
@@ -403,8 +404,9 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     lap("worst_case")
     n_proto = int(params.get("WIDTH_PROTOCOL_N") or len(y))
     base = {"clean": payload["table1"][str(widest)]["clean"], "rows": payload["table1"][str(widest)]["rows"]}
+    pgd = table1_specs(attack, early)[1]  # the protocols' PGD is Table 1's, early stop included
     variants = protocol_rows(model, x[:n_proto], y[:n_proto], eps_list, params["WIDTH_PROTOCOL_PGD_EPS"],
-                             attack, float(params["GRID_CROSS"][0][0]), seed,
+                             pgd, float(params["GRID_CROSS"][0][0]), seed,
                              base=base, progress=progress, protocols=params.get("WIDTH_PROTOCOLS"))
     lap("protocols")
     payload["protocols"] = {"channels": widest, "epoch": epoch, "n": n_proto, "variants": variants}
