@@ -164,9 +164,10 @@ def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, pr
 # ------------------------------------------------------------------------------------------- Table 1 per width
 def table1_specs(paper_attack: dict, early_stop: bool) -> list:
     """Table 1's attacks as harness specs: FGSM, the paper's PGD (``paper_attack``, from
-    :func:`natrob.reference.paper_attack`; ``early_stop`` freezes a point at its first fooling iterate: the
-    same count as natrob's PGD, which counts a point broken when any iterate fooled the model, for fewer
-    gradient steps), and that random start alone (``uniform-noise``, one draw): what PGD scores when
+    :func:`natrob.reference.paper_attack`; ``early_stop`` freezes a point at its first fooling iterate: fewer
+    gradient steps, but that iterate sits at the decision boundary and, judged again in another batch, may
+    round back to the right side, so the count can be a little higher than natrob's PGD, which counts a point
+    broken when any iterate fooled the model), and that random start alone (``uniform-noise``, one draw): what PGD scores when
     its gradient is of no use."""
     pgd = dict(paper_attack, id="pgd")
     if early_stop:
