@@ -167,8 +167,8 @@ def table1_specs(paper_attack: dict, early_stop: bool) -> list:
     :func:`natrob.reference.paper_attack`; ``early_stop`` freezes a point at its first fooling iterate: fewer
     gradient steps, but that iterate sits at the decision boundary and, judged again in another batch, may
     round back to the right side, so the count can be a little higher than natrob's PGD, which counts a point
-    broken when any iterate fooled the model), and that random start alone (``uniform-noise``, one draw): what PGD scores when
-    its gradient is of no use."""
+    broken when any iterate fooled the model), and that random start alone (``uniform-noise``, one draw): what
+    PGD scores when its gradient is of no use."""
     pgd = dict(paper_attack, id="pgd")
     if early_stop:
         pgd |= {"early_stop": True, "label": pgd["label"] + " (first fooling iterate)"}
@@ -228,9 +228,9 @@ def protocol_rows(model, x, y, eps_list, pgd_eps, paper_attack: dict, cross_tol:
     under each protocol of :data:`VARIANTS`, none of which is the correct threat model, each run through the
     harness (:func:`natrob.plan.run_plan`): {protocol: {"fgsm": [{eps, robust: count}], "pgd": [...], "label",
     "failures" (solver failures in attacks), "clean_failures", "not_evaluable", "errors"}}; an attack that
-    raised has its count not measured (``k`` None) and its error listed. Where the harness cannot evaluate a protocol at all (every clean solve
-    fails), every point counts as not robust, as a failed solve does, and ``not_evaluable`` says why. ``base`` (a
-    :func:`table1` output) gives the no-usable-gradient rows for free. ``protocols`` (None: all) picks among the
+    raised has its count not measured (``k`` None) and its error listed. Where the harness cannot evaluate a
+    protocol at all (every clean solve fails), every point counts as not robust, as a failed solve does, and
+    ``not_evaluable`` says why. ``base`` (a :func:`table1` output) gives the no-usable-gradient rows for free. ``protocols`` (None: all) picks among the
     measured ones (:data:`MEASURED`). Raises ConfigError for an unknown protocol."""
     from tqdm.auto import tqdm
 
@@ -247,7 +247,8 @@ def protocol_rows(model, x, y, eps_list, pgd_eps, paper_attack: dict, cross_tol:
     for proto, eps in tqdm(jobs, desc="protocols", disable=not progress):
         row = out.setdefault(proto, {"label": VARIANTS[proto], "fgsm": [], "pgd": [], "failures": 0,
                                      "clean_failures": 0, "not_evaluable": None, "errors": []})
-        attacks = [a for a, radii_a in (("fgsm", eps_list), ("pgd", pgd_eps)) if any(abs(eps - e) < 1e-9 for e in radii_a)]
+        attacks = [a for a, radii_a in (("fgsm", eps_list), ("pgd", pgd_eps))
+                   if any(abs(eps - e) < 1e-9 for e in radii_a)]
         plan = _protocol_plan(proto, attacks, paper_attack, cross_tol)
         res = run_plan(judges.get(proto, model), x, y, eps, plan, seed=seed)
         for a, spec in zip(attacks, plan):

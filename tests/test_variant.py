@@ -63,13 +63,14 @@ def test_the_harness_records_an_attack_that_leaves_its_threat_model(net, digits,
     monkeypatch.setattr(ProtocolVariant, "project", lambda self, x, x_adv: x_adv)
     monkeypatch.setattr(ProtocolVariant, "perturb", lambda self, model, x, y: x + 0.5)
     res = evaluate(net, x, y, [0.3], _plan("no-clip", attacks=("fgsm",)), cascade=False, progress=False, cache=False)
-    assert res["clean"]["k"] > 0 and res["rows"][0]["robust"]["k"] is None and "left its eps-ball" in res["rows"][0]["error"]
+    row = res["rows"][0]
+    assert res["clean"]["k"] > 0 and row["robust"]["k"] is None and "left its eps-ball" in row["error"]
 
 
 def test_a_variant_the_model_cannot_take_is_an_error_naming_the_model(trained_cnn, digits):
     x, y = digits.test_x[:4], digits.test_y[:4]
-    res = evaluate(trained_cnn, x, y, [0.3], _plan("cross-solver", attacks=("fgsm",), craft_solver={"rtol": 0.1, "atol": 0.1}),
-                   cascade=False, progress=False, cache=False)
+    plan = _plan("cross-solver", attacks=("fgsm",), craft_solver={"rtol": 0.1, "atol": 0.1})
+    res = evaluate(trained_cnn, x, y, [0.3], plan, cascade=False, progress=False, cache=False)
     assert res["clean"]["k"] > 0 and res["rows"][0]["robust"]["k"] is None and "model=" in res["rows"][0]["error"]
 
 
