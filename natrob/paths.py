@@ -92,6 +92,6 @@ def data_root() -> Path:
 
 
 def shared_mnist_root() -> Path | None:
-    """The developers' machines carry the MNIST test split beside the checkout; users don't."""
+    """The developers' machines carry the official MNIST (both splits) beside the checkout; users don't."""
     candidate = REPO.parent / "shared" / "data"
     return candidate if (candidate / "MNIST" / "raw").is_dir() else None

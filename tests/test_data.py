@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from natrob import paths
-from natrob.data import CIFAR_FILES, load_dataset
+from natrob.data import CIFAR_FILES, load_dataset, load_profile_dataset
 from natrob.errors import DataNotFoundError, UnknownNameError
 
 
@@ -46,14 +46,38 @@ def test_corrupt_idx_file_is_reported(tmp_path):
         load_dataset("mnist-testsplit", root=tmp_path, download=False)
 
 
-@pytest.mark.skipif(paths.shared_mnist_root() is None, reason="../shared/data (MNIST test split) not present")
-def test_mnist_test_split_from_shared_root():
-    ds = load_dataset("mnist-testsplit", root=paths.shared_mnist_root(), download=False)
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # ../shared/data/README.md
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+needs_shared_mnist = pytest.mark.skipif(paths.shared_mnist_root() is None,
+                                        reason="../shared/data (official MNIST) not present")
+
+
+@needs_shared_mnist
+def test_mnist_official_split_from_shared_root():
+    ds = load_dataset("mnist", root=paths.shared_mnist_root(), download=False)
+    assert ds.shape == (1, 28, 28) and len(ds.train_y) == 60000 and len(ds.test_y) == 10000
+    assert torch.bincount(ds.train_y, minlength=10).tolist() == MNIST_TRAIN_COUNTS
+    assert torch.bincount(ds.test_y, minlength=10).tolist() == MNIST_TEST_COUNTS
+    assert "paper protocol" in ds.protocol and "NOT" not in ds.protocol
+    assert float(ds.train_x.min()) == 0.0 and float(ds.train_x.max()) == 1.0
+
+
+@needs_shared_mnist
+def test_mnist_test_split_on_a_root_with_only_the_t10k_files(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / f"{stem}.gz").write_bytes((paths.shared_mnist_root() / "MNIST" / "raw" / f"{stem}.gz").read_bytes())
+    ds = load_dataset("mnist-testsplit", root=tmp_path, download=False)
     assert ds.shape == (1, 28, 28) and len(ds.train_y) == 8000 and len(ds.test_y) == 2000
     assert "NOT the paper's protocol" in ds.protocol
-    assert 0.09 < max(ds.class_shares()) < 0.13
+    both = torch.bincount(torch.cat([ds.train_y, ds.test_y]), minlength=10).tolist()
+    assert both == MNIST_TEST_COUNTS  # the 8k/2k split partitions the official test images
     with pytest.raises(DataNotFoundError, match="only the t10k"):
-        load_dataset("mnist", root=paths.shared_mnist_root(), download=False)
+        load_dataset("mnist", root=tmp_path, download=False)
+    # the profile's fallback takes over where the training split is missing, and says so
+    fell_back = load_profile_dataset("mnist", root=tmp_path, fallback="mnist-testsplit", download=False)
+    assert fell_back.name == "mnist-testsplit"
 
 
 def _write_cifar(root, n=20, seed=0):

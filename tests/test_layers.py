@@ -11,7 +11,7 @@ PRESENTING = ("natrob.runner", "natrob.report", "natrob.chapters", "natrob.verif
               "natrob.figures", "natrob.gpu_check")
 COMPUTING = ("natrob.evaluate", "natrob.evalstore", "natrob.plan", "natrob.audit", "natrob.grid", "natrob.protocols",
              "natrob.attacks", "natrob.models", "natrob.train", "natrob.checks", "natrob.verdict", "natrob.lipschitz",
-             "natrob.data")
+             "natrob.data", "natrob.saturation", "natrob.pipelines")
 
 
 def _modules() -> dict:

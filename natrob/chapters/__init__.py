@@ -120,6 +120,19 @@ CHAPTERS = (
                      order=65, schema={"findings": "sentences written from the numbers",
                                        "cells": "per width and epoch: probes and FGSM counts",
                                        "configurations": "Table 1 per configuration (percent) and RMS to the paper"}),)),
+    Chapter("09", _M + "ch09_mechanism",
+            {"09-mechanism": ("cells[].clean", "cells[].zero_grad.*", "cells[].fgsm.*[].robust", "map.clean",
+                              "map.rows[].zero_alone", "map.rows[].zero_batched", "map.rows[].fgsm[].alone",
+                              "map.rows[].fgsm[].batched", "table1.*.clean", "table1.*.rows.*[].robust",
+                              "strongest.clean", "strongest.rows[].robust")},
+            {"09-saturation-map": ("09-mechanism", "saturation_map"), "09-margin-trend": ("09-mechanism", "margin_trend"),
+             "09-fingerprint": ("09-mechanism", "fingerprint")},
+            (Section("mechanism", "Why the paper's attack saw no gradient (notebook 09)", "09 mechanism", "section",
+                     "09-mechanism", ("09-",), order=67,
+                     schema={"findings": "sentences written from the numbers",
+                             "cells": "per stored epoch: summed lr, margins, zero gradients per protocol, FGSM",
+                             "map": "per protocol and logit scale: zero gradients alone and batched, FGSM",
+                             "configurations": "Table 1 per pipeline (percent) and RMS to the paper"}),)),
 )
 
 

@@ -1,0 +1,267 @@
+"""When does the paper's attack stop receiving a gradient? A saturation map, measured on a trained net.
+
+Cross-entropy's input gradient is ``J^T (softmax(z) - onehot(y))``: once the logit margin m = z_y - max_{j!=y} z_j
+is large enough, ``softmax(z) - onehot(y)`` rounds to zero, in float32 at about m = 104 (87 with denormals
+flushed), in float64 at about 745, and FGSM's sign step vanishes. Under float16 autocast (AMP) the backward pass
+through the float16 layers flushes everything below 6e-8, so it stops far earlier. A longer-trained net has larger
+margins (``../shared`` notes: margins grow with the summed learning rate), so the question "would the paper's
+pipeline have seen a gradient?" is a question of margin x precision.
+
+This module takes a trained net, multiplies its logits by K = 1, 2, 4, ... (the net's Jacobian is unchanged, only
+the margins grow; :class:`ScaledLogits`) and measures, per evaluation protocol (:data:`PROTOCOLS`) and K:
+
+- the share of points whose input gradient is exactly zero **alone** (each point solved with its own step sizes,
+  so its gradient comes from its own loss only: natrob's per-sample solve, which equals a batch of one) and
+  **batched** (one shared adaptive step size per batch, as torchdiffeq solves and the paper's code ran);
+- how much of each point's batched gradient is its own: the cosine between the batched gradient and the point's
+  alone gradient in float64 (the reference). In a batch a saturated point still receives ~1e-34 through the
+  shared step size, from its batch-mates' losses: FGSM then steps along another point's gradient;
+- FGSM (the paper's attack, eps from ``eps_list``) robust counts with the gradient taken alone and batched,
+  judged by the float32 model (K changes no prediction).
+
+Sources: the paper, "Towards Natural Robustness Against Adversarial Examples" (Table 1, its FGSM/PGD on MNIST);
+float formats: IEEE 754 (float16 smallest subnormal 6e-8; float32 1.4e-45; float64 4.9e-324).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import enum
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import ConfigError, SolverFailure
+from .evaluate import per_sample_solves, predict
+from .stats import count
+
+
+class Protocol(str, enum.Enum):
+    """How an evaluation computed the attack's gradient (the value is the name results record)."""
+    FLOAT32 = "float32"
+    PROBABILITIES = "probabilities"
+    BFLOAT16 = "bfloat16-autocast"
+    FLOAT16_AMP = "float16-amp"
+    FLOAT64 = "float64"
+
+
+PROTOCOLS = {
+    Protocol.FLOAT32: "cross-entropy on float32 logits (the paper's attack)",
+    Protocol.PROBABILITIES: "cross-entropy taken of softmax probabilities (a model that ends in softmax), float32",
+    Protocol.BFLOAT16: "torch.autocast(bfloat16) around the whole model; loss in float32",
+    Protocol.FLOAT16_AMP: ("torch.autocast(float16) (AMP) with the ODE state in float32: the stem's and f's "
+                           "convolutions and the head's linear layer run in float16; GroupNorm, the loss and dopri5's "
+                           "state and error estimate in float32 (AMP around the whole model, state included, makes "
+                           "every solve fail: underflow in dt)"),
+    Protocol.FLOAT64: "model and images in float64 (the reference)",
+}
+MARGIN_PERCENTILES = (2, 10, 50, 90, 100)
+
+
+def check_protocol(name) -> Protocol:
+    """``name`` as a :class:`Protocol`; raises ConfigError naming the allowed values."""
+    try:
+        return Protocol(name)
+    except ValueError:
+        raise ConfigError("protocol", name, "one of " + ", ".join(p.value for p in Protocol)) from None
+
+
+class ScaledLogits(nn.Module):
+    """``K * model(x)``: the same classifier (same predictions, same Jacobian direction) with every logit margin
+    multiplied by ``K`` (> 0). Logits in float16/bfloat16 are taken to float32 first, as AMP's loss is."""
+
+    def __init__(self, model, scale: float):
+        super().__init__()
+        if not scale > 0:
+            raise ConfigError("scale", scale, "a positive number (the factor on every logit)")
+        self.model, self.scale = model, float(scale)
+
+    def forward(self, x):
+        z = self.model(x)
+        return self.scale * (z.float() if z.dtype in (torch.float16, torch.bfloat16) else z)
+
+
+def margins(logits, y) -> torch.Tensor:
+    """Logit margin per point, z_y - max_{j != y} z_j (float, (n,)); positive where the point is classified
+    correctly. ``logits``: (n, classes); ``y``: (n,) int64."""
+    logits = logits.detach().double()
+    idx = torch.arange(len(y), device=logits.device)
+    other = logits.clone()
+    other[idx, y] = -float("inf")
+    return logits[idx, y] - other.max(1).values
+
+
+def margin_percentiles(m, pcts=MARGIN_PERCENTILES) -> dict:
+    """{"p2", "p10", "p50", "p90", "max"} of the margins of correctly classified points (m > 0), None if none."""
+    m = torch.as_tensor(m, dtype=torch.float64)
+    m = m[m > 0]
+    out = {}
+    for p in pcts:
+        key = "max" if p == 100 else f"p{p}"
+        out[key] = float(torch.quantile(m, p / 100)) if len(m) else None
+    return out
+
+
+@contextlib.contextmanager
+def _state_float32(model):
+    """Within the block an ODE net's solver state starts in float32 (the stem's output under autocast is not)."""
+    base = getattr(model, "model", model)
+    if not hasattr(base, "features") or not hasattr(base, "integrate"):
+        yield
+        return
+    original = base.features
+    base.features = lambda x: original(x).float()
+    try:
+        yield
+    finally:
+        del base.features  # the instance attribute goes; the class's method is back
+
+
+def protocol_model(model, protocol):
+    """(model to differentiate, input dtype, context manager factory) for ``protocol``; float64 gets a copy."""
+    protocol = check_protocol(protocol)
+    if protocol is Protocol.FLOAT64:
+        return copy.deepcopy(model).double(), torch.float64, contextlib.nullcontext
+    if protocol is Protocol.BFLOAT16:
+        return model, torch.float32, lambda: torch.autocast("cpu" if _device(model).type == "cpu" else "cuda",
+                                                            dtype=torch.bfloat16)
+    if protocol is Protocol.FLOAT16_AMP:
+        @contextlib.contextmanager
+        def amp():
+            with _state_float32(model), torch.autocast(_device(model).type, dtype=torch.float16):
+                yield
+        return model, torch.float32, amp
+    return model, torch.float32, contextlib.nullcontext
+
+
+def _device(model):
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _loss(logits, y, scale, protocol):
+    z = scale * (logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits)
+    if protocol is Protocol.PROBABILITIES:
+        z = z.softmax(1)
+    return F.cross_entropy(z, y, reduction="sum")
+
+
+def input_gradients(model, x, y, scales, protocol, alone: bool, batch_size: int = 20):
+    """Input gradients of the summed cross-entropy of ``K * logits`` for every K of ``scales``, under ``protocol``.
+
+    ``alone`` True: per-sample step sizes (each point's gradient comes from its own loss; equal to a batch of
+    one); False: one shared adaptive step size per batch of ``batch_size`` (the paper's code). One forward pass
+    per batch serves every K (the net and its solve do not depend on K). Returns ({K: (n, C, H, W) float64
+    gradients, NaN rows where the solve failed}, (n, classes) float64 unscaled logits)."""
+    protocol = check_protocol(protocol)
+    net, dtype, ctx = protocol_model(model, protocol)
+    net.eval()
+    grads = {float(k): torch.full(x.shape, float("nan"), dtype=torch.float64) for k in scales}
+    parts = {}  # start index -> (n, classes) logits of the points whose solve succeeded
+    solve_mode = per_sample_solves(net) if alone else contextlib.nullcontext()
+    with solve_mode:
+        for i in range(0, len(y), batch_size):
+            _batch_gradients(net, x[i:i + batch_size], y[i:i + batch_size], grads, i, dtype, ctx, protocol, parts)
+    classes = next(iter(parts.values())).shape[1] if parts else 1
+    logits = torch.full((len(y), classes), float("nan"), dtype=torch.float64)
+    for start, z in parts.items():
+        logits[start:start + len(z)] = z
+    return grads, logits
+
+
+def _batch_gradients(net, xb, yb, grads, start, dtype, ctx, protocol, parts):
+    """Gradients of one batch for every K into ``grads``; a batch whose solve fails is split into single points,
+    and a point whose own solve fails keeps NaN rows (a failed solve is not a zero gradient)."""
+    xx = xb.to(dtype).detach().requires_grad_(True)
+    try:
+        with ctx():
+            logits = net(xx)
+    except SolverFailure:
+        if len(yb) > 1:
+            for j in range(len(yb)):
+                _batch_gradients(net, xb[j:j + 1], yb[j:j + 1], grads, start + j, dtype, ctx, protocol, parts)
+        return
+    ks = list(grads)
+    for i, k in enumerate(ks):
+        g, = torch.autograd.grad(_loss(logits, yb, k, protocol), xx, retain_graph=i < len(ks) - 1)
+        grads[k][start:start + len(yb)] = g.double()
+    parts[start] = logits.detach().double()
+
+
+def _cosine(a, b):
+    a, b = a.flatten(1), b.flatten(1)
+    na, nb = a.norm(dim=1), b.norm(dim=1)
+    cos = (a * b).sum(1) / (na * nb)
+    return cos.masked_fill((na == 0) | (nb == 0) | ~torch.isfinite(cos), float("nan"))
+
+
+def _fgsm_robust(model, x, y, grad, eps, correct, batch_size):
+    ok = torch.isfinite(grad.flatten(1)).all(1)
+    x_adv = (x + eps * grad.nan_to_num(0.0).sign().to(x.dtype)).clamp(0, 1)
+    pred, _ = predict(model, x_adv, batch_size)
+    return int((correct & ok & (pred == y)).sum())
+
+
+def saturation_map(model, x, y, scales=(1, 2, 4, 8, 16, 32, 64, 128, 256), protocols=tuple(Protocol),
+                   eps_list=(0.3,), batch_size: int = 20, progress: bool = True) -> dict:
+    """The saturation map of ``model`` on (x, y) (see the module doc).
+
+    ``x``: (n, C, H, W) float32 in [0, 1]; ``y``: (n,) int64; ``scales``: the factors K on the logits;
+    ``protocols``: names of :data:`PROTOCOLS`; ``eps_list``: FGSM radii (L-inf, pixel units); ``batch_size``:
+    the batch of the batched gradients. Returns {"n", "clean", "margins" (percentiles at K = 1), "rows": one per
+    (protocol, K): {"protocol", "scale", "margin" (percentiles of K * margin), "zero_alone", "zero_batched"
+    (count values), "own_share" (median and p10 of the cosine between batched and float64-alone gradients,
+    over points where both are non-zero; "n" of them), "fgsm": [{"eps", "alone", "batched"} count values]}}.
+    Raises ConfigError for an unknown protocol or a non-positive scale."""
+    protocols = [check_protocol(p) for p in protocols]
+    scales = [float(k) for k in scales]
+    for k in scales:
+        if not k > 0:
+            raise ConfigError("scales", k, "positive factors on the logits")
+    model.eval()
+    n = len(y)
+    pred, _ = predict(model, x, batch_size)
+    correct = pred == y
+    ref, logits = input_gradients(model, x, y, scales, Protocol.FLOAT64, alone=True, batch_size=batch_size)
+    m = margins(logits, y)
+    rows = []
+    bar = tqdm(protocols, desc="saturation map", disable=not progress, leave=False)
+    for proto in bar:
+        alone = ref if proto is Protocol.FLOAT64 else input_gradients(model, x, y, scales, proto, True, batch_size)[0]
+        batched = input_gradients(model, x, y, scales, proto, False, batch_size)[0]
+        for k in scales:
+            rows.append(_row(model, x, y, proto, k, alone[k], batched[k], ref[k], m, correct, eps_list, batch_size))
+    return {"n": n, "clean": count(int(correct.sum()), n), "margins": margin_percentiles(m[correct]),
+            "scales": scales, "protocols": [p.value for p in protocols], "rows": rows}
+
+
+def _zero(g):
+    return (g.flatten(1) == 0).all(1)
+
+
+def _row(model, x, y, proto, k, alone, batched, ref, m, correct, eps_list, batch_size):
+    n = len(y)
+    cos = _cosine(batched, ref)[correct]
+    cos = cos[torch.isfinite(cos)]
+    return {"id": f"{proto.value}-K{k:g}", "protocol": proto.value, "scale": k, "margin": margin_percentiles(k * m[correct]),
+            "n_correct": int(correct.sum()),
+            "zero_alone": count(int((_zero(alone) & correct).sum()), n),
+            "zero_batched": count(int((_zero(batched) & correct).sum()), n),
+            "own_share": {"median": float(cos.median()) if len(cos) else None,
+                          "p10": float(torch.quantile(cos, 0.1)) if len(cos) else None, "n": int(len(cos))},
+            "fgsm": [{"eps": float(e), "alone": count(_fgsm_robust(model, x, y, alone, e, correct, batch_size), n),
+                      "batched": count(_fgsm_robust(model, x, y, batched, e, correct, batch_size), n)}
+                     for e in eps_list]}
+
+
+def threshold(rows, protocol, key: str = "zero_alone", share: float = 0.5):
+    """The smallest median margin (K * p50 of correctly classified points) at which at least ``share`` of the
+    correctly classified points have an exactly-zero input gradient under ``protocol`` (``key``: 'zero_alone' or
+    'zero_batched'); None where no measured K got there."""
+    protocol = check_protocol(protocol).value
+    for r in sorted((r for r in rows if r["protocol"] == protocol), key=lambda r: r["scale"]):
+        if r["n_correct"] and r["margin"]["p50"] is not None and r[key]["k"] >= share * r["n_correct"]:
+            return r["margin"]["p50"]
+    return None

@@ -1,0 +1,135 @@
+"""The saturation map and the real pipelines (natrob.saturation, natrob.pipelines): exact answers where the float
+formats give one, orderings where they do not."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from natrob.errors import ConfigError
+from natrob.pipelines import PAPER_SUM_LR, Pipeline, margin_trend, sum_lr
+from natrob.saturation import (Protocol, ScaledLogits, input_gradients, margin_percentiles, margins,
+                               saturation_map, threshold)
+
+
+class Margin(nn.Module):
+    """A conv-and-linear classifier whose logits are (m, 0, ..., 0) on every image: a known margin m, and a
+    Jacobian that is not zero anywhere (so a zero gradient can only come from the loss's rounding)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1, bias=False)
+        self.fc = nn.Linear(4, 10)
+        with torch.no_grad():
+            self.conv.weight.fill_(1.0)
+            self.fc.weight.zero_()
+            self.fc.bias.zero_()
+            self.fc.weight[0].fill_(1.0)   # logit 0 = sum of the four pixels
+            self.fc.weight[1].fill_(0.5)   # logit 1 = half of it: margin = 0.5 * sum
+        self.m = m
+
+    def forward(self, x):
+        z = self.fc(self.conv(x).flatten(1))
+        return z * (2 * self.m / z[:, :1].detach().clamp_min(1e-12))  # rescale to margin m, same direction
+
+
+def _images(n=6):
+    torch.manual_seed(0)
+    return torch.rand(n, 1, 2, 2) * 0.5 + 0.25, torch.zeros(n, dtype=torch.long)
+
+
+def test_margins_and_percentiles_exact():
+    logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 5.0], [1.0, 1.5, 0.0]])
+    y = torch.tensor([0, 2, 0])
+    m = margins(logits, y)
+    assert m.tolist() == [2.0, 3.0, -0.5]
+    p = margin_percentiles(m)  # only the two correct points count
+    assert p["max"] == 3.0 and p["p50"] == 2.5 and p["p2"] >= 2.0
+
+
+@pytest.mark.parametrize("margin,zero32,zero64", [(50.0, False, False), (120.0, True, False), (800.0, True, True)])
+def test_exact_zero_gradient_where_the_float_format_says(margin, zero32, zero64):
+    """float32's e^-m underflows past m ~ 104 (87 where denormals are flushed), float64's past ~745."""
+    x, y = _images()
+    model = Margin(margin)
+    for proto, expect in ((Protocol.FLOAT32, zero32), (Protocol.FLOAT64, zero64)):
+        g, _ = input_gradients(model, x, y, [1.0], proto, alone=True)
+        zero = (g[1.0].flatten(1) == 0).all(1)
+        assert bool(zero.all()) == expect and bool(zero.any()) == expect, (proto, margin)
+
+
+def test_amp_saturates_before_float32_and_float32_before_float64():
+    """The same points, margins 4 to 512: the margin at which half are exactly zero is ordered
+    float16 AMP < float32 < float64 (float16's smallest subnormal is 6e-8, float32's 1.4e-45)."""
+    x, y = _images()
+    model = Margin(4.0)
+    res = saturation_map(model, x, y, scales=[1, 4, 8, 32, 128], eps_list=(0.1,), progress=False,
+                         protocols=[Protocol.FLOAT16_AMP, Protocol.FLOAT32, Protocol.FLOAT64])
+    amp, f32 = threshold(res["rows"], "float16-amp"), threshold(res["rows"], "float32")
+    assert amp is not None and f32 is not None and amp < f32
+    assert amp <= 32 and 32 < f32 <= 512
+    assert threshold(res["rows"], "float64") is None  # 512 < 745: float64 still has a gradient
+    row = next(r for r in res["rows"] if r["protocol"] == "float64" and r["scale"] == 128)
+    assert row["margin"]["p50"] == pytest.approx(512) and row["zero_alone"]["k"] == 0
+
+
+def test_fgsm_with_a_zero_gradient_leaves_every_correct_point(trained_cnn, digits):
+    x, y = digits.test_x[:30], digits.test_y[:30]
+    res = saturation_map(trained_cnn, x, y, scales=[1, 1e6], eps_list=(0.3,), progress=False,
+                         protocols=[Protocol.FLOAT32])
+    clean = res["clean"]["k"]
+    low, high = sorted((r for r in res["rows"]), key=lambda r: r["scale"])
+    assert high["zero_alone"]["k"] == high["n_correct"] == clean  # every correct point saturated at K = 1e6
+    assert high["fgsm"][0]["alone"]["k"] == clean  # FGSM returns the clean image
+    assert low["fgsm"][0]["alone"]["k"] < clean  # with a gradient, FGSM breaks some
+    for r in res["rows"]:
+        assert r["fgsm"][0]["alone"]["k"] <= clean and r["fgsm"][0]["batched"]["k"] <= clean
+
+
+def test_alone_gradients_are_a_batch_of_one(small_odenet, digits):
+    """natrob's per-sample solve gives each point the gradient it would get alone."""
+    x, y = digits.test_x[:6], digits.test_y[:6]
+    together, _ = input_gradients(small_odenet, x, y, [1.0, 8.0], Protocol.FLOAT32, alone=True, batch_size=6)
+    for i in range(6):
+        one, _ = input_gradients(small_odenet, x[i:i + 1], y[i:i + 1], [1.0, 8.0], Protocol.FLOAT32, alone=True)
+        for k in (1.0, 8.0):
+            a, b = together[k][i].flatten(), one[k][0].flatten()
+            assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.999
+            assert math.isclose(a.norm().item(), b.norm().item(), rel_tol=1e-3)
+
+
+def test_scaled_logits_keep_the_predictions(trained_cnn, digits):
+    x = digits.test_x[:40]
+    with torch.no_grad():
+        assert torch.equal(ScaledLogits(trained_cnn, 37.0)(x).argmax(1), trained_cnn(x).argmax(1))
+    with pytest.raises(ConfigError, match="scale"):
+        ScaledLogits(trained_cnn, 0)
+
+
+def test_pipelines_name_what_they_refuse(trained_cnn):
+    with pytest.raises(ConfigError, match="protocol"):
+        Pipeline(trained_cnn, "probabilities")
+    with pytest.raises(ConfigError, match="protocol.*float16-amp"):
+        Pipeline(trained_cnn, "fp8")
+    assert Pipeline(trained_cnn, "float16-amp")(torch.rand(2, 1, 8, 8)).dtype == torch.float32
+
+
+def test_sum_lr_and_the_papers_schedule():
+    hist = [{"lr": 0.01}, {"lr": 0.01}, {"lr": 0.005}]
+    assert sum_lr(hist, n_train=100, batch_size=64) == pytest.approx([0.02, 0.04, 0.05])  # 2 steps per epoch
+    assert PAPER_SUM_LR == pytest.approx(140.625)  # 1,875 steps x (50 x 1e-3 + 50 x 5e-4)
+
+
+def test_margin_trend_recovers_a_known_law():
+    s = [2.0, 4.0, 8.0, 16.0, 32.0]
+    log_law = [1.0 + 3.0 * math.log(v) for v in s]
+    tr = margin_trend(s, log_law, target=140.0)
+    assert tr["log"]["slope"] == pytest.approx(3.0) and tr["log"]["rss"] < 1e-9
+    assert tr["log"]["at_target"] == pytest.approx(1.0 + 3.0 * math.log(140.0))
+    assert tr["linear"]["rss"] > tr["log"]["rss"]
+    lo, hi = tr["linear"]["interval"]
+    assert lo < tr["linear"]["at_target"] < hi
+    with pytest.raises(ConfigError, match="sum_lrs"):
+        margin_trend([0.0, 1.0], [1.0, 2.0])
+    with pytest.raises(ConfigError, match="medians"):
+        margin_trend([1.0, 2.0], [1.0])
