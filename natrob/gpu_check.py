@@ -1,7 +1,8 @@
 """GPU check: the paper's MNIST Neural ODE on one GPU, sized to a few minutes of a lent machine.
 
 It trains the Table A1 ODE net (128 channels, 4 conv layers, t1 = 100, dopri5, Adam 1e-3, batch 32) on
-'mnist-testsplit' for as many whole epochs as fit in its budget, runs Table 1's FGSM and PGD-40 rows on
+MNIST's official training split ('mnist'; 'mnist-testsplit' where a machine holds only the test files) for as
+many whole epochs as fit in its budget, runs Table 1's FGSM and PGD-40 rows on
 ``--n-eval`` eval points (clean accuracy beside them), and extrapolates the GPU-hours of the full ``paper`` profile
 notebook by notebook from the unit costs it measured (one training image, one attack step per image, one
 forward query per image, for the ODE net and for each CNN of the profile). The extrapolation is an estimate:
@@ -9,7 +10,7 @@ its assumptions are printed with it.
 
 Needs only what a bare GPU machine has (torch, torchvision, torchdiffeq, pyyaml, tqdm): natrob from the checkout
 (``PYTHONPATH=.``), no papermill, no pyautoattack. Data: ``NATROB_DATA`` (default ``./data``) must hold
-``MNIST/raw`` with the test split (t10k files). ``scripts/gpu_check.sh`` wraps it.
+``MNIST/raw`` with both official splits (or the t10k files alone: then the test split's 8k/2k fallback). ``scripts/gpu_check.sh`` wraps it.
 
     python -m natrob.gpu_check [--budget-s 420] [--n-eval 500] [--channels 128] [--train-size N] [--out FILE]
     python -m natrob.gpu_check --estimate-only     # unit costs and the extrapolation only, any device
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from . import chapters, paths, reference
-from .data import load_dataset
+from .data import load_profile_dataset
 from .errors import ConfigError
 from .evaluate import evaluate
 from .models import build_model
@@ -231,7 +232,7 @@ def main(argv=None):
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; cuDNN TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 "
           f"{torch.backends.cuda.matmul.allow_tf32}", flush=True)
-    data = load_dataset("mnist-testsplit", train_size=args.train_size)
+    data = load_profile_dataset("mnist", fallback="mnist-testsplit", train_size=args.train_size)
     x, y = data.test_x[:args.n_eval], data.test_y[:args.n_eval]
     p = load_profile("paper")
     paper = reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"])  # the paper's PGD, as the paper profile runs it

@@ -7,7 +7,8 @@ its training (up to ``SAT_UNTIL``):
    percentiles, exactly-zero input gradients per protocol, FGSM under float32 and AMP, FGSM's agreement with PGD;
 2. the median margin against the summed learning rate, extrapolated to the paper's (:func:`margin_trend`);
 3. the saturation map of the last epoch's net (:func:`natrob.saturation.saturation_map`), and Table 1 under the
-   paper's float32 attack with its logits multiplied by each K of ``SAT_TABLE1_SCALES`` (a model of longer
+   paper's float32 attack (on the first ``SAT_TABLE1_N`` points, as every Table 1 here) with its logits multiplied by
+   each K of ``SAT_TABLE1_SCALES`` (a model of longer
    training: labelled as such, never ranked with real pipelines);
 4. Table 1 of every real pipeline (``SAT_PIPELINES`` x ``SAT_PIPELINE_EPOCHS``), ranked by RMS distance to the
    paper's eight MNIST Neural ODE numbers, and the strongest evaluation (AutoAttack; float64 PGD) of the nearest.
@@ -88,6 +89,8 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     paper = paper_row(dataset.name)
     entry = sat_entry(params)
     payload = {"dataset": dataset.describe(), "paper": paper, "eps": eps_list, "model": entry,
+               "n": {"cells": int(params.get("SAT_CELL_N") or len(y)), "map": int(params.get("SAT_MAP_N") or len(y)),
+                     "table1": int(params.get("SAT_TABLE1_N") or len(y)), "strongest": int(params.get("SAT_STRONG_N") or 40)},
                "pgd": {"steps": attack["steps"], "alpha": attack["alpha"], "label": attack["label"]},
                "protocols": [p.value for p in Protocol], "wall_s": {}}
     clock = [time.time()]
@@ -125,8 +128,10 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     payload["map"] = sat
     lap("map")
     configs, tables = [], {}
+    n_t1 = int(params.get("SAT_TABLE1_N") or len(y))
+    xt, yt = x[:n_t1], y[:n_t1]
     for k in params.get("SAT_TABLE1_SCALES") or []:
-        t = pipeline_table1(model, x, y, eps_list, attack, Protocol.FLOAT32, float(k), seed,
+        t = pipeline_table1(model, xt, yt, eps_list, attack, Protocol.FLOAT32, float(k), seed,
                             name=f"logits x {k:g}")
         tables[f"scaled-{float(k):g}"] = t
         configs.append(_config(f"epoch {last}, float32, logits x {float(k):g} (a model of longer training)",
@@ -136,7 +141,7 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     for e in pipe_epochs:
         net = _model_at(model, folder, e, last)
         for proto in params.get("SAT_PIPELINES") or ["float32"]:
-            t = pipeline_table1(net, x, y, eps_list, attack, proto, 1.0, seed, name=f"epoch {e} {proto}")
+            t = pipeline_table1(net, xt, yt, eps_list, attack, proto, 1.0, seed, name=f"epoch {e} {proto}")
             tables[f"epoch{e}-{proto}"] = t
             configs.append(_config(f"epoch {e} (sum lr {sums[e - 1]:.1f}), {proto}", "pipeline", t["rows"], paper, e,
                                    sums[e - 1], note=t["pipeline"]))

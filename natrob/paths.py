@@ -87,8 +87,13 @@ def figures_dir(name: str | None = None) -> Path:
 
 
 def data_root() -> Path:
-    """Where datasets are looked for (``NATROB_DATA``, default ``./data``)."""
-    return _env_path("NATROB_DATA", REPO / "data")
+    """Where datasets are looked for: ``NATROB_DATA``; else ``./data`` of the checkout when it exists; else the
+    shared data folder beside the checkout (``../shared/data``, see :func:`shared_mnist_root`) when it exists;
+    else ``./data``."""
+    if os.environ.get("NATROB_DATA"):
+        return _env_path("NATROB_DATA", REPO / "data")
+    local = REPO / "data"
+    return local if local.is_dir() or shared_mnist_root() is None else shared_mnist_root()
 
 
 def shared_mnist_root() -> Path | None:

@@ -105,13 +105,15 @@ def cell_probes(model, x, y, eps_list=(0.2, 0.3, 0.4, 0.5), batch_size: int = 50
     cross-entropy is exactly zero in float32 and in float64 (a saturated softmax: float32's exp underflows for
     logit margins above about 104, float64's above about 745, and then the gradient and FGSM's step vanish;
     float64 is run on the points whose float32 gradient is zero), the logit margin (true logit minus the largest
-    other; median and max over clean-correct points), the L2 norm of the ODE state at t1 (median, from the same
+    other; median and max over clean-correct points, and ``margins``: percentiles p2/p10/p50/p90/max), the L2
+    norm of the ODE state at t1 (median, from the same
     forward pass) and the forward NFE (mean per batch), and FGSM at every radius of ``eps_list`` (the paper's
     attack: one signed cross-entropy gradient step of eps, clipped to [0, 1]; all radii share the one float32
     gradient; a point is robust when its clean and adversarial images are both classified correctly, a failed
     solve is not). ``x``: (n, C, H, W) in [0, 1]; ``y``: (n,) int64. Returns count values and floats; solves are
     per-sample (batch-independent)."""
     from .models.odenet import solver_settings
+    from .saturation import margin_percentiles
     from .stats import count
     model.eval()
     acc = {"zero32": 0, "zero64": 0, "correct": 0, "margins": [], "norms": [], "nfes": [],
@@ -125,6 +127,7 @@ def cell_probes(model, x, y, eps_list=(0.2, 0.3, 0.4, 0.5), batch_size: int = 50
     return {"clean": count(acc["correct"], n), "zero_grad_float32": count(acc["zero32"], n),
             "zero_grad_float64": count(acc["zero64"], n),
             "margin_median": float(m.median()) if len(m) else None, "margin_max": float(m.max()) if len(m) else None,
+            "margins": margin_percentiles(m),
             "state_norm_median": float(torch.cat(acc["norms"]).median()) if acc["norms"] else None,
             "nfe_forward_mean": sum(nfes) / len(nfes) if nfes else None,
             "fgsm": [{"eps": e, "robust": count(k, n)} for e, k in acc["fgsm"].items()]}

@@ -69,6 +69,34 @@ def test_store_reuses_trained_models(digits, tmp_path):
 
 
 
+def test_a_longer_run_serves_a_shorter_one_of_the_same_schedule(digits, tmp_path):
+    """Epoch 2 of a 3-epoch run with a constant rate is a 2-epoch run: the store hands it over instead of training
+    again, and says so; a schedule that differs in those epochs (milestones move with the epoch count) trains."""
+    from natrob.train.checkpoint import load_checkpoint
+    long_cfg, short_cfg = TrainConfig(epochs=3, lr=3e-3), TrainConfig(epochs=2, lr=3e-3)
+    _, rec_long = get_model("cnn", digits, long_cfg, store_dir=tmp_path, progress=False, keep_epochs=True)
+    long_dir = tmp_path / f"cnn-{digits.name}-{rec_long['key']}"
+    short, rec = get_model("cnn", digits, short_cfg, store_dir=tmp_path, progress=False)
+    assert rec["from_longer_run"] == {"key": rec_long["key"], "epoch": 2} and rec["epochs_done"] == 2
+    assert rec["history"] == rec_long["history"][:2]
+    epoch2 = load_checkpoint(long_dir / "epoch-2.pt")["state_dict"]
+    assert all(torch.equal(v, epoch2[k]) for k, v in short.state_dict().items())
+    fresh, _ = get_model("cnn", digits, short_cfg, store_dir=tmp_path / "alone", progress=False)
+    for a, b in zip(fresh.state_dict().values(), short.state_dict().values()):  # what training it would give
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+    stepped = TrainConfig(epochs=2, lr=3e-3, milestones=[0.5])
+    _, rec_stepped = get_model("cnn", digits, stepped, store_dir=tmp_path, progress=False)
+    assert "from_longer_run" not in rec_stepped
+    at1, rec1 = get_model("cnn", digits, long_cfg, store_dir=tmp_path / "alone", progress=False, keep_epochs=True,
+                          until_epoch=1)  # the first call trains one epoch and stops
+    _, rec_more = get_model("cnn", digits, long_cfg, store_dir=tmp_path / "alone", progress=False, keep_epochs=True,
+                            until_epoch=2)
+    again, rec_again = get_model("cnn", digits, long_cfg, store_dir=tmp_path / "alone", progress=False,
+                                 keep_epochs=True, until_epoch=1)  # the run went on: epoch 1 itself comes back
+    assert rec_more["epochs_done"] == 2 and rec_again["epochs_done"] == 1
+    assert all(torch.equal(a, b) for a, b in zip(at1.state_dict().values(), again.state_dict().values()))
+
+
 def test_load_model_rebuilds_a_stored_model_from_its_folder(digits, tmp_path):
     """load_model needs only the store folder: architecture, arguments and BatchNorm statistics come back."""
     from natrob.train import load_model

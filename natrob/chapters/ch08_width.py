@@ -77,7 +77,7 @@ def section(results, env) -> dict:
                               "clean": ci(c["clean"]),
                               f"FGSM {eps:g}": ci(next(f["robust"] for f in c["fgsm"] if abs(f["eps"] - eps) < 1e-9)),
                               "zero grad float32": ci(c["zero_grad_float32"]),
-                              "zero grad float64": ci(c["zero_grad_float64"]), "margin median": c["margin_median"],
+                              "zero grad float64": ci(c["zero_grad_float64"]), "margin p2": (c.get("margins") or {}).get("p2"), "margin median": c["margin_median"],
                               "margin max": c["margin_max"], "|y(t1)| median": c["state_norm_median"],
                               "NFE": c["nfe_forward_mean"]} for c in r["cells"]]))
         rows = []

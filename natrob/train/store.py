@@ -18,13 +18,64 @@ from .config import TrainConfig
 from .loop import default_device, train
 
 
+def _spec(model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> dict:
+    return {"model": model_name, "kwargs": model_kwargs, "data": dict(dataset.describe()), "train": cfg.to_dict(),
+            "seed": seed}
+
+
 def store_key(model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> str:
     """16 hex digits of a SHA-256 of everything that determines a trained model: model name and arguments,
     the dataset's description, the training config and the seed."""
-    data = {k: v for k, v in dataset.describe().items()}
-    blob = json.dumps({"model": model_name, "kwargs": model_kwargs, "data": data, "train": cfg.to_dict(),
-                       "seed": seed}, sort_keys=True, default=str)
+    blob = json.dumps(_spec(model_name, model_kwargs, dataset, cfg, seed), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def write_spec(folder, model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> Path:
+    """``folder/spec.json``: what the entry's key hashes, so that a shorter run of the same schedule can find the
+    epoch it needs in a longer run (:func:`_from_longer_run`)."""
+    path = Path(folder) / "spec.json"
+    if not path.exists():
+        write_json(path, json.loads(json.dumps(_spec(model_name, model_kwargs, dataset, cfg, seed), default=str)))
+    return path
+
+
+def _same_schedule(short: TrainConfig, long: TrainConfig) -> bool:
+    """Whether the first ``short.epochs`` epochs of ``long`` are ``short`` (every setting but the epoch count
+    equal, the same learning rate in each of those epochs)."""
+    from .loop import lr_at
+    a, b = short.to_dict(), long.to_dict()
+    a.pop("epochs"), b.pop("epochs")
+    return (a == b and long.epochs > short.epochs
+            and all(lr_at(short, e) == lr_at(long, e) for e in range(short.epochs)))
+
+
+def _from_longer_run(folder: Path, model_name, model_kwargs, dataset, cfg: TrainConfig, seed):
+    """A stored longer run of the same schedule that kept epoch ``cfg.epochs``: (path of that epoch's weights,
+    its history up to there, the longer run's key), or None. The training loop is deterministic given the
+    seed (data order per epoch, RNG state saved), so those weights are what training ``cfg`` would produce."""
+    want = json.loads(json.dumps(_spec(model_name, model_kwargs, dataset, cfg, seed), default=str))
+    for spec_path in sorted(folder.parent.glob(f"{model_name}-{dataset.name}-*/spec.json")):
+        try:
+            other = read_json(spec_path)
+            long_cfg = TrainConfig(**other["train"])
+        except Exception:  # a foreign or older file: not a candidate
+            continue
+        same = {k: v for k, v in other.items() if k != "train"} == {k: v for k, v in want.items() if k != "train"}
+        epoch_file = spec_path.parent / f"epoch-{cfg.epochs}.pt"
+        if same and _same_schedule(cfg, long_cfg) and epoch_file.exists():
+            history = load_checkpoint(epoch_file).get("history") or []
+            if len(history) >= cfg.epochs:
+                return epoch_file, history[:cfg.epochs], spec_path.parent.name.rsplit("-", 1)[1]
+    return None
+
+
+def _at_epoch(folder: Path, until: int):
+    """(weights path, history) of epoch ``until`` of a run that has gone past it and kept it, else None."""
+    epoch_file = folder / f"epoch-{until}.pt"
+    if not epoch_file.exists():
+        return None
+    history = load_checkpoint(epoch_file).get("history") or []
+    return (epoch_file, history[:until]) if len(history) >= until else None
 
 
 def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | None = None, seed: int = 0,
@@ -38,7 +89,9 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
     (False): train again even when stored; ``keep_epochs`` (False): keep every epoch's weights as
     ``epoch-<n>.pt`` beside ``final.pt`` (see :func:`epoch_checkpoints`); ``until_epoch`` (None): stop after
     that many epochs of ``cfg``'s schedule and return that model, unfinished (``record['epochs_done']`` <
-    ``cfg.epochs``; no ``final.pt``; a later call resumes). ``record`` holds the training history, clean test accuracy,
+    ``cfg.epochs``; no ``final.pt``; a later call resumes; where the run has gone on past it and kept that
+    epoch, exactly that epoch's weights). A longer run of the same schedule (finished or not) that kept epoch
+    ``cfg.epochs`` serves a shorter one without training (``record['from_longer_run']``). ``record`` holds the training history, clean test accuracy,
     store key and provenance (also in ``meta.json``). The model is returned in eval mode."""
     model_kwargs = dict(model_kwargs or {})
     key = store_key(model_name, model_kwargs, dataset, cfg, seed)
@@ -50,18 +103,39 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
     if final.exists() and meta_path.exists() and not retrain:
         load_into(model, load_checkpoint(final), final)
         return model.to(device).eval(), read_json(meta_path)
+    if until_epoch is not None and until_epoch < cfg.epochs and not retrain:
+        stopped = _at_epoch(folder, until_epoch)  # a run that went on past ``until_epoch`` (training elsewhere)
+        if stopped is not None:
+            load_into(model, load_checkpoint(stopped[0]), stopped[0])
+            return model.to(device).eval(), _record(model_name, model_kwargs, dataset, key, stopped[1], cfg, seed,
+                                                    device, 0.0)
+    longer = None if retrain or (folder / "last.pt").exists() else _from_longer_run(
+        folder, model_name, model_kwargs, dataset, cfg, seed)
+    if longer is not None:
+        load_into(model, load_checkpoint(longer[0]), longer[0])
+        record = _record(model_name, model_kwargs, dataset, key, longer[1], cfg, seed, device, 0.0)
+        record["from_longer_run"] = {"key": longer[2], "epoch": cfg.epochs}
+        save_checkpoint(final, model, history=longer[1])
+        write_json(meta_path, record)
+        return model.to(device).eval(), record
+    folder.mkdir(parents=True, exist_ok=True)
+    write_spec(folder, model_name, model_kwargs, dataset, cfg, seed)
     t0 = time.time()
     history = train(model, dataset, cfg, checkpoint_dir=folder, seed=seed, device=device, progress=progress,
                     keep_epochs=keep_epochs, until_epoch=until_epoch)
-    record = {"model": model_name, "model_kwargs": model_kwargs, "dataset": dataset.describe(), "key": key,
-              "history": history, "clean_acc": history[-1]["test_acc"], "epochs_done": len(history),
-              "provenance": provenance({"model": model_name, "model_kwargs": model_kwargs, "train": cfg.to_dict()},
-                                       seed=seed, device=device, wall_time_s=time.time() - t0)}
+    record = _record(model_name, model_kwargs, dataset, key, history, cfg, seed, device, time.time() - t0)
     if len(history) < cfg.epochs:
         return model.eval(), record  # unfinished on purpose (until_epoch): no final.pt, the next call resumes
     save_checkpoint(final, model, history=history)
     write_json(meta_path, record)
     return model.eval(), record
+
+
+def _record(model_name, model_kwargs, dataset, key, history, cfg, seed, device, wall_s) -> dict:
+    return {"model": model_name, "model_kwargs": model_kwargs, "dataset": dataset.describe(), "key": key,
+            "history": history, "clean_acc": history[-1]["test_acc"], "epochs_done": len(history),
+            "provenance": provenance({"model": model_name, "model_kwargs": model_kwargs, "train": cfg.to_dict()},
+                                     seed=seed, device=device, wall_time_s=wall_s)}
 
 
 def load_model(folder, device="cpu"):
