@@ -55,8 +55,8 @@ def findings(p: dict) -> list:
                    f"the median margin would be {lin['at_target']:.1f} (95% prediction interval "
                    f"{lin['interval'][0]:.1f} to {lin['interval'][1]:.1f}) if it grows linearly, "
                    f"{log['at_target']:.1f} ({log['interval'][0]:.1f} to {log['interval'][1]:.1f}) if it grows with "
-                   f"the logarithm; the residuals favour the {'logarithmic' if log['rss'] < lin['rss'] else 'linear'} "
-                   f"fit (RSS {log['rss']:.2g} against {lin['rss']:.2g}).")
+                   f"the logarithm; residual sums of squares {lin['rss']:.2g} (linear) and {log['rss']:.2g} (logarithmic)"
+                   + (f": {tr['n']} epochs cannot tell the two apart." if tr["n"] < 5 else "."))
     elif tr:
         out.append(f"Only {tr['n']} epochs are stored: too few for an extrapolation with an interval.")
     m = p["map"]
