@@ -165,6 +165,12 @@ def contract_checks(model: str, probe: dict) -> list:
                          f"{out['non_finite']} of {m} clean images have NaN or inf logits (counted as misclassified)",
                          "evaluation", diff=out["non_finite"],
                          problem=f"non-finite logits on {out['non_finite']} of {m} clean images"))
+    if (probe.get("contract") or {}).get("writes_input"):
+        rows.append(_row(model, None, "the model's writes into its input are contained", True,
+                         "forward changes the tensor it is given (in-place ops such as x.sub_(mean) or "
+                         "Normalize(inplace=True)); natrob hands it a copy on every call, so the attacks see the "
+                         "model as written without the in-place op and the caller's images stay unchanged",
+                         "evaluation"))
     if batch:
         rows.append(_row(model, None, "predictions independent of the batch", not batch.get("dependent"),
                          batch.get("detail", "") + ("; every judgement made one image at a time"

@@ -62,7 +62,10 @@ class Adapted(torch.nn.Module):
         return getattr(self.inner, "nfe_forward", None)
 
     def forward(self, x):
-        out = self.inner(x if self.in_dtype is None else x.to(self.in_dtype))
+        # a copy the model may write into: in-place normalisation (x.sub_(mean), Normalize(inplace=True)) would
+        # otherwise fail on the attacks' leaf tensors and overwrite the caller's images
+        x = x.clone() if self.in_dtype is None or x.dtype == self.in_dtype else x.to(self.in_dtype)
+        out = self.inner(x)
         if torch.is_tensor(out) and out.dtype in (torch.float16, torch.bfloat16):
             out = out.float()
         return out
@@ -177,18 +180,19 @@ def prepare(model, x, y, num_classes: int | None = None) -> Prepared:
         return Prepared(model, True, output={"probed": False})
     if hasattr(model, "eval"):
         model.eval()
-    probe_x = x[:PROBE_N]
+    probe_x = x[:PROBE_N].clone()  # the model may write into its input: never into the caller's images
     adapted, out, reason = _run_or_cast(model, probe_x)
+    writes_input = not torch.equal(probe_x, x[:PROBE_N])
     reason = reason or _output_problem(out, len(probe_x))
     if reason is not None:
         return Prepared(model, False, reason, output={"probed": True, "problem": reason})
     info = {"probed": True, "problem": None, "n": len(probe_x), "classes": None, "dtype": None,
             "input_cast": str(adapted.in_dtype) if isinstance(adapted, Adapted) else None,
-            "probabilities": 0, "non_finite": 0}
+            "probabilities": 0, "non_finite": 0, "writes_input": writes_input}
     if out is not None:
         info |= {"classes": int(out.shape[1]), "dtype": str(out.dtype), "probabilities": _looks_like_probabilities(out),
                  "non_finite": int((~torch.isfinite(out)).any(1).sum())}
-        classes = num_classes or info["classes"]
+        classes = min(num_classes or info["classes"], info["classes"])
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
             raise ConfigError("y", f"labels in [{int(y.min())}, {int(y.max())}]",
                               f"class indices in [0, {classes}) (the model has {info['classes']} outputs)")

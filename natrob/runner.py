@@ -1,6 +1,6 @@
 """Runs the numbered notebooks headless with papermill for one profile, then builds the report.
 
-    python -m natrob.runner [--profile quick] [--only 03 ...] [--force] [--no-report] [--verify]
+    python -m natrob.runner [--profile quick] [--only 03 ...] [-p KEY=VALUE ...] [--force] [--no-report] [--verify]
 
 Everything a run writes lives under the profile's name (``results/<profile>/``, ``figures/<profile>/``,
 ``notebooks/executed/<profile>/``, ``report/<profile>/``), so one profile never touches another's files.
@@ -94,11 +94,30 @@ def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default=paths.DEFAULT_PROFILE, help=f"one of {', '.join(available())} (default quick)")
     p.add_argument("--only", nargs="+", default=None, help="notebook numbers to run, e.g. --only 01 03")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one profile value for this run (VALUE is read as YAML), e.g. -p THREADS=1")
     p.add_argument("--force", action="store_true", help="re-execute notebooks even when finished results exist")
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--verify", action="store_true",
                    help="afterwards compare the results with the published ones (reference-results/<profile>)")
     return p.parse_args(argv)
+
+
+def _overrides(items, params: dict) -> dict:
+    """``KEY=VALUE`` strings as a dict; raises ValueError naming a malformed item or a key the profile lacks."""
+    import yaml
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"-p {item!r} is not KEY=VALUE")
+        if key not in params:
+            raise ValueError(f"-p {key}: not a value of this profile; allowed: {', '.join(sorted(params))}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"-p {key}={value!r} is not a YAML value: {exc}") from None
+    return out
 
 
 def _select(only) -> list:
@@ -146,10 +165,11 @@ class Stamps:
         write_json(self.path, self.data)
 
 
-def _run_side_by_side(pending, profile, force, gpus):
+def _run_side_by_side(pending, profile, force, gpus, overrides=()):
     # notebooks share trained models only through the store, which is keyed and atomic, so they can run apart
     print(f"[run_all] {gpus} GPUs: running {len(pending)} notebooks side by side")
     cmd = [sys.executable, "-m", "natrob.runner", "--profile", profile, "--no-report"] + (["--force"] if force else [])
+    cmd += [arg for item in overrides for arg in ("-p", item)]
     with ThreadPoolExecutor(max_workers=gpus) as pool:
         futures = [(pool.submit(subprocess.run, cmd + ["--only", nb.name[:2]],
                                 env=dict(os.environ, CUDA_VISIBLE_DEVICES=str(i % gpus))), nb)
@@ -175,6 +195,7 @@ def main(argv=None) -> int:
     a = _parse(argv)
     try:
         params = load_profile(a.profile)
+        params.update(_overrides(a.param, params))
         todo = _select(a.only)
     except (UnknownNameError, ValueError) as exc:
         print(f"run_all: {exc}", file=sys.stderr)
@@ -192,7 +213,7 @@ def main(argv=None) -> int:
     t_all = time.time()
     gpus = _gpu_count()
     if gpus > 1 and len(pending) > 1:
-        failed = _run_side_by_side(pending, a.profile, a.force, gpus)
+        failed = _run_side_by_side(pending, a.profile, a.force, gpus, a.param)
         stamps.reload()
     else:
         failed = _run_in_turn(pending, params, a.profile, stamps, out_dir)

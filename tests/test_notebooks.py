@@ -28,6 +28,10 @@ def test_bad_profile_and_only_are_refused(capsys):
     assert "profile='huge'" in capsys.readouterr().err
     assert run_all(["--profile", "tiny", "--only", "42"]) == 2
     assert "--only 42" in capsys.readouterr().err
+    assert run_all(["--profile", "tiny", "-p", "NO_SUCH_KEY=1"]) == 2
+    assert "-p NO_SUCH_KEY: not a value of this profile" in capsys.readouterr().err
+    assert run_all(["--profile", "tiny", "-p", "THREADS"]) == 2
+    assert "is not KEY=VALUE" in capsys.readouterr().err
 
 
 def _acc(v):
@@ -68,6 +72,10 @@ def tiny_run(tmp_path_factory):
         from natrob.verify import verify
         verify_out = io.StringIO()
         verify_rc = verify("tiny", out=verify_out)
+        with contextlib.redirect_stdout(io.StringIO()):  # a user's model beside the profile's, by parameter
+            rc_extra = run_all(["--profile", "tiny", "--only", "06", "--no-report",
+                                "-p", 'AUDIT_EXTRA=["tests/fixtures/user_model.py:make"]'])
+        audit_extra = json.loads((paths.results_dir("tiny") / "06-audit-digits.json").read_text())
     finally:
         for k, v in saved.items():
             if v is None:
@@ -76,7 +84,7 @@ def tiny_run(tmp_path_factory):
                 os.environ[k] = v
     return {"rc": rc, "results": results, "report": report, "figures": figures, "rc2": rc2, "second": buf.getvalue(),
             "executed": executed, "quick_before": quick_before, "quick_after": quick_after,
-            "verify_rc": verify_rc, "verify": verify_out.getvalue()}
+            "verify_rc": verify_rc, "verify": verify_out.getvalue(), "rc_extra": rc_extra, "audit_extra": audit_extra}
 
 
 def test_tiny_profile_runs_every_notebook(tiny_run):
@@ -202,3 +210,11 @@ def test_a_started_notebook_is_not_finished_until_it_succeeds(tmp_path):
     assert not Stamps("tiny").finished(nb, "abc", tmp_path)
     stamps.done({"notebook": nb.name, "ok": False, "wall_s": 1.0}, "abc")
     assert not Stamps("tiny").finished(nb, "abc", tmp_path)
+
+
+def test_notebook_06_audits_a_users_model_by_parameter(tiny_run):
+    assert tiny_run["rc_extra"] == 0
+    audit = tiny_run["audit_extra"]
+    assert set(audit["models"]) == {"ResNet50", "Neural ODE", "pgd_at", "trades", "yopo", "make"}
+    assert any(s.startswith("make (clean") for s in audit["headline"])
+    assert {f["model"] for f in audit["findings"]} >= {"make", "Neural ODE"}

@@ -35,7 +35,7 @@ def _top_level_imports(folder) -> set:
 
 
 def test_every_imported_distribution_is_declared():
-    local = {"natrob", "conftest"} | {p.stem for p in (paths.REPO / "tests").glob("*.py")}
+    local = {"natrob", "conftest"} | {p.stem for p in (paths.REPO / "tests").rglob("*.py")}
     modules = (_top_level_imports(paths.PACKAGE) | _top_level_imports(paths.REPO / "tests")) - local
     third_party = sorted(m for m in modules if m not in sys.stdlib_module_names)
     dists = metadata.packages_distributions()

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import torch
 
-from . import checks as checks_mod
-from . import verdict as verdict_mod
-from .attacks import input_grad
-from .attacks.base import input_grad_connected
-from .contract import as_labels, check_images, predicted, prepare
-from .evaluate import _device, evaluate, per_sample_solves
-from .models.odenet import solver_twin
-from .plan import run_plan
-from .stats import class_shares, count
-from . import reference
-from .reference import lookup
+from .. import checks as checks_mod
+from .. import verdict as verdict_mod
+from ..attacks import input_grad
+from ..attacks.base import input_grad_connected
+from ..contract import as_labels, check_images, predicted, prepare
+from ..evaluate import _device, evaluate, per_sample_solves
+from ..models.odenet import solver_twin
+from ..plan import run_plan
+from ..stats import class_shares, count
+from .. import budgets, reference
+from ..errors import ConfigError
+from ..reference import lookup
 
 ROLES = {
     "paper": "the paper's own attack (PGD-40, step 0.01, random start)",
@@ -216,32 +217,71 @@ def unbounded_attack(model, x, y, budget, label, draws, per_sample=False) -> dic
 
 
 # ------------------------------------------------------------------------------------------- audit
-def audit_model(model, x, y, eps_list, budget: dict, label: str, paper: dict | None = None, resnet=None,
-                num_classes: int = 10, progress: bool = True, seed: int = 0, paper_attack: dict | None = None) -> dict:
-    """Audit one model on (x, y) at each eps.
+def audit_model(model, x, y=None, eps_list=(0.1, 0.3), budget="standard", label: str = "model",
+                paper: dict | None = None, resnet=None, num_classes: int | None = None, progress: bool = True,
+                seed: int = 0, paper_attack: dict | None = None, n: int | None = None, root=None) -> dict:
+    """Audit one model: does its robustness at each eps survive the strongest evaluation the budget buys?
 
-    Arguments: ``x`` (n, C, H, W) floating images in [0, 1]; ``y`` (n,) labels of any integer dtype; ``budget``
-    sizes the attacks (keys ``pgd_steps``, ``pgd_restarts``, ``square_queries``, ``aa_iter``,
-    ``aa_square_queries``, ``aa_targets``, ``boundary_queries``, ``adaptive_steps``, ``fixed_steps``,
-    ``noise_trials``, ``unbounded_steps``, ``eot_iter``, ``eot_steps``, ``draws``, ``random_passes``,
-    ``adaptive``); ``paper`` maps eps -> the paper's accuracy in [0, 1] (or None); ``resnet`` a source for the
-    transfer attack; ``paper_attack`` the paper's PGD as the profile runs it (default
-    :func:`natrob.reference.paper_attack`). Returns per-eps counts per attack id, the checks, the findings per
-    eps, the probe and one sentence. Raises ConfigError for bad ``x``/``y``, never for what the model does: a
-    model that cannot be evaluated (natrob.contract) gets ``evaluable`` False, its reason, and no finding about
-    the paper."""
+    Example (a user's model on MNIST's official test images)::
+
+        import natrob
+        result = natrob.audit_model(my_net.eval(), "mnist", eps_list=[0.1, 0.3], n=200, budget="standard")
+        print(result["sentence"])
+
+    Arguments: ``model`` any ``torch.nn.Module`` mapping (n, C, H, W) images in [0, 1] to (n, classes) logits
+    (natrob.contract copes with tuples, probabilities, half precision, DataParallel, batch statistics, random
+    passes and models that write into their input, and says so in the checks); ``x`` either (n, C, H, W)
+    floating images in [0, 1] with ``y`` (n,) labels of any integer dtype, or a dataset name of
+    :data:`natrob.data.DATASETS` (then the first ``n`` test images, default 200, from ``root``); ``eps_list``
+    L-inf radii in pixel units of [0, 1]; ``budget`` a name of :data:`natrob.budgets.BUDGETS` ("quick",
+    "standard", "strong") or a dict of their keys; ``label`` names the model in every row; ``paper`` maps eps ->
+    the paper's accuracy in [0, 1] (or None); ``resnet`` a source for the transfer attack; ``num_classes``
+    (None: the model's output count); ``paper_attack`` the paper's PGD as a profile runs it (default
+    :func:`natrob.reference.paper_attack`, PGD-40 of step 0.01, Yan et al. 2020).
+
+    Returns a dict: ``per_eps`` (counts per attack id with 95% Wilson intervals, the worst case), ``checks``
+    (warning signs, Carlini et al. 2019), ``findings`` (reproduced / converged / masking / feasible per eps),
+    ``probe`` and ``sentence``. Raises ConfigError for bad arguments (``x``, ``y``, ``budget``, ``eps_list``,
+    labels outside the model's classes), never for what the model does: a model that cannot be evaluated
+    (natrob.contract) gets ``evaluable`` False, its reason, and no finding about the paper."""
+    budget = budgets.resolve(budget)
+    eps_list = _eps_list(eps_list)
+    if isinstance(x, str):
+        x, y, num_classes = _dataset_points(x, y, n, root, seed, num_classes)
+    elif y is None:
+        raise ConfigError("y", None, "labels (n,) beside images x, or a dataset name as x")
     with per_sample_solves(model):  # probes see the model as the harness judges it (ODE nets batch-independent)
         return _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed, paper_attack)
+
+
+def _eps_list(eps_list, param: str = "eps_list") -> list:
+    values = [eps_list] if isinstance(eps_list, (int, float)) else list(eps_list)
+    bad = [e for e in values if not isinstance(e, (int, float)) or not 0 < float(e) <= 1]
+    if not values or bad:
+        raise ConfigError(param, eps_list, "one or more L-inf radii in (0, 1] (pixel units of [0, 1] images)")
+    return [float(e) for e in values]
+
+
+def _dataset_points(name, y, n, root, seed, num_classes):
+    from ..data import load_dataset
+    if y is not None:
+        raise ConfigError("y", "labels", "None when x names a dataset (its test labels are used)")
+    n = 200 if n is None else n
+    if not isinstance(n, int) or n < 1:
+        raise ConfigError("n", n, "a positive number of test images")
+    data = load_dataset(name, root=root, seed=seed, download=False)
+    return data.test_x[:n], data.test_y[:n], num_classes or data.num_classes
 
 
 def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, progress, seed, paper_attack) -> dict:
     check_images(x)
     y = as_labels(y)
-    shares = class_shares(y, num_classes)
-    bound = max(shares) if len(y) else 0.0
     dev = _device(model, x)
     x, y = x.to(dev), y.to(dev)
-    prep = prepare(model, x, y)
+    prep = prepare(model, x, y, num_classes)
+    num_classes = num_classes or prep.output.get("classes") or (int(y.max()) + 1 if len(y) else 2)
+    shares = class_shares(y, num_classes)
+    bound = max(shares) if len(y) else 0.0
     if not prep.evaluable:
         return _not_evaluated(label, eps_list, len(y), prep.reason, paper, shares, {"output": prep.output})
     p = probe(prep.model, x, y, budget.get("draws", 5), budget.get("random_passes", 16))
@@ -262,7 +302,8 @@ def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, pro
                 for r in per_eps]
     return {"model": label, "evaluable": True, "not_evaluable": None, "probe": p, "per_eps": per_eps,
             "checks": checks, "findings": findings, "sentence": verdict_mod.sentence(label, findings),
-            "class_shares": shares, "surrogates": [lbl for lbl, _ in surrogates.values()], "roles": ROLES}
+            "class_shares": shares, "surrogates": [lbl for lbl, _ in surrogates.values()], "roles": ROLES,
+            "budget": budget}
 
 
 def _not_evaluated(label, eps_list, n, reason, paper, shares, probe_info) -> dict:
