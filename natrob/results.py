@@ -24,6 +24,10 @@ from .errors import NatrobError
 from .stats import is_count
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def _atomic_replace(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +37,7 @@ def _atomic_replace(path: Path, write) -> Path:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make a result unreadable to the user's group
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

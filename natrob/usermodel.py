@@ -57,6 +57,24 @@ def _state_dict(ckpt) -> dict:
                           "'model_state_dict' or 'model')")
 
 
+def _load_weights(model, path: Path):
+    from .train.checkpoint import load_into
+    if not path.is_file():
+        raise ConfigError("checkpoint", str(path), "an existing file: it does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike: the file is not loadable
+        raise ConfigError("checkpoint", str(path), "a file torch.load reads with weights_only=True (weights saved "
+                          f"by torch.save(model.state_dict(), path)); loading raised {type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:160]}") from exc
+    try:
+        load_into(model, {"state_dict": _state_dict(ckpt), "arch": ckpt.get("arch") if isinstance(ckpt, dict)
+                          else None}, path=path)
+    except CheckpointError as exc:
+        raise ConfigError("checkpoint", str(path), "weights of the factory's architecture: " +
+                          " ".join(str(exc).split())[:400]) from exc
+
+
 def load_user_model(spec: str, checkpoint=None, device="cpu") -> torch.nn.Module:
     """Build ``spec``'s model (``"file.py:factory"``: the factory is called with no arguments), load
     ``checkpoint`` into it when given (``weights_only=True``; DataParallel ``module.`` and ``torch.compile``
@@ -65,7 +83,6 @@ def load_user_model(spec: str, checkpoint=None, device="cpu") -> torch.nn.Module
     Raises ConfigError (param ``model`` or ``checkpoint``) when the file or factory is missing, the factory
     raises or returns something other than a ``torch.nn.Module``, or the checkpoint is missing, corrupt or
     holds weights of another architecture."""
-    from .train.checkpoint import load_checkpoint, load_into
     path, factory = parse_spec(spec)
     module = _module(path, spec)
     make = getattr(module, factory, None)
@@ -83,14 +100,7 @@ def load_user_model(spec: str, checkpoint=None, device="cpu") -> torch.nn.Module
         raise ConfigError("model", spec, f"a factory returning a torch.nn.Module; {factory}() returned "
                                          f"{type(model).__name__}")
     if checkpoint is not None:
-        try:
-            ckpt = load_checkpoint(checkpoint)
-            load_into(model, {"state_dict": _state_dict(ckpt), "arch": ckpt.get("arch") if isinstance(ckpt, dict)
-                              else None}, path=checkpoint)
-        except CheckpointError as exc:
-            msg = str(exc)
-            raise ConfigError("checkpoint", str(checkpoint), "a checkpoint of this model's architecture: " +
-                              (msg if msg.startswith("checkpoint") else f"it {msg}")) from exc
+        _load_weights(model, Path(checkpoint))
     return model.to(device).eval()
 
 

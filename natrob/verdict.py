@@ -142,7 +142,8 @@ def _reproduction_parts(rows, n) -> list:
         parts.append(f"the paper's figure could not be checked at eps = {_eps_list(unmeasured)} "
                      f"({unmeasured[0]['reproduced']['detail']})")
     if all(r["reproduced"]["status"] == "no paper figure" for r in rows):
-        parts.append("the paper has no figure for it at the audited eps")
+        parts.append("worst case over every attack " + ", ".join(f"{ci(r['worst_case'])} at eps = {r['eps']:g}"
+                                                                for r in rows))
     return parts
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import paths
 from ..budgets import BUDGETS
 from ..errors import ConfigError, DataNotFoundError
 
@@ -27,12 +28,12 @@ def _parse(argv):
     p.add_argument("--model", required=True, help="path/to/file.py:factory")
     p.add_argument("--checkpoint", default=None, help="weights to load into the factory's model")
     p.add_argument("--dataset", default="mnist", help="digits, mnist, mnist-testsplit or cifar10 (default mnist)")
-    p.add_argument("--root", default=None, help="data folder (default: NATROB_DATA, ./data or ../shared/data)")
+    p.add_argument("--root", default=None, help="data folder (default: NATROB_DATA, else ./data in the checkout, else ../shared/data beside it)")
     p.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.3], help="L-inf radii in [0, 1] pixel units")
     p.add_argument("--n", type=int, default=200, help="test images audited (the first n; default 200)")
     p.add_argument("--budget", default="standard", choices=list(BUDGETS), help="attack sizes (natrob.budgets)")
     p.add_argument("--out", default=None, help="output folder (default audit-<label>)")
-    p.add_argument("--label", default=None, help="the model's name in the result (default: the factory's)")
+    p.add_argument("--label", default=None, help="the model's name in the result (default: the file's stem)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -40,18 +41,23 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
+def _sha256(path) -> str | None:
+    import hashlib
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _fail(msg: str) -> int:
     print(f"natrob.audit: {' '.join(msg.split())[:500]}", file=sys.stderr)
     return 2
 
 
-def _preflight(model, x, y, dataset: str):
+def _preflight(model, x, y, dataset: str, spec: str):
     """Bad input found before any attack runs: the model rejects the images, or the labels exceed its classes."""
     from ..contract import prepare
     prep = prepare(model, x[:8], y[:8].clamp(max=1))  # labels are checked below, against the model's classes
     if not prep.evaluable:
-        raise ConfigError("model", "its forward pass",
-                          f"a model that takes {dataset} images of shape {tuple(x[:8].shape)}: {prep.reason}")
+        raise ConfigError("--model", spec, f"a model that takes {dataset} images (batches of shape "
+                                           f"{tuple(x[:8].shape)}, values in [0, 1]); {prep.reason}")
     classes = prep.output.get("classes")
     if classes is not None and int(y.max()) >= classes:
         raise ConfigError("--dataset", dataset, f"labels the model can output: {dataset} has labels up to "
@@ -74,7 +80,7 @@ def main(argv=None) -> int:
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.time()
     try:
-        label = a.label or parse_spec(a.model)[1]
+        label = a.label or parse_spec(a.model)[0].stem
         out = Path(a.out or f"audit-{label}")
         if out.exists() and not out.is_dir():
             raise ConfigError("--out", str(out), "a folder (it is a file)")
@@ -84,7 +90,7 @@ def main(argv=None) -> int:
         model = load_user_model(a.model, a.checkpoint, device)
         data = load_dataset(a.dataset, root=a.root, seed=a.seed, download=False)
         x, y = data.test_x[:a.n].to(device), data.test_y[:a.n].to(device)
-        _preflight(model, x, y, a.dataset)
+        _preflight(model, x, y, a.dataset, a.model)
     except (ConfigError, DataNotFoundError) as exc:
         return _fail(str(exc))
     print(f"auditing {label} on {len(y)} {data.name} test images at eps {', '.join(f'{e:g}' for e in a.eps)}, "
@@ -94,14 +100,17 @@ def main(argv=None) -> int:
     headline = verdict.headline({label: result["findings"]})
     payload = ch06_audit.payload(data, len(y), {label: result}, headline,
                                  audit.constant_image_bound(result["class_shares"]), audit.ROLES)
-    params = {"model": a.model, "checkpoint": a.checkpoint, "dataset": a.dataset, "eps": a.eps, "n": a.n,
-              "budget": a.budget, "budget_sizes": BUDGETS[a.budget], "label": label}
-    prov = provenance(params, seed=a.seed, device=device, wall_time_s=time.time() - t0)
-    payload = {**payload, "budget": a.budget, "provenance": prov}
+    params = {"model": a.model, "checkpoint": a.checkpoint, "checkpoint_sha256": _sha256(a.checkpoint),
+              "dataset": a.dataset, "data_protocol": data.protocol, "data_root": str(a.root or paths.data_root()),
+              "eps": a.eps, "n": a.n, "budget": a.budget, "budget_sizes": BUDGETS[a.budget], "label": label,
+              "evaluation_store": str(paths.eval_cache_dir())}
+    prov = provenance(params, seed=a.seed, device=device, wall_time_s=time.time() - t0) | {"profile": None}
+    payload = {**payload, "budget": a.budget, "per_eps": result["per_eps"], "provenance": prov}
     write_json(out / "audit.json", payload)
     render_audit_page(payload, out / "index.html", f"audit of {label}", str(prov.get("git_commit", "?")))
     print(result["sentence"])
-    print(f"wrote {out / 'audit.json'} and {out / 'index.html'} in {time.time() - t0:.0f}s")
+    print(f"wrote {out / 'audit.json'} and {out / 'index.html'} in {time.time() - t0:.0f}s; finished attacks are "
+          f"kept in {paths.eval_cache_dir()} (NATROB_ARTIFACTS moves it): a re-run of the same model reuses them")
     return 0
 
 

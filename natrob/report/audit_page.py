@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..chapters import ch06_audit
 from ..results import write_text
+from markupsafe import Markup
+
 from . import _env
 from .tables import ci, table
 
@@ -40,8 +42,8 @@ def _figure(payload: dict) -> dict:
 def render_audit_page(payload: dict, path, title: str, commit: str) -> Path:
     """Write the page for an audit payload (:func:`natrob.chapters.ch06_audit.payload`) to ``path`` atomically."""
     jinja = _env()
-    claim = jinja.get_template("claim.html.j2").render(results=[payload], profile=title,
-                                                       **ch06_audit.section([payload], {}))
+    claim = Markup(jinja.get_template("claim.html.j2").render(results=[payload], profile=title,
+                                                              **ch06_audit.section([payload], {})))
     attacks = table(attack_rows(payload), ["model", "eps", "attack", "role", "attacked", "robust", "error"])
     sections = [{"id": "verdict", "title": "Does its robustness survive the strongest evaluation?", "nav": "Verdict",
                  "body": claim, "figures": [_figure(payload)] if any(
