@@ -35,7 +35,8 @@ def _cnn(data):
 
 
 def _ode(data):
-    from natrob.profiles import load_profile, model_loaders
+    from natrob.profiles import load_profile
+    from natrob.train.profile_models import model_loaders
     model, _ = model_loaders(load_profile("quick"), data, 0, ["Neural ODE"])["Neural ODE"]()
     return model.eval()
 

@@ -9,7 +9,7 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _PUBLIC = {"ATTACKS": "attacks", "make_attack": "attacks", "audit_model": "audit", "DATASETS": "data",
-           "load_dataset": "data", "write_result": "results", "MODELS": "models", "build_model": "models",
+           "load_dataset": "data", "write_result": "schemas", "MODELS": "models", "build_model": "models",
            "TrainConfig": "train", "get_model": "train", "train": "train"}
 __all__ = sorted(_PUBLIC) + ["evaluate"]
 __version__ = "0.1.0"

@@ -25,6 +25,7 @@ import torch
 from .errors import ConfigError
 
 SOLVER_FAILED, NON_FINITE = -1, -3  # prediction codes below 0: never a class, never robust
+NOT_PREDICTED = -2                 # the forward pass on the clean images raised: no prediction at all
 PROBE_N = 8                        # images the output and batch probes look at
 
 

@@ -28,7 +28,7 @@ _CODE = None
 # the output, so keying on them would only defeat resuming
 VOLATILE = {
     "natrob.models.odenet.ODENet": {"nfe_forward", "nfe_per_sample", "_calls_after_forward"},
-    "natrob.models.odenet.ODEFunc": {"calls", "vjps", "_prepared"},
+    "natrob.models.vector_field.ODEFunc": {"calls", "vjps", "_prepared"},
 }
 # torch.nn.Module bookkeeping that never decides the output (parameters, buffers and submodules are hashed
 # separately; eval/train mode is set by the harness itself)

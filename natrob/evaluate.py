@@ -25,6 +25,8 @@ non-finite) gets ``evaluable`` False, ``not_evaluable`` (the reason), every coun
 each ``robust`` are ``count(None, n)``: ``k`` None, never 0) and every row's ``error`` saying so. Labels may be
 of any integer dtype.
 
+Each point ends each eps with one :class:`Status` (robust, broken, misclassified, solver_failure, non_finite;
+``worst_case[...]["counts"]`` counts them). Prediction (:func:`predict`) lives in :mod:`natrob.prediction`.
 A prediction whose logits hold NaN or inf is never a class (status ``non_finite``, counted per row as
 ``non_finite``): it is never correct and never robust. PGD rows carry Pintor et al.'s indicators of attack
 failure, ``silent_success`` (points an iterate fooled that the returned point leaves robust) and
@@ -46,6 +48,7 @@ evaluated uncached, and ``cache`` says so ("off: <why>").
 """
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import time
@@ -56,108 +59,26 @@ from tqdm.auto import tqdm
 from . import evalstore
 from .attacks import make_attack
 from .attacks.base import check_batch
-from .contract import NON_FINITE, SOLVER_FAILED, Prepared, predicted, prepare
+from .contract import NON_FINITE, NOT_PREDICTED, SOLVER_FAILED, Prepared, prepare
 from .errors import ConfigError, SolverFailure, check_eps
-from .models.odenet import solver_settings
+from .prediction import model_device, per_sample_solves, predict
 from .stats import count
 
-STATUSES = ("robust", "broken", "misclassified", "solver_failure", "non_finite")
+
+class Status(enum.IntEnum):
+    """What happened to one point at one eps (``worst_case[...]["counts"]`` is keyed by ``key``)."""
+    ROBUST = 0          # clean-correct, and no attack that finished fooled it
+    BROKEN = 1          # clean-correct, and some attack fooled it
+    MISCLASSIFIED = 2   # wrong on the clean image: never attacked
+    SOLVER_FAILURE = 3  # the ODE solver failed on it (clean or adversarial): never robust
+    NON_FINITE = 4      # its logits held NaN or inf (clean or adversarial): never robust
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
 
 
-# ------------------------------------------------------------------------------------------- prediction
-def _nfe(model):
-    return getattr(model, "nfe_forward", None)
-
-
-def per_sample_solves(model):
-    """Within this block an ODE net solves with a step size per sample (batch-independent); other models as is."""
-    return solver_settings(model, per_sample=True, optional=True)
-
-
-def labels_of(logits) -> torch.Tensor:
-    """Predicted labels of a (n, classes) logit tensor; ``NON_FINITE`` (-3) where a row holds NaN or inf, so
-    that a non-finite prediction never matches a label (the argmax of a NaN row would be class 0)."""
-    if not torch.is_tensor(logits) or logits.dim() != 2:
-        raise TypeError(f"the model returned {type(logits).__name__} "
-                        f"{tuple(logits.shape) if torch.is_tensor(logits) else ''}, not (n, classes) logits")
-    return predicted(logits)
-
-
-@torch.no_grad()
-def _predict_once(model, x, batch_size, per_sample):
-    preds, nfes = [], []
-    step = 1 if per_sample else batch_size
-    for i in range(0, len(x), step):
-        xb = x[i:i + step]
-        try:
-            preds.append(labels_of(model(xb)))
-            nfes.append(_nfe(model))
-        except SolverFailure as exc:
-            if getattr(exc, "logits", None) is not None:  # per-sample solve: only the failed images lost
-                preds.append(labels_of(exc.logits).masked_fill(exc.failed, SOLVER_FAILED))
-                nfes.append(_nfe(model))
-                continue
-            if len(xb) == 1:
-                preds.append(torch.full((1,), SOLVER_FAILED, dtype=torch.long, device=x.device))
-                continue
-            p, n = _predict_once(model, xb, 1, True)
-            preds.append(p), nfes.extend(n)
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device), [n for n in nfes if n is not None]
-
-
-def predict(model, x, batch_size=256, per_sample=False, draws=1):
-    """Predicted labels (n,) int64 and the list of forward NFEs: -1 where the ODE solver failed on that image,
-    -3 where the logits were not finite.
-
-    ``draws > 1`` is for randomized models: the prediction is the majority vote over ``draws`` forward passes
-    (ties go to the lower class index; a failed solve or a non-finite row casts no vote). ``per_sample=True``
-    feeds one image at a time; ODE nets solve with per-sample step sizes either way."""
-    with per_sample_solves(model):
-        return _predict(model, x, batch_size, per_sample, draws)
-
-
-def _predict(model, x, batch_size, per_sample, draws):
-    model.eval()
-    if draws <= 1:
-        return _predict_once(model, x, batch_size, per_sample)
-    votes, nfes = None, []
-    non_finite = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for _ in range(draws):
-        p, n = _predict_once(model, x, batch_size, per_sample)
-        nfes += n
-        non_finite |= p == NON_FINITE
-        ok = p >= 0
-        if votes is None:
-            votes = torch.zeros(len(x), int(p.max().item()) + 1 if ok.any() else 1, dtype=torch.long, device=x.device)
-        if ok.any() and int(p.max()) >= votes.shape[1]:
-            votes = torch.cat([votes, votes.new_zeros(len(x), int(p.max()) + 1 - votes.shape[1])], 1)
-        votes[ok.nonzero().squeeze(1), p[ok]] += 1
-    pred = votes.argmax(1)
-    none = votes.sum(1) == 0
-    pred[none] = SOLVER_FAILED
-    pred[none & non_finite] = NON_FINITE
-    return pred, nfes
-
-
-def batch_disagreement(model, x, batch_size=256) -> dict:
-    """How often batched and one-at-a-time predictions differ, with the solver's usual shared step size per batch
-    (``disagree``, what the harness avoids) and with per-sample step sizes (``disagree_per_sample``, how the
-    harness judges: expected 0) on the same images, and the largest logit difference of each."""
-    model.eval()
-    out = {"n": len(x)}
-    for key, mode in (("", False), ("_per_sample", True)):
-        old = model.configure_solver(per_sample=mode) if hasattr(model, "configure_solver") else None
-        try:
-            with torch.no_grad():
-                batched = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-                single = torch.cat([model(x[i:i + 1]) for i in range(len(x))])
-        finally:
-            if old is not None:
-                model.configure_solver(per_sample=old["per_sample"])
-        out[f"disagree{key}"] = int((batched.argmax(1) != single.argmax(1)).sum())
-        out[f"max_logit_diff{key}"] = float((batched - single).abs().max())
-    out["rate"] = out["disagree"] / len(x) if len(x) else 0.0
-    return out
+STATUSES = tuple(s.key for s in Status)  # ("robust", "broken", "misclassified", "solver_failure", "non_finite")
 
 
 # ------------------------------------------------------------------------------------------- attacks
@@ -299,13 +220,6 @@ def _seed_for(seed, spec_fp, eps) -> int:
     return int(hashlib.sha256(blob).hexdigest()[:8], 16)
 
 
-def _device(model, x):
-    try:
-        return next(model.parameters()).device
-    except (StopIteration, AttributeError):
-        return x.device
-
-
 def evaluate(model, x, y, eps_list, attacks, batch_size=128, cascade=True, per_sample=False, progress=True,
              seed=0, model_name=None, draws=1, cache=True):
     """Robust accuracy of ``model`` on (x, y) for each eps and attack. Returns a result dict (see module doc).
@@ -355,7 +269,7 @@ class _Run:
 def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, progress, seed, model_name, draws,
               cache):
     eps_list = validate(x, y, eps_list, attacks)
-    device = _device(model, x)
+    device = model_device(model, x)
     x, y = x.to(device), y.to(device).long()
     name, t_start = model_name or type(model).__name__, time.time()
     prep = prepare(model, x, y)
@@ -383,7 +297,7 @@ def _clean(run):
         pred, nfe = predict(run.model, run.x, run.batch_size, run.per_sample, run.draws)
         return pred, nfe, None
     except Exception as exc:  # the model cannot even classify clean images: record it, attack nothing
-        return torch.full_like(run.y, -2), [], f"{type(exc).__name__}: {exc}"[:500]
+        return torch.full_like(run.y, NOT_PREDICTED), [], f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _unevaluable(clean_pred, clean_error, n) -> str | None:
@@ -397,33 +311,57 @@ def _unevaluable(clean_pred, clean_error, n) -> str | None:
     return None
 
 
+def _clean_status(clean_pred, correct) -> torch.Tensor:
+    """Each point's :class:`Status` before any attack: ROBUST if clean-correct, SOLVER_FAILURE or NON_FINITE if its
+    clean prediction is that code, MISCLASSIFIED otherwise."""
+    status = torch.full_like(clean_pred, Status.MISCLASSIFIED)
+    status[clean_pred == SOLVER_FAILED] = Status.SOLVER_FAILURE
+    status[clean_pred == NON_FINITE] = Status.NON_FINITE
+    status[correct] = Status.ROBUST  # a correct prediction is a class, never one of the codes above
+    return status
+
+
+def _mark_attacked(status, marks) -> None:
+    """Update ``status`` in place with one finished attack: of the points still ROBUST, a solver failure becomes
+    SOLVER_FAILURE, else non-finite logits NON_FINITE, else a fooled point BROKEN. A status other than ROBUST is
+    final (the first attack that took a point decides why)."""
+    robust = status == Status.ROBUST
+    failed = marks["failures"] & robust
+    non_finite = marks["non_finite"] & robust & ~failed
+    status[failed] = Status.SOLVER_FAILURE
+    status[non_finite] = Status.NON_FINITE
+    status[marks["broken"] & robust & ~failed & ~non_finite] = Status.BROKEN
+
+
+def _marks(entry, n, device) -> dict:
+    """The points an attack's entry lists as broken, as solver failures and as non-finite: boolean masks (n,)."""
+    marks = {}
+    for part in ("broken", "failures", "non_finite"):
+        marks[part] = torch.zeros(n, dtype=torch.bool, device=device)
+        marks[part][entry.get(part, [])] = True
+    return marks
+
+
 def _eps_pass(run, eps, attacks, clean_pred, correct, bar):
     """Every attack at one eps: its rows, the worst case and the per-point robust mask."""
-    status = torch.where(correct, 0, torch.where(clean_pred == SOLVER_FAILED, 3,
-                                                 torch.where(clean_pred == NON_FINITE, 4, 2)))  # into STATUSES
+    status = _clean_status(clean_pred, correct)
     alive_all, errors, rows = correct.clone(), [], []
     for spec in attacks:
         alive = alive_all if run.cascade else correct
         idx = alive.nonzero().squeeze(1)
         entry, cached = run.entry(spec, eps, idx)
-        marks = {}
-        for part in ("broken", "failures", "non_finite"):
-            marks[part] = torch.zeros(run.n, dtype=torch.bool, device=run.x.device)
-            marks[part][entry.get(part, [])] = True
+        marks = _marks(entry, run.n, run.x.device)
         if entry["error"] is None:
             alive_all &= ~marks["broken"]
-            fresh = status == 0
-            status[marks["failures"] & fresh] = 3
-            status[marks["non_finite"] & ~marks["failures"] & fresh] = 4
-            status[marks["broken"] & (status == 0)] = 1
+            _mark_attacked(status, marks)
             robust = int(alive_all.sum()) if run.cascade else int((correct & ~marks["broken"]).sum())
         else:
             robust = None
             errors.append(attack_label(spec))
-        rows.append(_attack_row(spec, eps, entry, cached, robust, run, idx, marks))
+        rows.append(_row(spec, eps, run, entry, marks, robust=robust, n_attacked=len(idx), cached=cached))
         bar.update(1)
     worst = {"eps": eps, "robust": count(int(alive_all.sum()), run.n), "attacks_failed": errors,
-             "counts": {s: int((status == i).sum()) for i, s in enumerate(STATUSES)}}
+             "counts": {s.key: int((status == s).sum()) for s in Status}}
     return rows, worst, alive_all.cpu()
 
 
@@ -439,18 +377,27 @@ def _indicator_counts(entry, marks) -> tuple:
     return silent, incomplete
 
 
-def _attack_row(spec, eps, entry, cached, robust, run, idx, marks) -> dict:
+def _row(spec, eps, run, entry, marks, robust=None, n_attacked=0, cached=False) -> dict:
+    """The one result row of (attack ``spec``, ``eps``), for an attack that ran and for one that did not: ``entry``
+    is what the attack left (:func:`_attack_points`, the store, or :func:`_not_run`), ``marks`` its points as
+    masks (:func:`_marks`), ``robust`` the count ``k`` (None: not measured)."""
     nfes = entry["nfes"]
     silent, incomplete = _indicator_counts(entry, marks)
     return {"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
             "params": _spec_params(spec) | {"eps": eps}, "robust": count(robust, run.n), "cumulative": run.cascade,
-            "n_attacked": int(len(idx)), "n_broken": int(marks["broken"].sum()),
+            "n_attacked": int(n_attacked), "n_broken": int(marks["broken"].sum()),
             "solver_failures": int(marks["failures"].sum()), "non_finite": int(marks["non_finite"].sum()),
             "silent_success": silent, "incomplete_optimisation": incomplete,
             "warnings": entry.get("warnings", []), "skipped": entry.get("skipped", []),
             "max_linf_pixel": entry.get("max_linf_pixel"), "outside_box": entry.get("outside_box"),
             "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None, "nfe_max": max(nfes) if nfes else None,
             "wall_s": entry["wall_s"], "error": entry["error"], "cached": cached}
+
+
+def _not_run(note) -> dict:
+    """The entry of an attack that never ran (``note`` says why): nothing attacked, nothing measured."""
+    return {"error": note, "broken": [], "failures": [], "non_finite": [], "nfes": [], "wall_s": 0.0,
+            "indicators": {"tracked": False}, "warnings": [], "skipped": []}
 
 
 def _common(name, run, eps_list, t_start) -> dict:
@@ -476,11 +423,9 @@ def _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start) ->
     """A result that measures nothing and says why: every count ``k`` None (not measured), every attack row
     'not run'."""
     n, note = run.n, f"not run: the model could not be evaluated ({reason})"
-    rows = [{"eps": e, "attack": attack_label(s), "id": attack_id(s), "role": s.get("role"),
-             "params": _spec_params(s) | {"eps": e}, "robust": count(None, n), "cumulative": run.cascade, "n_attacked": 0,
-             "n_broken": 0, "solver_failures": 0, "non_finite": 0, "silent_success": None,
-             "incomplete_optimisation": None, "warnings": [], "skipped": [], "nfe_mean": None, "nfe_max": None,
-             "wall_s": 0.0, "error": note, "cached": False} for e in eps_list for s in attacks]
+    entry = _not_run(note)
+    marks = _marks(entry, n, run.x.device)
+    rows = [_row(s, e, run, entry, marks) for e in eps_list for s in attacks]
     failures = int((clean_pred == SOLVER_FAILED).sum()) if clean_pred is not None else 0
     result = _common(name, run, eps_list, t_start) | {
         "evaluable": False, "not_evaluable": reason, "clean": count(None, n), "clean_error": reason, "clean_solver_failures": failures,

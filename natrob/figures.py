@@ -13,47 +13,13 @@ notebook's parameters (a written result carries them as ``provenance.params``) a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from . import chapters, paths, plots
+from .chapters.drawing import dataset_name, pyplot
 from .errors import UnknownNameError
 from .results import read_json
-
-
-def pyplot():
-    """matplotlib.pyplot, headless (Agg) unless a notebook already chose its backend."""
-    import matplotlib
-    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def frame(rows):
-    """A pandas DataFrame of ``rows`` (dicts)."""
-    import pandas as pd
-    return pd.DataFrame(rows)
-
-
-def dataset_name(payload) -> str:
-    """The dataset name a payload describes ('?' when it does not)."""
-    return payload.get("dataset", {}).get("name", "?")
-
-
-def accuracies(rows, *fields):
-    """A DataFrame of ``rows`` with each count-value field replaced by its accuracy in [0, 1] (None where not
-    measured): what a plot draws; the counts stay in the result file."""
-    return frame([r | {f: (r[f] or {}).get("accuracy") for f in fields} for r in rows])
-
-
-def legend_outside(ax, fig, layout: bool = True, **kw):
-    """The axes' legend beside them (right, top-aligned), never on the data; with ``layout`` the figure is laid
-    out again to fit it (figures are saved with a tight bounding box either way, legend included)."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
-    if layout:
-        fig.tight_layout()
 
 
 def registry() -> dict:
@@ -66,35 +32,35 @@ def _drawer(ch, name):
     return lambda payload, params: ch.function(ch.figures[name][1])(payload, params)
 
 
-def save(name: str, payload: dict, params: dict) -> Path:
+def save(name: str, payload: dict, params: dict, profile: str | None = None) -> Path:
     """Draw figure ``name`` of ``FIGURES`` from ``payload`` (its result's payload, or the part the figure reads plus
-    ``dataset``) and save it as ``figures/<profile>/<name>-<dataset>.png``; returns the path. Outside a notebook
-    kernel the figure is closed once saved."""
+    ``dataset``) and save it as ``figures/<profile>/<name>-<dataset>.png`` (``profile``: default the one
+    ``params`` name); returns the path. Outside a notebook kernel the figure is closed once saved."""
     known = registry()
     if name not in known:
         raise UnknownNameError("figure", name, known)
     fig = known[name][1](payload, params)
-    path = plots.save(fig, f"{name}-{dataset_name(payload)}")
+    path = plots.save(fig, f"{name}-{dataset_name(payload)}", profile or paths.of(params))
     if "ipykernel" not in sys.modules:
         pyplot().close(fig)
     return path
 
 
-def save_for(result_prefix: str, payload: dict, params: dict) -> list:
+def save_for(result_prefix: str, payload: dict, params: dict, profile: str | None = None) -> list:
     """Draw and save every figure read from a result with this prefix; returns their paths. Notebooks call it
     with the payload they are about to write, so the figure comes from exactly the numbers written."""
-    return [save(name, payload, params) for name, (prefix, _) in registry().items() if prefix == result_prefix]
+    return [save(name, payload, params, profile) for name, (prefix, _) in registry().items() if prefix == result_prefix]
 
 
-def render_all(results_dir: Path) -> list:
-    """Redraw every figure from the result files in ``results_dir`` into the current profile's figures folder."""
+def render_all(results_dir: Path, profile: str) -> list:
+    """Redraw every figure from the result files in ``results_dir`` into ``figures/<profile>/``."""
     plots.setup()
     out = []
     for prefix in dict.fromkeys(p for p, _ in registry().values()):
         for path in sorted(Path(results_dir).glob(f"{prefix}-*.json")):
             payload = read_json(path)
             params = payload.get("provenance", {}).get("params", {})
-            out += save_for(prefix, payload, params)
+            out += save_for(prefix, payload, params, profile)
     return out
 
 
@@ -109,8 +75,7 @@ def main(argv=None) -> int:
     if not any(src.glob("*.json")):
         print(f"no result files in {src}", file=sys.stderr)
         return 1
-    paths.set_profile(a.profile + ("-published" if a.published else ""))
-    for p in render_all(src):
+    for p in render_all(src, a.profile + ("-published" if a.published else "")):
         print(p)
     return 0
 

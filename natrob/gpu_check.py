@@ -21,7 +21,6 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 
 import torch
 
@@ -32,12 +31,12 @@ from .evaluate import evaluate
 from .models import build_model
 from .profiles import load_profile
 from .provenance import provenance
+from .costs import paper_estimate
 from .results import write_json
 from .stats import ci
 from .train import accuracy, table_a1, train
 
 EPS = sorted(reference.table1("mnist", "PGD", "Neural ODE"))  # the paper's MNIST eps (Table 1)
-MNIST_TRAIN = 60000  # the paper profile trains on the official split
 
 
 def _sync(device):
@@ -94,63 +93,6 @@ def table1_rows(model, x, y, paper: dict, seed=0):
     return evaluate(model, x, y, EPS, attacks, cascade=False, model_name="Neural ODE", seed=seed, progress=False)
 
 
-def _attack_units(spec, n_surrogates=0) -> tuple:
-    """(gradient steps, forward queries) per image of one attack spec of the audit plan (upper bound)."""
-    name = spec["name"]
-    if name == "fgsm":
-        return 1, 0
-    if name == "pgd":
-        return spec.get("steps", 40) * spec.get("restarts", 1) * spec.get("eot_iter", 1), 0
-    if name in ("random-noise", "uniform-noise"):
-        return 0, spec.get("trials", 1)
-    if name == "constant-image":
-        return 0, 1
-    if name in ("square", "boundary"):
-        return 0, spec.get("n_queries", spec.get("queries", 0))
-    if name.startswith("autoattack"):  # APGD-CE, APGD-T and FAB-T per target class, Square
-        t = spec.get("n_target_classes", 9)
-        return spec.get("n_iter", 100) * (1 + 2 * t) * spec.get("eot_iter", 1), spec.get("n_queries", 5000)
-    if name in ("transfer", "protocol-variant"):
-        return _attack_units(spec.get("attack", {"name": "fgsm"}))
-    raise ConfigError("attack", name, "an attack of the audit plan")
-
-
-@dataclass(frozen=True)
-class Units:
-    """Unit costs in seconds per image, and the hours they add up to (what a chapter's ``cost`` row uses).
-
-    ``ode``: {train, step, query} of the Neural ODE; ``cnn``: {model name: seconds per training image}. A CNN attack
-    step is taken as one training step, a CNN query as a third of it; training runs on MNIST's 60k images."""
-    ode: dict
-    cnn: dict
-
-    def train_h(self, spec: dict, kind: str | None = None) -> float:
-        """Hours to train a profile model entry for its epochs (``kind='ode'`` or an ``odenet`` entry: the ODE's
-        unit cost; otherwise its CNN's)."""
-        per = self.ode["train"] if kind == "ode" or spec["model"] == "odenet" else self.cnn[spec["model"]]
-        return spec["train"]["epochs"] * MNIST_TRAIN * per / 3600
-
-    def attack_h(self, model: str, n: int, units: tuple) -> float:
-        """Hours of ``units`` = (gradient steps, forward queries) per image on ``n`` images of ``model``."""
-        c = self.ode if model == "odenet" else {"step": self.cnn[model], "query": self.cnn[model] / 3}
-        return n * (units[0] * c["step"] + units[1] * c["query"]) / 3600
-
-    @staticmethod
-    def attack_units(spec: dict) -> tuple:
-        """(gradient steps, forward queries) per image of one attack spec (see :func:`_attack_units`)."""
-        return _attack_units(spec)
-
-
-def paper_estimate(p: dict, ode: dict, cnn: dict, records=None) -> list:
-    """Hours per chapter of profile ``p`` (the ``paper`` profile), one row per chapter record with a ``cost``
-    (:mod:`natrob.chapters`), from unit costs in seconds per image: ``ode`` {train, step, query} and ``cnn``
-    {model name: train}. Attacks that run on every point are counted; those that run only on points that survived
-    the others (the audit's cascade, the grid's stronger attacks) are not: they add little for a broken model and
-    up to their full cost for a robust one."""
-    units = Units(ode, cnn)
-    return [ch.function(ch.cost)(p, units) for ch in (records or chapters.CHAPTERS) if ch.cost]
-
-
 def measure_cnns(p: dict, data, device) -> dict:
     """Seconds per training image of each CNN of profile ``p`` (ResNet50, the Fig. 1 ResNets, the Table 2 net)."""
     print("unit costs of the paper profile's CNNs (s per training image, batch as in the profile):", flush=True)
@@ -174,15 +116,27 @@ def input_grad_seconds(model, x, device, reps=1) -> float:
 
 
 def untrained_ode_costs(data, channels, x, device) -> dict:
-    """ODE unit costs without training (``--estimate-only``): one Adam step on a batch of 32 and one PGD step per
-    image, on a freshly initialised net. A trained net takes more solver steps (measured on MNIST at 32 channels:
+    """ODE unit costs without training (``--estimate-only``): one Adam step on a batch of 32, one PGD step and one
+    forward query per image, on a freshly initialised net. A trained net takes more solver steps (measured on MNIST at 32 channels:
     63 forward NFE at the start, 74 after 7 epochs), so these are lower bounds."""
     torch.manual_seed(0)
     model = build_model("odenet", data, channels=channels, conv_layers=4, t1=100.0).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_s = train_step_seconds(model, opt, data.train_x[:32], data.train_y[:32], device, steps=2, warmup=1)
     step = input_grad_seconds(model.eval(), x, device) / len(x)
-    return {"train": train_s, "step": step, "query": step / 3}
+    return {"train": train_s, "step": step, "query": forward_seconds(model, x, device) / len(x)}
+
+
+@torch.no_grad()
+def forward_seconds(model, x, device, reps=1) -> float:
+    """Seconds of one forward pass over ``x`` (one query of a score-based attack on those images)."""
+    xs = x.to(device)
+    _sync(device)
+    t0 = time.time()
+    for _ in range(reps):
+        model(xs)
+    _sync(device)
+    return (time.time() - t0) / reps
 
 
 def print_table1(res, history, channels, n_train):
@@ -250,7 +204,7 @@ def main(argv=None):
         res = table1_rows(model, x.to(device), y.to(device), paper)
         print_table1(res, history, args.channels, len(data.train_y))
         ode = trained_ode_costs(model, data, history, res, device, paper["steps"])
-    est = paper_estimate(p, ode, cnn)
+    est = paper_estimate(p, ode, cnn, chapters.CHAPTERS)
     print(f"\nunit costs, Neural ODE ({args.channels} ch): {ode['train'] * 1e3:.3f} ms per training image, "
           f"{ode['step'] * 1e3:.3f} ms per PGD step per image" + (" (untrained net: lower bounds)" if args.estimate_only else ""))
     print(f"device-hours of the full 'paper' profile on this device ({name}), extrapolated (MNIST 60k train; attacks that "

@@ -32,12 +32,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import reference
-from .attacks import cw_margin
 from .errors import ConfigError, SolverFailure
 from .evalstore import weights_fingerprint
-from .evaluate import predict
+from .prediction import predict
 from .models.odenet import solver_settings
 from .plan import run_plan
+from .probes import cell_probes
 from .protocols import PROTOCOLS, AsFloat64, check_protocol, variant_plan
 from .stats import count
 
@@ -136,32 +136,20 @@ def build_cells(base: dict, tols, grads, t1_values, epochs_values, protocols, cr
 
 # ------------------------------------------------------------------------------------------- measurements
 def diagnostics(model, x, y, float64: bool = False) -> dict:
-    """Saturation diagnostics on (x, y): points whose float32 cross-entropy input gradient is exactly zero, the
-    median logit margin z_y - max_{j != y} z_j, and the NFE of one forward solve and of its backward pass.
-    With ``float64`` the zero-gradient count is repeated on a float64 copy (where softmax saturates far later)."""
-    out = {"n": len(y), "solver_failure": False}
-    xg = x.detach().clone().requires_grad_(True)
+    """Saturation diagnostics of a cell on (x, y): the one probe (:func:`natrob.probes.cell_probes`) on the whole
+    sample in one batch, solved as the cell's model solves it: points whose float32 cross-entropy input gradient is
+    exactly zero, the median and largest logit margin z_y - max_{j != y} z_j of the correctly classified points,
+    and the NFE of one forward solve and of its backward pass; with ``float64`` the zero-gradient count in float64
+    (where softmax saturates far later) of the points float32 saw as zero. A failed solve is reported, not raised."""
     try:
-        logits = model(xg)
-        nfe_f = getattr(model, "nfe_forward", None)
-        (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y, reduction="sum"), xg)
-        nfe_b = getattr(model, "nfe_backward", None)
+        p = cell_probes(model, x, y, eps_list=(), batch_size=max(len(y), 1), per_sample=False, float64=float64)
     except SolverFailure as exc:
-        return out | {"solver_failure": True, "detail": str(exc)[:200], "zero_grad": None, "median_margin": None,
-                      "max_margin": None, "nfe_forward": None, "nfe_backward": None}
-    margin = -cw_margin(logits.detach(), y)
-    zero = int((g.flatten(1) == 0).all(1).sum())
-    out |= {"zero_grad": count(zero, len(y)), "median_margin": float(margin.median()),
-            "max_margin": float(margin.max()), "nfe_forward": nfe_f, "nfe_backward": nfe_b}
-    if float64:
-        twin = AsFloat64(model)
-        x64 = x.detach().double().requires_grad_(True)
-        try:
-            (g64,) = torch.autograd.grad(torch.nn.functional.cross_entropy(twin(x64), y, reduction="sum"), x64)
-            out["zero_grad_float64"] = count(int((g64.flatten(1) == 0).all(1).sum()), len(y))
-        except SolverFailure:
-            out["zero_grad_float64"] = None
-    return out
+        return {"n": len(y), "solver_failure": True, "detail": str(exc)[:200], "zero_grad": None,
+                "median_margin": None, "max_margin": None, "nfe_forward": None, "nfe_backward": None}
+    out = {"n": len(y), "solver_failure": False, "zero_grad": p["zero_grad_float32"],
+           "median_margin": p["margin_median"], "max_margin": p["margin_max"], "nfe_forward": p["nfe_forward_mean"],
+           "nfe_backward": p["nfe_backward_mean"]}
+    return out | ({"zero_grad_float64": p["zero_grad_float64"]} if float64 else {})
 
 
 def attack_plan(paper: dict, budget: dict, float64_model=None) -> list:

@@ -24,7 +24,8 @@ import torch
 
 from .pipelines import Pipeline, epoch_cell, margin_trend, pipeline_table1, sum_lr
 from .saturation import Protocol, saturation_map, threshold
-from .width import distance, paper_row, percentages
+from .fingerprint import distance, paper_row, percentages
+from .strongest import audit_attacks
 
 
 def sat_entry(params: dict) -> dict:
@@ -35,7 +36,7 @@ def sat_entry(params: dict) -> dict:
 def train_sat_model(params: dict, dataset, seed: int = 0, progress: bool = True, until=None):
     """Train (or load, or resume) ``SAT_MODEL`` keeping every epoch; returns (model, record, store folder)."""
     from . import paths
-    from .profiles import train_config
+    from .train.profile_models import train_config
     from .train import get_model
     from .train.store import store_key
     entry = sat_entry(params)
@@ -65,9 +66,9 @@ def _model_at(model, folder, epoch: int, last: int):
     return load_into(copy.deepcopy(model), load_checkpoint(path), path).eval()
 
 
-def _config(label, kind, rows, paper, epoch, sum_lr_at, note=None) -> dict:
+def _config(label, kind, rows, paper, epoch, sum_lr_at, note=None, protocol=None) -> dict:
     pct = {"fgsm": percentages(rows["fgsm"]), "pgd": percentages(rows["pgd"]), "noise": percentages(rows["noise"])}
-    return {"config": label, "kind": kind, "epoch": epoch, "sum_lr": sum_lr_at, "note": note,
+    return {"config": label, "kind": kind, "epoch": epoch, "sum_lr": sum_lr_at, "note": note, "protocol": protocol,
             **pct, **distance(pct, paper)}
 
 
@@ -144,7 +145,7 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
             t = pipeline_table1(net, xt, yt, eps_list, attack, proto, 1.0, seed, name=f"epoch {e} {proto}")
             tables[f"epoch{e}-{proto}"] = t
             configs.append(_config(f"epoch {e} (sum lr {sums[e - 1]:.1f}), {proto}", "pipeline", t["rows"], paper, e,
-                                   sums[e - 1], note=t["pipeline"]))
+                                   sums[e - 1], note=t["pipeline"], protocol=str(Protocol(proto).value)))
     lap("pipelines")
     base = tables.get(f"epoch{last}-float32")
     if base is not None:
@@ -164,14 +165,11 @@ def _strongest(params, model, folder, last, configs, x, y, attack, seed):
     nearest = next((c for c in configs if c["kind"] == "pipeline" and c["rms"] is not None), None)
     if nearest is None:
         return None
-    proto = nearest["config"].rsplit(", ", 1)[1]
+    proto = nearest["protocol"]
     n = int(params.get("SAT_STRONG_N") or 40)
     eps = [float(e) for e in params.get("SAT_STRONG_EPS") or [0.3]]
     net = _model_at(model, folder, nearest["epoch"], last)
-    budget = params["AUDIT_BUDGET"]
-    aa = {"name": "autoattack", "id": "autoattack", "n_iter": budget.get("aa_iter", 100),
-          "n_queries": budget.get("aa_square_queries", 5000), "n_target_classes": budget.get("aa_targets", 9),
-          "label": "AutoAttack"}
+    aa = audit_attacks(params["AUDIT_BUDGET"], attack, ["autoattack"])["autoattack"]
     out = {"config": nearest["config"], "n": n, "eps": eps, "rows": []}
     for label, pipe, spec in ((f"AutoAttack through the {proto} pipeline", Pipeline(net, proto), aa),
                               (f"{attack['label']} in float64", Pipeline(net, Protocol.FLOAT64), dict(attack))):
@@ -192,7 +190,6 @@ def main(argv=None):
     from .data import load_profile_dataset
     from .profiles import load_profile
     params = load_profile(a.profile)
-    paths.set_profile(a.profile)
     torch.set_num_threads(int(a.threads or params.get("THREADS") or 2))
     data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
                                 seed=params["SEED"])

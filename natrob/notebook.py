@@ -14,7 +14,7 @@ import torch
 
 from . import paths, plots
 from .data import load_profile_dataset
-from .results import write_result
+from .schemas import write_result
 
 _SCALARS = (int, float, str, bool, list, dict, type(None))
 
@@ -32,7 +32,8 @@ class Context:
     def write(self, name: str, payload: dict, csv_rows: list | None = None, device=None):
         """``results/<profile>/<name>.json`` with the parameters, seed and wall time since setup."""
         return write_result(name, payload, self.params, seed=self.seed, device=device,
-                            wall_time_s=time.time() - self.t_start, csv_rows=csv_rows)
+                            wall_time_s=time.time() - self.t_start, csv_rows=csv_rows,
+                            folder=paths.results_dir(paths.of(self.params)))
 
     def describe(self) -> str:
         """One line naming the profile and the dataset."""
@@ -48,7 +49,6 @@ def start(namespace: dict) -> Context:
     """Set up a notebook from its parameters (``PROFILE``, ``DATASET``, ``DATA_ROOT``, ``DATASET_FALLBACK``,
     ``SEED``, ``THREADS``, ``N_EVAL``; missing ones take the quick profile's defaults) and return its Context."""
     params = parameters(namespace)
-    paths.set_profile(params.get("PROFILE", paths.DEFAULT_PROFILE))
     if params.get("THREADS"):
         torch.set_num_threads(int(params["THREADS"]))
     seed = int(params.get("SEED", 0))

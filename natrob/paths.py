@@ -2,9 +2,8 @@
 
 Build artifacts are kept per profile, so that a run of one profile never writes another's files:
 ``results/<profile>/``, ``figures/<profile>/``, ``report/<profile>/index.html`` and
-``notebooks/executed/<profile>/``. The profile is the ``NATROB_PROFILE`` environment variable, which the
-runner sets for every notebook it executes and a notebook's setup sets from its ``PROFILE`` parameter
-(default ``quick``). Trained models and finished evaluations are content-addressed (keyed by what produced
+``notebooks/executed/<profile>/``. The profile travels as a value: each of these functions takes its name (a
+notebook's comes from its ``PROFILE`` parameter, :func:`of`), and nothing reads it from the environment. Trained models and finished evaluations are content-addressed (keyed by what produced
 them), so the model store and the evaluation cache are shared by all profiles without collisions.
 
 Environment overrides let tests and users redirect artifacts without touching code:
@@ -34,20 +33,17 @@ def _env_path(var: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
-def profile() -> str:
-    """The profile whose artifacts are being read or written (``NATROB_PROFILE``, default ``quick``)."""
-    name = os.environ.get("NATROB_PROFILE") or DEFAULT_PROFILE
-    if not _PROFILE_NAME.match(name):
-        raise ConfigError("NATROB_PROFILE", name, "a profile name of letters, digits, '-', '_' or '.'")
-    return name
-
-
-def set_profile(name: str) -> str:
-    """Direct this process's (and its children's) artifacts to profile ``name``; returns it."""
+def checked(name) -> str:
+    """A profile name as given (the value every artifact folder is named by; it travels as a value, never through
+    the environment); raises ConfigError unless it is letters, digits, '-', '_' or '.'."""
     if not isinstance(name, str) or not _PROFILE_NAME.match(name):
         raise ConfigError("profile", name, "a profile name of letters, digits, '-', '_' or '.'")
-    os.environ["NATROB_PROFILE"] = name
     return name
+
+
+def of(params: dict | None) -> str:
+    """The profile a notebook's parameters name (``PROFILE``; the quick profile's when they name none)."""
+    return checked((params or {}).get("PROFILE") or DEFAULT_PROFILE)
 
 
 def artifacts() -> Path:
@@ -55,9 +51,9 @@ def artifacts() -> Path:
     return _env_path("NATROB_ARTIFACTS", REPO)
 
 
-def results_dir(name: str | None = None) -> Path:
+def results_dir(name: str) -> Path:
     """``results/<profile>/``: the profile's result files."""
-    return artifacts() / "results" / (name or profile())
+    return artifacts() / "results" / checked(name)
 
 
 def checkpoints_dir() -> Path:
@@ -70,20 +66,20 @@ def eval_cache_dir() -> Path:
     return artifacts() / "cache" / "evaluations"
 
 
-def executed_notebooks_dir(name: str | None = None) -> Path:
+def executed_notebooks_dir(name: str) -> Path:
     """``notebooks/executed/<profile>/``: executed copies of the notebooks."""
     base = artifacts() / "notebooks" / "executed" if "NATROB_ARTIFACTS" in os.environ else NOTEBOOKS / "executed"
-    return base / (name or profile())
+    return base / checked(name)
 
 
-def report_dir(name: str | None = None) -> Path:
+def report_dir(name: str) -> Path:
     """``report/<profile>/``: the HTML report."""
-    return artifacts() / "report" / (name or profile())
+    return artifacts() / "report" / checked(name)
 
 
-def figures_dir(name: str | None = None) -> Path:
+def figures_dir(name: str) -> Path:
     """``figures/<profile>/``: generated figures."""
-    return _env_path("NATROB_FIGURES", artifacts() / "figures") / (name or profile())
+    return _env_path("NATROB_FIGURES", artifacts() / "figures") / checked(name)
 
 
 def data_root() -> Path:

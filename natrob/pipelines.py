@@ -14,7 +14,6 @@ epochs of 60,000 images, halved at epoch 50: about 140).
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -79,7 +78,7 @@ def _cosine_rows(a, b):
 
 
 def _fgsm_counts(model, x, y, grad, eps_list, correct, batch_size):
-    from .evaluate import predict
+    from .prediction import predict
     out = []
     for e in eps_list:
         x_adv = (x + e * grad.nan_to_num(0.0).sign().to(x.dtype)).clamp(0, 1)
@@ -101,7 +100,8 @@ def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=tuple(Protoc
       step (sign of the float32 gradient) and the paper's PGD (``paper_attack``) perturbation at ``cos_eps``;
     - ``nfe``: forward NFE of the clean solve (batch of ``batch_size``).
     The FGSM and cosine columns say whether the gradient is *usable*, not only whether it is zero."""
-    from .evaluate import build_attack, predict
+    from .evaluate import build_attack
+    from .prediction import predict
     model.eval()
     pred, _ = predict(model, x, batch_size)
     correct = pred == y
@@ -179,14 +179,10 @@ def pipeline_table1(model, x, y, eps_list, paper_attack: dict, protocol, scale: 
                     early_stop: bool = True, name: str | None = None) -> dict:
     """Table 1 (FGSM, the paper's PGD, PGD's random start alone) of ``model`` as the pipeline ``protocol`` would
     have measured it (crafted and judged through :class:`Pipeline`, batched solves), logits x ``scale``. Returns
-    :func:`natrob.width.table1`'s dict plus "pipeline" (its description)."""
-    from .width import table1
+    :func:`natrob.protocols.table1`'s dict plus "pipeline" (its description)."""
+    from .protocols import table1
     pipe = Pipeline(model, protocol, scale)
     out = table1(pipe, x, y, eps_list, paper_attack, early_stop, seed=seed, name=name)
     out["pipeline"] = pipe.describe()
     return out
 
-
-def float64_copy(model):
-    """A float64 copy of ``model`` (eval mode) for the reference PGD."""
-    return copy.deepcopy(model).double().eval()

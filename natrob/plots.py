@@ -14,9 +14,9 @@ def setup():
     sns.set_theme(style="whitegrid", context="notebook")
 
 
-def save(fig, name: str) -> Path:
+def save(fig, name: str, profile: str) -> Path:
     """Save ``fig`` as ``figures/<profile>/<name>.png`` (``NATROB_FIGURES`` moves ``figures/``); returns the path."""
-    folder = paths.figures_dir()
+    folder = paths.figures_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     fig.savefig(path, bbox_inches="tight")

@@ -69,3 +69,107 @@ def variant_plan(protocol: str, paper: dict, attacks=("fgsm", "pgd"), craft_solv
              "pgd": ({k: v for k, v in paper.items() if k not in ("id", "role", "label")}, paper["id"], paper["label"])}
     return [{"name": "protocol-variant", "protocol": protocol, "attack": inner[a][0], **extra, "id": inner[a][1],
              "role": "protocol-variant", "label": f"{inner[a][2]} ({protocol})"} for a in attacks]
+
+
+# Table 1 of one model under the correct threat model (notebooks 08, 09)
+def table1_specs(paper_attack: dict, early_stop: bool) -> list:
+    """Table 1's attacks as harness specs: FGSM, the paper's PGD (``paper_attack``, from
+    :func:`natrob.reference.paper_attack`; ``early_stop`` freezes a point at its first fooling iterate: fewer
+    gradient steps, but that iterate sits at the decision boundary and, judged again in another batch, may
+    round back to the right side, so the count can be a little higher than natrob's PGD, which counts a point
+    broken when any iterate fooled the model), and that random start alone (``uniform-noise``, one draw): what
+    PGD scores when its gradient is of no use."""
+    pgd = dict(paper_attack, id="pgd")
+    if early_stop:
+        pgd |= {"early_stop": True, "label": pgd["label"] + " (first fooling iterate)"}
+    return [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, pgd,
+            {"name": "uniform-noise", "id": "noise", "trials": 1, "label": "uniform noise (PGD's random start)"}]
+
+
+def table1(model, x, y, eps_list, paper_attack: dict, early_stop: bool, seed: int = 0,
+           name: str | None = None) -> dict:
+    """Table 1 of one model at every radius: {"clean": count, "rows": {attack id: [{eps, robust: count, error}]},
+    "labels": {attack id: label}} (standalone attacks on the clean-correct points, through the harness)."""
+    from .evaluate import evaluate
+    specs = table1_specs(paper_attack, early_stop)
+    res = evaluate(model, x, y, list(eps_list), specs, cascade=False, seed=seed, model_name=name)
+    rows = {}
+    for r in res["rows"]:
+        rows.setdefault(r["id"], []).append({"eps": r["eps"], "robust": r["robust"], "error": r["error"]})
+    return {"clean": res["clean"], "rows": rows, "labels": {s["id"]: s["label"] for s in specs}}
+
+
+# the protocol variants of one model's Table 1 (notebook 08), each through the harness
+class Float16Eval(nn.Module):
+    """A float16 copy of ``model`` taking float32 images: both crafting and judging run in float16 (the
+    *float16 evaluation* protocol), logits returned as float32 for the harness."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = copy.deepcopy(model).half().eval()
+
+    def forward(self, x):
+        return self.model(x.half()).float()
+
+
+MEASURED = ("no-clip", "normalised-eps", "cross-solver", "probabilities", "float16")
+TABLE1_VARIANTS = {
+    **VARIANTS,
+    "cross-solver": "crafted at a loose solver tolerance, judged at the model's own",
+    "no-usable-gradient": "an attack whose gradient is of no use: FGSM returns the clean image, PGD its random start",
+    "float16": "crafted and judged in float16",
+}
+
+
+def _protocol_plan(proto: str, attacks: list, paper_attack: dict, cross_tol: float) -> list:
+    """The plan of one protocol at one radius: an attack-wrapper variant, or (float16) the plain attacks, whose
+    model is the one that changes."""
+    if proto == "float16":
+        pgd = {**paper_attack, "label": f"{paper_attack['label']} (float16)"}
+        return [{"name": "fgsm", "id": "fgsm", "label": "FGSM (float16)"} if a == "fgsm" else pgd for a in attacks]
+    return variant_plan(proto, paper_attack, attacks, craft_solver={"rtol": cross_tol, "atol": cross_tol})
+
+
+def protocol_rows(model, x, y, eps_list, pgd_eps, paper_attack: dict, cross_tol: float, seed: int = 0,
+                  base: dict | None = None, progress: bool = True, protocols=None) -> dict:
+    """Table 1 (FGSM at every radius of ``eps_list``, the paper's PGD ``paper_attack`` at those of ``pgd_eps``)
+    under each protocol of :data:`TABLE1_VARIANTS`, none of which is the correct threat model, each run through the
+    harness (:func:`natrob.plan.run_plan`): {protocol: {"fgsm": [{eps, robust: count}], "pgd": [...], "label",
+    "failures" (solver failures in attacks), "clean_failures", "not_evaluable", "errors"}}; an attack that
+    raised has its count not measured (``k`` None) and its error listed. Where the harness cannot evaluate a
+    protocol at all (every clean solve fails), every point counts as not robust, as a failed solve does, and
+    ``not_evaluable`` says why. ``base`` (a :func:`table1` output) gives the no-usable-gradient rows for free. ``protocols`` (None: all) picks among the
+    measured ones (:data:`MEASURED`). Raises ConfigError for an unknown protocol."""
+    from tqdm.auto import tqdm
+
+    from .plan import run_plan
+    from .stats import count
+    unknown = [p for p in protocols or () if p not in MEASURED]
+    if unknown:
+        raise ConfigError("WIDTH_PROTOCOLS", unknown, "some of " + ", ".join(MEASURED))
+    radii = sorted({float(e) for e in list(eps_list) + list(pgd_eps)})
+    jobs = [(p, e) for p in (protocols or MEASURED) for e in radii]
+    judges = {"float16": Float16Eval(model)} if "float16" in (protocols or MEASURED) else {}
+    out = {}
+    for proto, eps in tqdm(jobs, desc="protocols", disable=not progress):
+        row = out.setdefault(proto, {"label": TABLE1_VARIANTS[proto], "fgsm": [], "pgd": [], "failures": 0,
+                                     "clean_failures": 0, "not_evaluable": None, "errors": []})
+        attacks = [a for a, radii_a in (("fgsm", eps_list), ("pgd", pgd_eps))
+                   if any(abs(eps - e) < 1e-9 for e in radii_a)]
+        plan = _protocol_plan(proto, attacks, paper_attack, cross_tol)
+        res = run_plan(judges.get(proto, model), x, y, eps, plan, seed=seed)
+        for a, spec in zip(attacks, plan):
+            robust = res["rows"][spec["id"]]["robust"] if res["evaluable"] else count(0, len(y))
+            row[a].append({"eps": eps, "robust": robust})
+        # the clean images are solved once per radius with the same result: counted once per protocol
+        row["failures"] += res["solver_failures"] if res["evaluable"] else 0
+        row["clean_failures"] = res["clean_solver_failures"] if res["evaluable"] else len(y)
+        row["not_evaluable"] = row["not_evaluable"] or (None if res["evaluable"] else res["not_evaluable"])
+        row["errors"] += [f"eps {eps:g}, {e['attack']}: {e['error']}" for e in res.get("errors", [])]
+    if base is not None:
+        out["no-usable-gradient"] = {
+            "label": TABLE1_VARIANTS["no-usable-gradient"], "failures": 0, "clean_failures": 0, "not_evaluable": None,
+            "errors": [],
+            "fgsm": [{"eps": e, "robust": base["clean"]} for e in eps_list],
+            "pgd": [{"eps": r["eps"], "robust": r["robust"]} for r in base["rows"]["noise"]]}
+    return out

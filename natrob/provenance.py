@@ -49,7 +49,7 @@ def provenance(params: dict, seed=None, device=None, wall_time_s=None) -> dict:
     """Everything a result records about how it was made: parameters, profile, seed, commit, versions, device, time."""
     return {
         "params": params,
-        "profile": paths.profile(),
+        "profile": (params or {}).get("PROFILE") or (params or {}).get("profile"),
         "seed": seed,
         "git_commit": git_commit(),
         "versions": versions(),

@@ -9,6 +9,11 @@ stamp is cleared when a notebook starts, and its executed copy is written under 
 into place only when it succeeds: a run killed mid-notebook never counts as finished. A failed notebook's
 copy is kept as ``<name>.failed.ipynb`` with the traceback. Kernels talk over unix sockets (natrob.kernels).
 With several GPUs, independent notebooks run side by side, one GPU each.
+
+At the end it prints the run's timing table (:func:`timing_table`): each notebook that ran or was reused, the
+report, the run's total, the machine's MNIST-128 f call (:func:`f_call_ms`) and the machine, and records it in
+``_runs.json`` (``_timings``, ``_last_run``, ``_machine``) and in the report's provenance section, so a cost
+quoted in the README is copied from a run.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from . import paths
 from .errors import UnknownNameError
 from .profiles import available, load_profile
 from .provenance import code_hash
+from .report.timings import F_CALL, run_total, timing_table
 from .results import read_json, write_json
 
 
@@ -100,6 +106,7 @@ def _parse(argv):
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--verify", action="store_true",
                    help="afterwards compare the results with the published ones (reference-results/<profile>)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one notebook of a side-by-side run
     return p.parse_args(argv)
 
 
@@ -165,10 +172,55 @@ class Stamps:
         write_json(self.path, self.data)
 
 
+
+
+def f_call_ms(calls: int = 5, budget_s: float = 1.0) -> float:
+    """The machine's MNIST-128 f call in milliseconds: the wall time of one evaluation of the vector field f
+    (``model.func``) of the paper's 128-channel MNIST ODE net (28x28 images, 4 conv layers: a 128x14x14 state) on
+    a batch of 128 random states, on one CPU thread; the median of ``calls`` calls after a warm-up call (at least
+    3, fewer than ``calls`` once ``budget_s`` is spent, so it costs about a second). As bench/ode_speed.py's f call
+    (its 'fast' row); random weights (seed 0, the caller's random state is kept), no data is read."""
+    import statistics
+    import torch
+    from .data import STATS
+    from .models import build_model
+    spec = {"in_channels": 1, "num_classes": 10, "mean": STATS["mnist"][0], "std": STATS["mnist"][1]}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(0)
+            model = build_model("odenet", spec=spec, channels=128, conv_layers=4, t1=100.0).eval()
+            shape = model.features(torch.zeros(1, 1, 28, 28)).shape[1:]  # the state y(t0) of one image
+            y, t = torch.randn(128, *shape), torch.tensor(1.0)
+            model.func(t, y)  # warm-up
+            times, start = [], time.perf_counter()
+            while len(times) < calls and (len(times) < 3 or time.perf_counter() - start < budget_s):
+                s = time.perf_counter()
+                model.func(t, y)
+                times.append(time.perf_counter() - s)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times) * 1e3
+
+
+def machine(params: dict | None = None, f_ms: float | None = None) -> dict:
+    """This machine, as ``_runs.json`` records it (``_machine``): the f call (:func:`f_call_ms`, measured unless
+    ``f_ms`` is given), the device in words, CPU count, torch threads (this process's, and the profile's THREADS
+    the notebooks use) and when it was measured."""
+    import torch
+    from .provenance import device_description
+    ms = f_call_ms() if f_ms is None else f_ms
+    return {"f_call": F_CALL, "f_call_ms": round(ms, 1), "device": device_description(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "notebook_threads": (params or {}).get("THREADS"),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
 def _run_side_by_side(pending, profile, force, gpus, overrides=()):
     # notebooks share trained models only through the store, which is keyed and atomic, so they can run apart
     print(f"[run_all] {gpus} GPUs: running {len(pending)} notebooks side by side")
-    cmd = [sys.executable, "-m", "natrob.runner", "--profile", profile, "--no-report"] + (["--force"] if force else [])
+    cmd = [sys.executable, "-m", "natrob.runner", "--profile", profile, "--no-report", "--child"]
+    cmd += ["--force"] if force else []
     cmd += [arg for item in overrides for arg in ("-p", item)]
     with ThreadPoolExecutor(max_workers=gpus) as pool:
         futures = [(pool.submit(subprocess.run, cmd + ["--only", nb.name[:2]],
@@ -200,38 +252,51 @@ def main(argv=None) -> int:
     except (UnknownNameError, ValueError) as exc:
         print(f"run_all: {exc}", file=sys.stderr)
         return 2
-    paths.set_profile(a.profile)  # inherited by every kernel papermill starts
     out_dir = paths.executed_notebooks_dir(a.profile)
     stamps = Stamps(a.profile)
-    pending = []
+    pending, reused = [], []
     for nb in todo:
         s = _stamp(nb, params)
         if not a.force and stamps.finished(nb, s, out_dir):
             print(f"[run_all] {nb.name}: finished results for profile {a.profile} found, skipping (--force to redo)")
+            reused.append(nb.name)
             continue
         pending.append((nb, s))
     t_all = time.time()
     gpus = _gpu_count()
-    if gpus > 1 and len(pending) > 1:
+    side_by_side = gpus > 1 and len(pending) > 1
+    if side_by_side:
         failed = _run_side_by_side(pending, a.profile, a.force, gpus, a.param)
         stamps.reload()
     else:
         failed = _run_in_turn(pending, params, a.profile, stamps, out_dir)
+    names = [nb.name for nb, _ in pending]
+    ran = names if side_by_side or not failed else names[:names.index(failed["notebook"]) + 1]
+    last_run = {"ran": ran, "reused": reused, "failed": failed["notebook"] if failed else None, "report_s": None,
+                "wall_s": round(time.time() - t_all, 1) if side_by_side else None}
+    timings, mach = stamps.data["_timings"], None
+    if not a.child:  # a side-by-side run's parent measures and records once, for all its notebooks
+        mach = machine(params)
+        print(f"[run_all] {mach['f_call']}: {mach['f_call_ms']:.0f} ms")
+    if not failed and not a.no_report:
+        from .report import build_report
+        t0 = time.time()
+        path = build_report(profile=a.profile, params=params, timings=timings,
+                            runs={"_last_run": last_run, "_machine": mach})
+        timings["report"] = last_run["report_s"] = round(time.time() - t0, 1)
+        print(f"[run_all] report: {path}")
+    if not a.child:
+        last_run["total_s"] = run_total(timings, last_run)
+        last_run["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        stamps.data.update({"_last_run": last_run, "_machine": mach})
+        stamps.save()
+        print(timing_table(timings, last_run, mach))
     if failed:
         print(f"\n[run_all] STOPPED: notebook {failed['notebook']} failed in {failed['error']}\n"
               f"  executed copy with the traceback: {failed['executed']}\n"
               f"  results already written are kept; fix the cause and run again (finished notebooks are skipped)",
               file=sys.stderr)
         return 1
-    timings = stamps.data["_timings"]
-    if not a.no_report:
-        from .report import build_report
-        t0 = time.time()
-        path = build_report(profile=a.profile, params=params, timings=timings)
-        timings["report"] = round(time.time() - t0, 1)
-        print(f"[run_all] report: {path}")
-    print("[run_all] times (s): " + ", ".join(f"{k}: {v}" for k, v in timings.items()) +
-          f"; this run {time.time() - t_all:.1f}s")
     if a.verify:
         from .verify import verify
         return verify(a.profile)

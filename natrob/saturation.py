@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, SolverFailure
-from .evaluate import per_sample_solves, predict
+from .prediction import model_device, per_sample_solves, predict
 from .stats import count
 
 
@@ -125,20 +125,15 @@ def protocol_model(model, protocol):
     if protocol is Protocol.FLOAT64:
         return copy.deepcopy(model).double(), torch.float64, contextlib.nullcontext
     if protocol is Protocol.BFLOAT16:
-        return model, torch.float32, lambda: torch.autocast("cpu" if _device(model).type == "cpu" else "cuda",
+        return model, torch.float32, lambda: torch.autocast("cpu" if model_device(model).type == "cpu" else "cuda",
                                                             dtype=torch.bfloat16)
     if protocol is Protocol.FLOAT16_AMP:
         @contextlib.contextmanager
         def amp():
-            with _state_float32(model), torch.autocast(_device(model).type, dtype=torch.float16):
+            with _state_float32(model), torch.autocast(model_device(model).type, dtype=torch.float16):
                 yield
         return model, torch.float32, amp
     return model, torch.float32, contextlib.nullcontext
-
-
-def _device(model):
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _loss(logits, y, scale, protocol):

@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 from . import paths
-from .results import SchemaError, check_schema, nodes, read_json, show_key
+from .results import read_json
+from .schemas import SchemaError, check_schema, nodes, show_key
 from .stats import is_count, wilson
 
 PUBLISHED = paths.PUBLISHED

@@ -1,18 +1,21 @@
+import csv
 import json
 import os
+import platform
+import re
 
 import pytest
 
 import torch
 
 from natrob import paths
-from natrob.evaluate import batch_disagreement, csv_rows, evaluate
-from natrob.results import write_result
+from natrob.evaluate import Status, csv_rows, evaluate
+from natrob.prediction import batch_disagreement, per_sample_solves, predict
+from natrob.schemas import write_result
 
 
 def test_solver_failures_are_counted_not_raised(small_odenet, digits):
     from natrob.attacks import FGSM
-    from natrob.evaluate import per_sample_solves
     x, y = digits.test_x[:24], digits.test_y[:24]
     with per_sample_solves(small_odenet), torch.no_grad():  # each image's own NFE, clean and after FGSM (uncapped)
         small_odenet(x)
@@ -76,22 +79,99 @@ def test_solver_failure_mid_attack(small_odenet, digits):
 
 
 def test_batch_vs_per_sample(small_odenet, digits):
-    report = batch_disagreement(small_odenet, digits.test_x[:30])
-    assert report["n"] == 30 and 0 <= report["disagree"] <= 30
-    assert report["disagree_per_sample"] == 0 and report["max_logit_diff_per_sample"] < 1e-3  # how the harness judges
+    """With per-sample step sizes an ODE net is batch-independent: its logits in a batch equal its logits alone,
+    so the batched and the one-at-a-time judgements of the harness agree on every point."""
+    x, y = digits.test_x[:30], digits.test_y[:30]
+    report = batch_disagreement(small_odenet, x)
+    assert report["n"] == 30 and report["disagree_per_sample"] == 0 and report["max_logit_diff_per_sample"] < 1e-5
+    # the shared step size (the solver's default) does make the logits depend on the batch: the report sees it
+    assert report["max_logit_diff"] > 100 * report["max_logit_diff_per_sample"]
+    assert report["rate"] == report["disagree"] / 30
+    with per_sample_solves(small_odenet), torch.no_grad():  # what the harness runs ODE nets under
+        batched = small_odenet(x)
+        alone = torch.cat([small_odenet(x[i:i + 1]) for i in range(len(x))])
+    assert (batched - alone).abs().max() < 1e-5
+    assert torch.equal(predict(small_odenet, x)[0], predict(small_odenet, x, per_sample=True)[0])
+    spec = [{"name": "fgsm"}]
+    auto = evaluate(small_odenet, x, y, [0.1], spec, progress=False, cache=False)
+    single = evaluate(small_odenet, x, y, [0.1], spec, per_sample=True, progress=False, cache=False)
+    assert auto["per_sample"] is False and auto["batch_dependence"]["dependent"] is False and single["per_sample"]
+    assert auto["clean"] == single["clean"] and auto["worst_case"] == single["worst_case"]
+    assert [r["robust"] for r in auto["rows"]] == [r["robust"] for r in single["rows"]]
+    assert torch.equal(auto["_robust"][0.1], single["_robust"][0.1])  # the same points, not only the same count
+
+
+class BatchSizeBias(torch.nn.Module):
+    """Batch-dependent on purpose: class 0 gains a logit of 2 per batch-mate. Alone, an image gets ``inner``'s
+    logits exactly (the bias is 0)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        z = self.inner(x)
+        return z + 2.0 * (len(x) - 1) * torch.nn.functional.one_hot(torch.zeros_like(z[:, 0], dtype=torch.long),
+                                                                   z.shape[1]).to(z.dtype)
+
+
+def test_batch_dependent_model_is_judged_one_image_at_a_time(trained_cnn, digits):
+    from natrob.attacks import FGSM
+    x, y = digits.test_x[:30], digits.test_y[:30]
+    model = BatchSizeBias(trained_cnn).eval()
+    with torch.no_grad():
+        alone = torch.cat([model(x[i:i + 1]) for i in range(len(x))]).argmax(1)
+    assert not torch.equal(predict(model, x)[0], alone)  # judged in one batch, the model says something else
+    assert torch.equal(predict(model, x, per_sample=True)[0], alone)
+    res = evaluate(model, x, y, [0.1], [{"name": "fgsm"}], progress=False, cache=False)
+    assert res["batch_dependence"]["dependent"] is True and res["per_sample"] is True
+    # every point evaluated by itself, as if it were the only one: clean, attacked alone, judged alone
+    correct = alone == y
+    robust = torch.zeros_like(correct)
+    for i in correct.nonzero().squeeze(1).tolist():
+        x_adv = FGSM(0.1)(model, x[i:i + 1], y[i:i + 1])
+        with torch.no_grad():
+            robust[i] = model(x_adv).argmax(1)[0] == y[i]
+    assert res["clean"]["k"] == int(correct.sum()) and res["rows"][0]["robust"]["k"] == int(robust.sum())
+    assert torch.equal(res["_robust"][0.1], robust.cpu())
+    assert res["worst_case"][0]["counts"] == {"robust": int(robust.sum()), "broken": int((correct & ~robust).sum()),
+                                              "misclassified": int((~correct).sum()), "solver_failure": 0,
+                                              "non_finite": 0}
 
 
 def test_results_written_with_provenance(trained_cnn, digits):
-    res = evaluate(trained_cnn, digits.test_x[:30], digits.test_y[:30], [0.1], [{"name": "fgsm"}], progress=False)
-    path = write_result("03-table1-test-cnn", res, {"eps": [0.1]}, seed=0, csv_rows=csv_rows(res))  # its schema
-    assert path.parent == paths.results_dir()
+    from natrob.attacks import FGSM
+    x, y = digits.test_x[:30], digits.test_y[:30]
+    res = evaluate(trained_cnn, x, y, [0.1], [{"name": "fgsm"}], progress=False)
+    path = write_result("03-table1-test-cnn", res, {"eps": [0.1]}, seed=0, device="cpu", wall_time_s=res["wall_s"],
+                        csv_rows=csv_rows(res))  # its schema
+    assert path.name == "03-table1-test-cnn.json" and paths.artifacts() / "results" in path.parents
     data = json.loads(path.read_text())
-    assert set(data["provenance"]) >= {"params", "seed", "git_commit", "versions", "device", "wall_time_s", "profile"}
-    assert (path.parent / "03-table1-test-cnn.csv").read_text().startswith("model,eps,attack,id,robust,n,accuracy")
-    robust, clean = data["rows"][0]["robust"], data["clean"]
-    assert robust["n"] == clean["n"] == 30 and 0 <= robust["k"] <= clean["k"] <= 30
-    assert robust["ci95"][0] <= robust["k"] / 30 <= robust["ci95"][1]
-
+    prov = data["provenance"]
+    assert prov["params"] == {"eps": [0.1]} and prov["seed"] == 0 and "profile" in prov
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", prov["git_commit"]), prov["git_commit"]
+    assert prov["versions"]["python"] == platform.python_version() and prov["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert prov["versions"]["natrob"] and prov["device"].startswith("cpu:")
+    assert prov["wall_time_s"] == res["wall_s"] > 0
+    assert data["output"]["dtype"] == "torch.float32" and data["output"]["input_cast"] is None  # the precision
+    # the exact counts, computed here the way the harness must: FGSM on the clean-correct points, judged once more
+    with torch.no_grad():
+        correct = trained_cnn(x).argmax(1) == y
+    idx = correct.nonzero().squeeze(1)
+    x_adv = FGSM(0.1)(trained_cnn, x[idx], y[idx])
+    with torch.no_grad():
+        k = int((trained_cnn(x_adv).argmax(1) == y[idx]).sum())
+    clean = int(correct.sum())
+    assert data["clean"]["k"] == clean and data["clean"]["n"] == 30
+    row = data["rows"][0]
+    assert (row["robust"]["k"], row["robust"]["n"], row["n_attacked"], row["n_broken"]) == (k, 30, clean, clean - k)
+    assert data["worst_case"][0]["counts"] == {"robust": k, "broken": clean - k, "misclassified": 30 - clean,
+                                               "solver_failure": 0, "non_finite": 0}
+    with open(path.parent / "03-table1-test-cnn.csv") as f:
+        written = list(csv.DictReader(f))
+    assert list(written[0])[:7] == ["model", "eps", "attack", "id", "robust", "n", "accuracy"]
+    assert len(written) == 1 and (written[0]["robust"], written[0]["n"], written[0]["clean_correct"]) == (
+        str(k), "30", str(clean))
 
 
 
@@ -140,13 +220,26 @@ def test_a_failing_model_is_recorded_not_raised(digits):
 
     res = evaluate(Broken(), digits.test_x[:8], digits.test_y[:8], [0.1], [{"name": "fgsm"}], progress=False)
     assert "weights not loaded" in res["clean_error"] and res["clean"]["k"] is None
+    assert all(r["robust"]["k"] is None and "not run" in r["error"] for r in res["rows"])
     assert res["evaluable"] is False and "weights not loaded" in res["not_evaluable"]
     assert res["worst_case"][0]["robust"]["k"] is None  # unmeasured, not 0
 
 
-def test_randomized_model_judged_by_majority_vote(trained_cnn, digits):
-    from natrob.evaluate import predict
+def test_one_row_schema_and_named_statuses(trained_cnn, digits):
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("weights not loaded")
 
+    x, y, spec = digits.test_x[:8], digits.test_y[:8], [{"name": "fgsm"}]
+    ran = evaluate(trained_cnn, x, y, [0.1], spec, progress=False, cache=False)
+    not_run = evaluate(Broken(), x, y, [0.1], spec, progress=False, cache=False)
+    assert set(ran["rows"][0]) == set(not_run["rows"][0])  # a not-evaluable row has every field a measured one has
+    assert list(ran["worst_case"][0]["counts"]) == [s.key for s in Status] == [
+        "robust", "broken", "misclassified", "solver_failure", "non_finite"]
+    assert [int(s) for s in Status] == [0, 1, 2, 3, 4]
+
+
+def test_randomized_model_judged_by_majority_vote(trained_cnn, digits):
     class Flip(torch.nn.Module):
         """Right on 2 of every 3 passes, then a wrong label: a majority vote over 3 draws is always right."""
 

@@ -50,9 +50,8 @@ def tiny_run(tmp_path_factory):
     import io
     import os
     art = tmp_path_factory.mktemp("tiny")
-    saved = {k: os.environ.get(k) for k in ("NATROB_ARTIFACTS", "NATROB_PROFILE")}
+    saved = {k: os.environ.get(k) for k in ("NATROB_ARTIFACTS",)}
     os.environ["NATROB_ARTIFACTS"] = str(art)
-    os.environ.pop("NATROB_PROFILE", None)
     # another profile's finished outputs, which a tiny run must leave byte-identical
     for folder in (paths.results_dir("quick"), paths.figures_dir("quick"), paths.report_dir("quick"),
                    paths.executed_notebooks_dir("quick")):

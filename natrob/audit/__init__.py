@@ -31,7 +31,8 @@ from .. import verdict as verdict_mod
 from ..attacks import input_grad
 from ..attacks.base import input_grad_connected
 from ..contract import as_labels, check_images, predicted, prepare
-from ..evaluate import _device, evaluate, per_sample_solves
+from ..evaluate import evaluate
+from ..prediction import model_device as _device, per_sample_solves
 from ..models.odenet import solver_twin
 from ..plan import run_plan
 from ..stats import class_shares, count

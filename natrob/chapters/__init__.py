@@ -5,12 +5,12 @@ notebook's measurements into its result file and what presents that file: ``payl
 payload, one function per figure draws it from the payload, one function per report section turns the result
 files into the section's context, and ``cost(p, unit)`` estimates the chapter's device-hours under profile ``p``
 (:mod:`natrob.gpu_check`). Its record in :data:`CHAPTERS` names them, with the counts its result files hold (the
-declared schema, :mod:`natrob.results`). These registries are derived from :data:`CHAPTERS`, never written twice:
+declared schema, :mod:`natrob.schemas`). These registries are derived from :data:`CHAPTERS`, never written twice:
 
-- ``natrob.results.schemas()``: result-file prefix -> count patterns (``verify`` compares what is declared there);
+- ``natrob.schemas.schemas()``: result-file prefix -> count patterns (``verify`` compares what is declared there);
 - ``natrob.figures.registry()``: figure name -> (result prefix, drawing function);
 - ``natrob.report.sections.sections()``: the report's sections, in order, and its navigation;
-- ``natrob.gpu_check.paper_estimate``: one cost row per chapter.
+- ``natrob.costs.paper_estimate``: one cost row per chapter (its ``cost(p, units)`` with a :class:`natrob.costs.Units`).
 
 Adding notebook 08 touches three files: the notebook, its module (``natrob/chapters/ch08_*.py``), and one
 :class:`Chapter` entry here. A section without a template of its own is rendered by ``chapter.html.j2`` from
@@ -46,14 +46,16 @@ class Chapter:
     """One notebook. ``number`` ('07'); ``module`` its module's dotted name; ``results`` {result-file prefix: the
     key patterns of its counts}; ``figures`` {figure name: (result prefix, drawing function's name)};
     ``sections`` its report sections; ``cost`` the name of its cost-row function (None: no device cost);
-    ``payload`` the name of the function that builds its result payload."""
+    ``payload`` the name of the function that builds its result payload from the notebook's measurements (None
+    where a compute module builds it and the chapter only adds the sentences: 08 :mod:`natrob.width`, 09
+    :mod:`natrob.mechanism`)."""
     number: str
     module: str
     results: dict
     figures: dict = field(default_factory=dict)
     sections: tuple = ()
     cost: str | None = "cost"
-    payload: str = "payload"
+    payload: str | None = "payload"
 
     def function(self, name: str):
         """A function of the chapter's module by name (the module is imported on first use)."""
@@ -119,7 +121,8 @@ CHAPTERS = (
             (Section("width", "The paper's width (notebook 08)", "08 width", "section", "08-width", ("08-width",),
                      order=65, schema={"findings": "sentences written from the numbers",
                                        "cells": "per width and epoch: probes and FGSM counts",
-                                       "configurations": "Table 1 per configuration (percent) and RMS to the paper"}),)),
+                                       "configurations": "Table 1 per configuration (percent) and RMS to the paper"}),),
+            payload=None),
     Chapter("09", _M + "ch09_mechanism",
             {"09-mechanism": ("cells[].clean", "cells[].zero_grad.*", "cells[].fgsm.*[].robust", "map.clean",
                               "map.rows[].zero_alone", "map.rows[].zero_batched", "map.rows[].fgsm[].alone",
@@ -132,7 +135,8 @@ CHAPTERS = (
                      schema={"findings": "sentences written from the numbers",
                              "cells": "per stored epoch: summed lr, margins, zero gradients per protocol, FGSM",
                              "map": "per protocol and logit scale: zero gradients alone and batched, FGSM",
-                             "configurations": "Table 1 per pipeline (percent) and RMS to the paper"}),)),
+                             "configurations": "Table 1 per pipeline (percent) and RMS to the paper"}),),
+            payload=None),
 )
 
 

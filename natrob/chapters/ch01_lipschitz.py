@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ..figures import frame, legend_outside, pyplot
+from .drawing import frame, legend_outside, pyplot
 
 RESULT = "01-lipschitz"
 
@@ -57,7 +57,7 @@ def skipnets(payload, params):
 
 def section(results, env) -> dict:
     """Report: violations of each bound and the growth factor at each t1."""
-    from ..report.tables import table
+    from .tables import table
     rows = [{"dataset": r["dataset"]["name"], "Eq.12 violations": r["eq12"]["violations"],
              "Thm 3.1 violations": r["thm31_violations"], "Thm 3.2 violations": r["thm32_violations"],
              **{f"log10 e^(bK) {k}": v for k, v in next(iter(r["thm32"].values()))["log10_growth_factor"].items()}}

@@ -4,7 +4,7 @@ Payload, figure, report section and cost row; see :mod:`natrob.chapters`."""
 from __future__ import annotations
 
 from .. import reference
-from ..figures import accuracies, dataset_name, pyplot
+from .drawing import accuracies, dataset_name, pyplot
 
 RESULT = "02-fig1"
 
@@ -34,7 +34,7 @@ def fig1(payload, params):
 
 def section(results, env) -> dict:
     """Report: accuracy per step size h and setting."""
-    from ..report.tables import ci, table
+    from .tables import ci, table
     tables = []
     for r in results:
         pivot = {}

@@ -5,7 +5,7 @@ Payload, figures, report sections and cost row; see :mod:`natrob.chapters`. The 
 from __future__ import annotations
 
 from .. import reference
-from ..figures import accuracies, dataset_name, pyplot
+from .drawing import accuracies, dataset_name, pyplot
 
 RESULTS = ("03-white-box", "03-table1")
 PAPER_COLUMN = {"fgsm": "FGSM", "pgd-paper": "PGD"}  # attack id -> the paper's Table 1 column
@@ -46,18 +46,32 @@ def fig2(payload, params):
 
 
 def table1(payload, params):
-    """Table 1 as a plot: our FGSM and paper's-PGD accuracy of each model against eps (labels as they ran)."""
-    import seaborn as sns
-    fig, ax = pyplot().subplots()
-    sns.lineplot(data=accuracies(payload["table1"], "robust"), x="eps", y="robust", hue="model", style="attack",
-                 marker="o", ax=ax)
-    ax.set_ylim(0, 1.02); ax.set_ylabel("accuracy"); ax.set_title(f"Table 1 as a plot ({dataset_name(payload)})")
+    """Table 1 as a plot: our FGSM and paper's-PGD accuracy of each model against eps (labels as they ran), one
+    panel per model, with the paper's figures for the same model and attack beside them (black, dashed)."""
+    rows = payload["table1"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig, axes = pyplot().subplots(1, len(models), figsize=(5 * len(models), 3.8), sharey=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for i, attack in enumerate(dict.fromkeys(r["attack"] for r in rows if r["model"] == model)):
+            mine = sorted((r for r in rows if r["model"] == model and r["attack"] == attack), key=lambda r: r["eps"])
+            ours = [(r["eps"], r["robust"]["accuracy"]) for r in mine if r["robust"]["accuracy"] is not None]
+            paper = [(r["eps"], r["paper"]) for r in mine if r.get("paper") is not None]
+            color = f"C{i}"
+            if ours:
+                ax.plot(*zip(*ours), marker="o", color=color, label=f"{attack} (ours)")
+            if paper:
+                ax.plot(*zip(*paper), marker="s", color=color, ls="--", mfc="none", label=f"{attack} (paper)")
+        ax.set(title=model, xlabel="eps (L-inf, pixels)", ylim=(0, 1.02))
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("accuracy")
+    fig.suptitle(f"Table 1 as a plot, ours beside the paper's ({dataset_name(payload)})")
+    fig.tight_layout()
     return fig
 
 
 def table1_section(results, env) -> dict:
     """Report: Table 1, ours (count and interval) beside the paper's figure, per eps."""
-    from ..report.tables import ci, pct, table
+    from .tables import ci, pct, table
     rows = []
     for r in results:
         groups = {}

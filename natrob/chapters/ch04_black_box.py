@@ -4,7 +4,7 @@ Payload, figure, report section and cost row; see :mod:`natrob.chapters`."""
 from __future__ import annotations
 
 from .. import reference
-from ..figures import accuracies, dataset_name, pyplot
+from .drawing import accuracies, dataset_name, pyplot
 from ..stats import count
 
 RESULT = "04-fig3"
@@ -41,7 +41,7 @@ def fig3(payload, params):
 
 def section(results, env) -> dict:
     """Report: Boundary Attack summary per model."""
-    from ..report.tables import ci, table
+    from .tables import ci, table
     tables = [table([{"model": x["model"], "clean": ci(x["clean"]), "adversarial example found": ci(x["found"]),
                       "median L-inf": x.get("median_linf"), "median L2": x.get("median_l2"),
                       "queries": x.get("queries")} for x in r["summary"]])

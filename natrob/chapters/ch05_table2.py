@@ -4,7 +4,7 @@ Payload, figure, report section and cost row; see :mod:`natrob.chapters`."""
 from __future__ import annotations
 
 from .. import reference
-from ..figures import accuracies, dataset_name, legend_outside, pyplot
+from .drawing import accuracies, dataset_name, legend_outside, pyplot
 
 RESULT = "05-table2"
 
@@ -40,7 +40,7 @@ def table2(payload, params):
 
 def section(results, env) -> dict:
     """Report: clean and PGD-20 accuracy per training method."""
-    from ..report.tables import ci, pct, table
+    from .tables import ci, pct, table
     tables = [table([{"model": x["model"], "training": x["training"], "eps": x["eps"], "clean": ci(x["clean"]),
                       "robust (PGD-20)": ci(x["robust"]), "paper clean (%)": pct(x.get("paper clean")),
                       "paper robust (%)": pct(x.get("paper robust")), "train s/epoch": x.get("train_s_per_epoch")}

@@ -4,7 +4,7 @@ Payload, figure, report section and cost row; see :mod:`natrob.chapters`. The au
 :mod:`natrob.audit`; its plan runs the paper's PGD as the profile does (:func:`natrob.reference.paper_attack`)."""
 from __future__ import annotations
 
-from ..figures import dataset_name, frame, legend_outside, pyplot
+from .drawing import dataset_name, frame, legend_outside, pyplot
 
 RESULT = "06-audit"
 PRIVATE = ("findings", "checks", "roles")  # kept once, at the top of the payload, not under each model
@@ -46,13 +46,13 @@ def audit(payload, params):
 
 
 def _labelled(label, c) -> str:
-    from ..report.tables import ci
+    from .tables import ci
     return "–" if c is None else f"{label}: {ci(c)}" if label else ci(c)
 
 
 def section(results, env) -> dict:
     """Report: the headline sentences, four findings per model and eps, and the sanity checks."""
-    from ..report.tables import ci, pct, status, table
+    from .tables import ci, pct, status, table
     audits = []
     for a in results:
         rows = [{"model": f["model"], "eps": f["eps"], "clean": ci(f["clean"]), "paper (%)": pct(f["paper"]),
@@ -76,12 +76,8 @@ def section(results, env) -> dict:
 def cost(p: dict, u) -> dict:
     """The attacks on every point of five models at every audit eps; the cascade on surviving points is not
     counted (none of a broken model's points, most of a robust one's)."""
-    from .. import reference
-    from ..audit import attack_plan
-    from ..plan import standalone
     at = p["AT_MODEL"]["model"]
-    plan = attack_plan(p["AUDIT_BUDGET"], {}, paper_attack=reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"]))
-    units = tuple(sum(x) for x in zip(*[u.attack_units(s) for s in standalone(plan)]))
+    units = u.audit_units(p)
     n = p["AUDIT_N"] * len(p["AUDIT_EPS"])
     return {"notebook": "06", "what": f"audit of 5 models, {p['AUDIT_N']} points x {len(p['AUDIT_EPS'])} eps "
                                       "(attacks on every point; the cascade on surviving points not counted)",

@@ -6,10 +6,10 @@ figure, the report section and the cost row; see :mod:`natrob.chapters`. The mea
 :mod:`natrob.grid`'s; nothing here imports it (the report renders the result file alone)."""
 from __future__ import annotations
 
-import statistics
 
 from .. import reference
-from ..figures import dataset_name, frame, legend_outside, pyplot
+from ..fingerprint import distance, paper_row, percentages
+from .drawing import dataset_name, frame, legend_outside, pyplot
 from ..stats import fmt, wilson
 
 RESULT = "07-grid"
@@ -59,8 +59,9 @@ def paper_table1(dataset: str) -> dict:
 
 
 def compare_to_paper(cells: list, dataset: str) -> list:
-    """Per cell: points between ours and the paper per eps (FGSM and PGD-40) and the mean absolute gap over both
-    columns and every eps the paper and the grid share (the cell's distance to Table 1)."""
+    """Per cell: points between ours and the paper per eps (FGSM and PGD-40) and the RMS distance over both
+    columns and every eps the paper and the grid share (:func:`natrob.fingerprint.distance`, the one distance
+    notebooks 07, 08 and 09 use)."""
     paper = paper_table1(dataset)
     rows = []
     for c in cells:
@@ -71,9 +72,9 @@ def compare_to_paper(cells: list, dataset: str) -> list:
                 continue
             d_f, d_p = 100 * (r["fgsm"]["accuracy"] - p["fgsm"]), 100 * (r["pgd"]["accuracy"] - p["pgd"])
             gaps.append({"eps": r["eps"], "fgsm_pts": d_f, "pgd_pts": d_p, "paper_fgsm": p["fgsm"], "paper_pgd": p["pgd"]})
-        dist = statistics.mean(abs(g["fgsm_pts"]) / 2 + abs(g["pgd_pts"]) / 2 for g in gaps) if gaps else None
+        ours = {a: percentages([{"eps": r["eps"], "robust": r[a]} for r in c["per_eps"]]) for a in ("fgsm", "pgd")}
         rows.append({"id": c["id"], "label": c["label"], "correct_threat_model": c["correct_threat_model"],
-                     "gaps": gaps, "distance_pts": dist})
+                     "gaps": gaps, "distance_pts": distance(ours, paper_row(dataset))["rms"] if gaps else None})
     return rows
 
 
@@ -104,8 +105,8 @@ def summary(cells: list, dataset: str, note: str = "") -> str:
         pgd = c.get("pgd_label", "PGD")
         gaps = "; ".join(f"eps={g['eps']:g}: FGSM {g['fgsm_pts']:+.1f} pts, {pgd} {g['pgd_pts']:+.1f} pts"
                          for g in row["gaps"])
-        text = (f"{intro} is {c['label']} ({c['threat_model']}), {row['distance_pts']:.1f} points from the paper "
-                f"on average ({gaps}; ours minus paper).")
+        text = (f"{intro} is {c['label']} ({c['threat_model']}), RMS {row['distance_pts']:.1f} points from the paper "
+                f"({gaps}; ours minus paper).")
         verdicts = []
         for g in row["gaps"]:
             r = next(r for r in c["per_eps"] if r["eps"] == g["eps"])
@@ -158,7 +159,7 @@ def payload(data, scope: str, eps: list, cells: list, models: dict) -> dict:
             "paper": {str(e): v for e, v in paper_table1(name).items()}, "cells": cells,
             "comparison": compare_to_paper(cells, name), "closest": closest(cells, name),
             "closest_correct": closest(cells, name, correct_only=True),
-            "summary": summary(cells, name, note=f"Scope: {scope}."),
+            "summary": summary(cells, name),  # the scope is shown once, beside it
             "models": {k: {"key": v[1].get("key"), "clean_acc": v[1].get("clean_acc")} for k, v in models.items()}}
 
 
@@ -195,7 +196,7 @@ def grid(payload, params):
 
 def section(results, env) -> dict:
     """Report: one table per dataset of every grid cell, with the notebook's summary and scope."""
-    from ..report.tables import table as html_table
+    from .tables import table as html_table
     cols = ["cell", "configuration", "threat model", "eps", "clean", "FGSM", "PGD (paper settings)", "worst", "noise",
             "zero grad", "median margin", "NFE fwd", "NFE bwd", "solver failures", "wall s"]
     return {"grids": [{"dataset": g.get("dataset", {}).get("name", "?"), "summary": g.get("summary", ""),
@@ -206,9 +207,7 @@ def section(results, env) -> dict:
 def cost(p: dict, u) -> dict:
     """Training the grid's extra ODE nets and every cell at the base cell's cost: FGSM and the paper's PGD (twice
     with float64 everywhere) and the noise query per point and eps; stronger attacks on survivors not counted."""
-    from ..grid import build_cells
-    specs, cells = build_cells(p["ODE"], p["GRID_TOLS"], p["GRID_GRAD"], p["GRID_T1"], p["GRID_EPOCHS"],
-                               p["GRID_PROTOCOLS"], p["GRID_CROSS"])
+    specs, cells = u.grid_cells(p)
     extra = [s for s in specs.values() if s is not p["ODE"]]
     g, pgd = p["GRID_BUDGET"], reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"])
     cell_units = (2 * (1 + pgd["steps"]) * (2 if g.get("float64") == "all" else 1), 1)

@@ -8,28 +8,16 @@ evaluation. ``configurations`` holds percentages only: each Table 1 beside the p
 from __future__ import annotations
 
 from .. import reference
-from ..figures import dataset_name, legend_outside, pyplot
+from ..fingerprint import quote_eps
+from .drawing import dataset_name, legend_outside, pyplot
 
 RESULT = "09-mechanism"
 PROTOCOL_NAMES = {"float32": "float32 (paper's attack)", "probabilities": "CE of probabilities",
                   "bfloat16-autocast": "bfloat16 autocast", "float16-amp": "float16 AMP", "float64": "float64"}
 
 
-def payload(params: dict, data, x, y, progress: bool = True) -> dict:
-    """The result payload (:func:`natrob.mechanism.build_payload`) with its findings."""
-    from ..mechanism import build_payload
-    out = build_payload(params, data, x, y, progress)
-    out["findings"] = findings(out)
-    return out
-
-
 def _k(c) -> str:
     return "–" if c is None or c["k"] is None else f"{c['k']}/{c['n']}"
-
-
-def say_eps(payload) -> float:
-    """The radius the prose quotes: 0.3 where it was run (the paper's headline), else the largest."""
-    return 0.3 if any(abs(e - 0.3) < 1e-9 for e in payload["eps"]) else max(payload["eps"])
 
 
 def _at(rows, eps):
@@ -40,7 +28,7 @@ def findings(p: dict) -> list:
     """Sentences written from the payload's numbers: the trend, the thresholds, the batch, the nearest real
     pipeline and what the strongest evaluation made of it."""
     out = []
-    cells, tr, e = p["cells"], p.get("trend"), say_eps(p)
+    cells, tr, e = p["cells"], p.get("trend"), quote_eps(p["eps"])
     first, last = cells[0], cells[-1]
     out.append(f"Over {p['training']['epochs_done']} of {p['training']['epochs_scheduled']} scheduled epochs "
                f"(summed learning rate {first['sum_lr']:.1f} to {last['sum_lr']:.1f}), the median logit margin of "
@@ -171,11 +159,11 @@ def fingerprint(payload, params):
 
 def section(results, env) -> dict:
     """Report: the findings, the per-epoch cells, the saturation thresholds and the configurations ranked."""
-    from ..report.tables import ci, table
+    from .tables import ci, table
     paragraphs, tables = [], []
     for r in results:
         paragraphs += r.get("findings") or []
-        protos, e = r["protocols"], say_eps(r)
+        protos, e = r["protocols"], quote_eps(r["eps"])
         tables.append(table([{"epoch": c["epoch"], "sum lr": round(c["sum_lr"], 2),
                               "clean (all test, %)": None if c["test_acc"] is None else round(100 * c["test_acc"], 2),
                               "clean": ci(c["clean"]), **{f"margin {k}": round(v, 2) if v is not None else None

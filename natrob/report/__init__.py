@@ -25,7 +25,7 @@ from .. import paths
 from ..provenance import provenance
 from ..results import read_json, write_text
 from .sections import Section, sections
-from .tables import image
+from ..chapters.tables import image
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -35,21 +35,21 @@ def _env() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def results(prefix: str, folder: Path | None = None) -> list:
-    """The result files in ``folder`` (default this profile's) whose names start with ``prefix``."""
-    folder = Path(folder) if folder is not None else paths.results_dir()
+def results(prefix: str, folder: Path) -> list:
+    """The result files in ``folder`` whose names start with ``prefix``."""
+    folder = Path(folder)
     return [read_json(p) | {"_file": p.name} for p in sorted(folder.glob(f"{prefix}*.json"))]
 
 
-def _figures(prefixes) -> list:
-    return [image(p) for prefix in prefixes for p in sorted(paths.figures_dir().glob(f"{prefix}*.png"))]
+def _figures(prefixes, folder: Path) -> list:
+    return [image(p) for prefix in prefixes for p in sorted(folder.glob(f"{prefix}*.png"))]
 
 
-def _render_notebooks(out: Path) -> list:
+def _render_notebooks(out: Path, profile: str) -> list:
     from nbconvert import HTMLExporter
     import nbformat
     links, exporter = [], HTMLExporter()
-    for nb_path in sorted(paths.executed_notebooks_dir().glob("[0-9][0-9]-*.ipynb")):
+    for nb_path in sorted(paths.executed_notebooks_dir(profile).glob("[0-9][0-9]-*.ipynb")):
         if nb_path.stem.endswith(".failed"):
             continue
         try:
@@ -83,25 +83,29 @@ def render_section(section: Section, env: dict, jinja: Environment) -> dict:
     context = section.context(found, env)
     body = jinja.get_template(section.template).render(results=found, profile=env["profile"], **context)
     return {"id": section.id, "title": section.title, "nav": section.nav, "body": Markup(body),
-            "figures": _figures(section.figures)}
+            "figures": _figures(section.figures, env["figures_dir"])}
 
 
-def build_report(profile: str | None = None, params: dict | None = None, timings: dict | None = None,
-                 published: bool = False) -> Path:
+def build_report(profile: str = paths.DEFAULT_PROFILE, params: dict | None = None, timings: dict | None = None,
+                 published: bool = False, runs: dict | None = None) -> Path:
     """Render ``report/<profile>/index.html`` from that profile's results, figures and executed notebooks; with
     ``published``, ``report/<profile>-published/index.html`` from ``reference-results/<profile>/`` and figures
-    redrawn from those files (no executed notebooks: they are not published)."""
-    profile = paths.set_profile(profile or paths.profile())
-    folder = paths.PUBLISHED / profile if published else paths.results_dir()
+    redrawn from those files (no executed notebooks: they are not published). ``timings``: seconds per notebook
+    (``_runs.json``'s ``_timings``); ``runs``: its ``_last_run`` and ``_machine`` entries, for the provenance
+    section's timing table (:func:`natrob.report.timings.timing_rows`)."""
+    profile = paths.checked(profile)
+    folder = paths.PUBLISHED / profile if published else paths.results_dir(profile)
+    shown = profile + "-published" if published else profile  # the published files' figures and report, apart
     if published:
         from ..figures import render_all
-        paths.set_profile(profile + "-published")  # figures and report of the published files, apart from the run's
-        render_all(folder)
-    out = paths.report_dir()
+        render_all(folder, shown)
+    out = paths.report_dir(shown)
     out.mkdir(parents=True, exist_ok=True)
     run = provenance({"profile": profile})
-    env = {"profile": profile, "params": params, "timings": timings, "links": [] if published else _render_notebooks(out),
-           "files": _result_files(profile, folder), "run": run, "results_dir": folder}
+    env = {"profile": profile, "params": params, "timings": timings, "runs": runs or {},
+           "links": [] if published else _render_notebooks(out, profile),
+           "files": _result_files(profile, folder), "run": run, "results_dir": folder,
+           "figures_dir": paths.figures_dir(shown)}
     jinja = _env()
     rendered = [render_section(s, env, jinja) for s in sections()]
     page = jinja.get_template("page.html.j2").render(profile=profile, commit=run["git_commit"][:12], sections=rendered)
@@ -117,7 +121,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from ..profiles import load_profile
     stamps = (paths.PUBLISHED / a.profile if a.published else paths.results_dir(a.profile)) / "_runs.json"
-    timings = read_json(stamps).get("_timings") if stamps.exists() else None
-    print(build_report(a.profile, load_profile(a.profile), timings, published=a.published))
+    recorded = read_json(stamps) if stamps.exists() else {}
+    runs = {k: recorded[k] for k in ("_last_run", "_machine") if k in recorded}
+    print(build_report(a.profile, load_profile(a.profile), recorded.get("_timings"), published=a.published, runs=runs))
     return 0
 

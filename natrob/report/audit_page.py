@@ -12,7 +12,7 @@ from ..results import write_text
 from markupsafe import Markup
 
 from . import _env
-from .tables import ci, table
+from ..chapters.tables import ci, table
 
 
 def attack_rows(payload: dict) -> list:

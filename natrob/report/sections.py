@@ -3,7 +3,8 @@ no notebook (Table A1, provenance). RobustBench style: the report only renders r
 module (each chapter module's section function reads the result files alone).
 
 A section's ``context(results, env)`` turns the profile's result files whose names start with ``results`` into the
-variables of its template; ``env`` holds the profile, its parameters, timings and the executed-notebook links.
+variables of its template; ``env`` holds the profile, its parameters, timings (and ``runs``: ``_runs.json``'s
+``_last_run`` and ``_machine``) and the executed-notebook links.
 ``schema`` names the keys of the result file the section reads (a test checks them on the tiny profile's files).
 The navigation is generated from :func:`sections`.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import chapters, reference
-from .tables import table
+from ..chapters.tables import table
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,15 @@ def _timings(timings: dict | None) -> str:
                      for name, seconds in (timings or {}).items()) or "not recorded"
 
 
+def _timing_table(timings: dict | None, runs: dict | None) -> str:
+    """The runner's timing table (per notebook, total, the MNIST-128 f call, the machine) from ``_runs.json``'s
+    ``_timings``, ``_last_run`` and ``_machine``; empty when none is recorded."""
+    from .timings import timing_rows  # the rows the runner prints, so the report and the console agree
+    runs = runs or {}
+    rows = timing_rows(timings, runs.get("_last_run"), runs.get("_machine"))
+    return table(rows) if rows else ""
+
+
 def plain(value, nested: bool = False) -> str:
     """A parameter value as people write it: mappings as 'key: value' pairs separated by ';' (inside another
     value, in parentheses and separated by ','), lists comma-separated (inside another value, in brackets), None
@@ -90,6 +100,7 @@ def provenance_section(results, env) -> dict:
     rows = [{"what": label, "value": plain(run.get(key))} for key, label in _RUN_ROWS if key in run]
     rows += [{"what": f"{lib} version", "value": plain(v)} for lib, v in (run.get("versions") or {}).items()]
     return {"files": table(env["files"], html_columns=("profile",)), "timings": _timings(env["timings"]),
+            "timing_table": _timing_table(env["timings"], env.get("runs")),
             "params": table(params) if params else "", "run": table(rows), "links": env["links"]}
 
 
