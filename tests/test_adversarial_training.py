@@ -74,18 +74,34 @@ def test_yopo_adversary_only_backpropagates_to_first_layer(digits):
 
 
 def test_table2_configs_label_the_papers_trainers():
-    """One base config, four methods; the labels are the paper's Table 2 rows (standard is our baseline)."""
+    """One base config, four methods; the labels are the paper's Table 2 rows (standard is our baseline). Every
+    setting of every trainer is written out here by hand: the base's, TrainConfig's defaults for the rest."""
     from natrob.train import table2_configs
     at_model = {"model": "preact_resnet18", "train": {"epochs": 10, "optimizer": "sgd", "lr": 0.05,
                                                        "milestones": [0.5, 0.75], "batch_size": 64}}
+    base_before = {"model": "preact_resnet18", "train": {"epochs": 10, "optimizer": "sgd", "lr": 0.05,
+                                                          "milestones": [0.5, 0.75], "batch_size": 64}}
     configs = table2_configs(at_model, eps=0.1, alpha=0.025, steps=10, beta=6.0, m=5, n=3)
+    assert at_model == base_before  # the profile's entry is not changed
     assert {k: label for k, (label, _) in configs.items()} == {
         "standard": "none (baseline, not in the paper)", "pgd_at": "PGD-10 (Madry et al., 2017)",
         "trades": "TRADES-10 (Zhang et al., 2019b)", "yopo": "YOPO-5-3 (Zhang et al., 2019a)"}
-    assert {k: cfg.method_params for k, (_, cfg) in configs.items()} == {
-        "standard": {}, "pgd_at": {"eps": 0.1, "alpha": 0.025, "steps": 10},
-        "trades": {"eps": 0.1, "alpha": 0.025, "steps": 10, "beta": 6.0},
-        "yopo": {"eps": 0.1, "sigma": 0.025, "m": 5, "n": 3}}
-    for method, (_, cfg) in configs.items():
-        assert cfg == TrainConfig(epochs=10, optimizer="sgd", lr=0.05, milestones=(0.5, 0.75), batch_size=64,
-                                  method=method, method_params=cfg.method_params)
+    common = {"epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0,
+              "halve_every": None, "milestones": [0.5, 0.75]}
+    assert {k: cfg.to_dict() for k, (_, cfg) in configs.items()} == {
+        "standard": {**common, "method": "standard", "method_params": {}},
+        "pgd_at": {**common, "method": "pgd_at", "method_params": {"eps": 0.1, "alpha": 0.025, "steps": 10}},
+        "trades": {**common, "method": "trades",
+                   "method_params": {"eps": 0.1, "alpha": 0.025, "steps": 10, "beta": 6.0}},
+        "yopo": {**common, "method": "yopo", "method_params": {"eps": 0.1, "sigma": 0.025, "m": 5, "n": 3}}}
+    for _, cfg in configs.values():
+        assert cfg.milestones == (0.5, 0.75) and cfg.precision == "float32"
+    # other values reach the configs and the YOPO label (m and n in that order); the base's own settings win
+    other = table2_configs({"train": {"epochs": 3, "optimizer": "adam", "lr": 1e-3, "weight_decay": 5e-4,
+                                      "precision": "bfloat16"}}, eps=0.3, alpha=0.01, steps=40, beta=1.0, m=3, n=2)
+    assert other["yopo"][0] == "YOPO-3-2 (Zhang et al., 2019a)"
+    assert other["yopo"][1].to_dict() == {
+        "epochs": 3, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 5e-4,
+        "halve_every": None, "milestones": [], "method": "yopo", "method_params": {"eps": 0.3, "sigma": 0.01, "m": 3,
+                                                                                     "n": 2}, "precision": "bfloat16"}
+    assert other["trades"][1].method_params == {"eps": 0.3, "alpha": 0.01, "steps": 40, "beta": 1.0}

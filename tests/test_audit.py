@@ -4,7 +4,7 @@ import torch
 from natrob import audit, checks
 from natrob.attacks import ConstantImage
 from natrob.evaluate import evaluate
-from natrob.stats import count, wilson
+from natrob.stats import class_shares, constant_image_limit, count, wilson
 
 BUDGET = {"pgd_steps": [60], "pgd_restarts": 1, "square_queries": 200, "aa_iter": 10, "aa_square_queries": 50,
           "aa_targets": 2, "boundary_queries": 100, "adaptive_steps": 5, "noise_trials": 5, "unbounded_steps": 30,
@@ -178,8 +178,18 @@ def test_findings_name_what_failed():
 
 
 def test_constant_image_bound_from_class_shares():
-    assert audit.constant_image_bound([0.1, 0.3, 0.6], paper_value=0.75) == {
-        "bound": 0.6, "paper": 0.75, "paper_exceeds_bound": True}
+    # 20 labels over 5 classes, counted by hand: class 0 five, class 2 nine, class 4 six -> shares .25/0/.45/0/.3
+    y = torch.tensor([2, 0, 4, 2, 2, 4, 0, 2, 4, 2, 0, 2, 4, 2, 0, 4, 2, 0, 4, 2], dtype=torch.uint8)
+    shares = class_shares(y, 5)
+    assert shares == pytest.approx([5 / 20, 0.0, 9 / 20, 0.0, 6 / 20], abs=1e-12)
+    assert constant_image_limit(shares[2], 20) == 9  # at most the 9 points of the largest class
+    for paper, exceeds in ((0.5, True), (0.46, True), (0.45, False), (0.3, False), (None, None)):
+        b = audit.constant_image_bound(shares, paper_value=paper)
+        assert b["bound"] == pytest.approx(0.45, abs=1e-12) and b["paper"] == paper, b
+        assert b["paper_exceeds_bound"] is exceeds, (paper, b)  # 45% itself is attainable: not above the bound
+    b = audit.constant_image_bound(class_shares([1, 1, 1, 0], 3), paper_value=0.8)  # shares .25/.75/0
+    assert b["bound"] == pytest.approx(0.75) and b["paper_exceeds_bound"] is True
+    assert audit.constant_image_bound(class_shares([1, 1, 1, 0], 3), 0.7)["paper_exceeds_bound"] is False
 
     class AlwaysThree(torch.nn.Module):
         def forward(self, x):
@@ -187,14 +197,15 @@ def test_constant_image_bound_from_class_shares():
             out[:, 3] = 1 + x.flatten(1).mean(1) * 0  # depends on x only trivially
             return out
 
-    y = torch.tensor([3] * 7 + [1] * 13)  # class 3 has share 0.35
+    y = torch.tensor([3] * 13 + [1] * 7)  # class 3, the one the model always answers, has the largest share 13/20
     x = torch.rand(20, 1, 4, 4)
     x_adv = ConstantImage(0.5)(AlwaysThree(), x, y)
     assert torch.all(x_adv == 0.5)
-    assert int((AlwaysThree()(x_adv).argmax(1) == y).sum()) == 7
+    assert int((AlwaysThree()(x_adv).argmax(1) == y).sum()) == 13 == constant_image_limit(max(class_shares(y, 5)), 20)
     assert torch.equal(ConstantImage(0.3)(AlwaysThree(), x, y), x)  # below 0.5 the constant image is out of reach
-    # the check holds a worst case of 7 of 20 (the constant image's share) and flags 8, one above what is possible
+    # the check holds a worst case of 13 of 20 (the constant image's share) and flags 14, one above what is possible
     def bound_check(worst):
-        rows = checks.eps_checks("M", 0.5, {}, count(worst, 20), 20, bound_share=0.35)
+        rows = checks.eps_checks("M", 0.5, {}, count(worst, 20), 20, bound_share=class_shares(y, 5)[3])
         return next(c for c in rows if c["finding"] == "feasible")
-    assert bound_check(7)["status"] == "pass" and bound_check(8)["status"] == "flag" and bound_check(8)["points_differ"] == 1
+    assert bound_check(13)["status"] == "pass" and bound_check(14)["status"] == "flag"
+    assert bound_check(14)["points_differ"] == 1 and bound_check(20)["points_differ"] == 7

@@ -142,15 +142,45 @@ class _CastIO(Wrap):
 
 
 # ------------------------------------------------------------------------------------------- inputs
-@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
-def test_labels_of_any_integer_dtype(trained_cnn, pts, dtype):
+def _audit_counts(aud) -> dict:
+    """What an audit measured, as integers: per eps the clean and worst-case counts and every attack's count,
+    the finding statuses, the class shares and the checks' statuses."""
+    return {"per_eps": [(r["eps"], r["clean"]["k"], r["worst_case"]["k"], r["n"],
+                         {a: (row["robust"]["k"], row["error"]) for a, row in r["attacks"].items()})
+                        for r in aud["per_eps"]],
+            "findings": [{k: f[k]["status"] for k in f if isinstance(f[k], dict) and "status" in f[k]}
+                         for f in aud["findings"]],
+            "checks": sorted(((c["finding"], c["check"], c["eps"], c["status"], c.get("points_differ"))
+                              for c in aud["checks"]), key=repr),
+            "class_shares": aud["class_shares"]}
+
+
+@pytest.fixture(scope="module")
+def int64_reference(trained_cnn, pts):
+    """evaluate and audit_model on the int64 labels: what every other integer dtype must give."""
     x, y = pts
+    assert y.dtype == torch.int64
     ref = evaluate(trained_cnn, x, y, [0.1], PGD10, progress=False, cache=False)
+    aud = audit.audit_model(trained_cnn, x, y, [0.1], BUDGET, "cnn", paper={0.1: 0.9}, progress=False)
+    return ref, _audit_counts(aud)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.int8, torch.uint8])
+def test_labels_of_any_integer_dtype(trained_cnn, pts, int64_reference, dtype):
+    """The same labels in any integer dtype: the same counts, findings and checks as int64 (seeded attacks)."""
+    x, y = pts
+    ref, ref_audit = int64_reference
+    assert 0 < ref["rows"][0]["robust"]["k"] < len(y)  # the comparison is between counts that could differ
     res = evaluate(trained_cnn, x, y.to(dtype), [0.1], PGD10, progress=False, cache=False)
-    assert res["errors"] == [] and res["rows"][0]["robust"]["k"] == ref["rows"][0]["robust"]["k"]
+    assert res["errors"] == []
+    assert res["clean"]["k"] == ref["clean"]["k"]
+    assert [w["robust"]["k"] for w in res["worst_case"]] == [w["robust"]["k"] for w in ref["worst_case"]]
+    assert [(r["id"], r["robust"]["k"], r["n_attacked"]) for r in res["rows"]] == \
+        [(r["id"], r["robust"]["k"], r["n_attacked"]) for r in ref["rows"]]
     aud = audit.audit_model(trained_cnn, x, y.to(dtype), [0.1], BUDGET, "cnn", paper={0.1: 0.9}, progress=False)
     assert all(a["error"] is None for a in aud["per_eps"][0]["attacks"].values())
-    assert aud["findings"][0]["reproduced"]["status"] in ("reproduced", "not reproduced")
+    assert _audit_counts(aud) == ref_audit
+    assert aud["class_shares"] == [float((y == c).sum()) / len(y) for c in range(10)]  # shares of the labels
     assert "raised" not in aud["sentence"]
 
 

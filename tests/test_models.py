@@ -62,14 +62,62 @@ def test_odenet_euler_equals_weight_tied_resnet():
         assert model.nfe_forward == n
 
 
-def test_odenet_counts_forward_and_backward_nfe():
+def _count_steps(func, suffix=""):
+    """Count the steps torchdiffeq reports through its callbacks (``suffix='_adjoint'``: the adjoint solve's)."""
+    steps = {"accepted": 0, "rejected": 0}
+    for kind in steps:
+        setattr(func, f"callback_{kind[:-2]}_step{suffix}",
+                lambda t0, y0, dt, kind=kind: steps.__setitem__(kind, steps[kind] + 1))
+    return steps
+
+
+@pytest.mark.parametrize("impl", ["natrob", "torchdiffeq"])
+@pytest.mark.parametrize("t1, steps", [(1.0, 7), (100.0, 9)])
+def test_dopri5_nfe_on_the_zero_field(impl, t1, steps):
+    """f = 0 (the last GroupNorm's weight and bias zeroed): every error estimate is exactly 0, so every step is
+    accepted and the next one is 10x longer (torchdiffeq's ifactor); |f(y0)| = 0 makes the initial step 1e-6.
+    From 0 the steps reach t1 after n where 1e-6 (10^n - 1) / 9 >= t1: 7 steps for t1 = 1 (0.11 after 6),
+    9 for t1 = 100 (11.1 after 8). Dormand-Prince is FSAL: f(y0), the initial-step probe, then 6 per step."""
+    model = build_model("odenet", spec={"in_channels": 1, "num_classes": 10}, channels=8, t1=t1, solver_impl=impl)
+    with torch.no_grad():
+        model.func.norm3.weight.zero_()
+        model.func.norm3.bias.zero_()
+    counted = _count_steps(model.func)
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        y0 = model.features(x)
+        assert torch.allclose(model.integrate(y0), y0, atol=1e-5)  # the solution of y' = 0
+    assert counted == {"accepted": steps, "rejected": 0}
+    assert model.nfe_forward == 2 + 6 * steps
+
+
+@pytest.mark.parametrize("impl", ["natrob", "torchdiffeq"])
+def test_odenet_counts_forward_and_backward_nfe(impl):
+    """A random field, steps counted by torchdiffeq's callbacks: forward NFE = 2 + 6 per step (accepted or
+    rejected); direct back-propagation makes one VJP per forward evaluation on the path to the output (all of
+    them when no step was rejected); the adjoint solve follows the same rule, with one VJP per call of f."""
     torch.manual_seed(0)
     for adjoint in (False, True):
-        model = build_model("odenet", spec={"in_channels": 1, "num_classes": 10}, channels=8, t1=1.0, adjoint=adjoint)
+        model = build_model("odenet", spec={"in_channels": 1, "num_classes": 10}, channels=8, t1=1.0,
+                            adjoint=adjoint, solver_impl=impl)
+        fwd, bwd = _count_steps(model.func), _count_steps(model.func, "_adjoint")
         x = torch.rand(2, 1, 8, 8)
-        model(x).sum().backward()
-        assert model.nfe_forward >= 6  # dopri5 takes at least one 6-stage step
-        assert model.nfe_backward >= 6
+        out = model(x)
+        assert fwd["accepted"] >= 2
+        assert model.nfe_forward == model.func.calls == 2 + 6 * (fwd["accepted"] + fwd["rejected"])
+        out.sum().backward()
+        if not adjoint:
+            assert bwd == {"accepted": 0, "rejected": 0} and model.func.calls == model.nfe_forward
+            assert model.nfe_backward == model.func.vjps
+            if fwd["rejected"] == 0:
+                assert model.nfe_backward == model.nfe_forward
+            else:
+                assert 6 * fwd["accepted"] <= model.nfe_backward < model.nfe_forward
+        else:
+            adjoint_calls = model.func.calls - model.nfe_forward
+            assert bwd["accepted"] >= 1 and adjoint_calls == 2 + 6 * (bwd["accepted"] + bwd["rejected"])
+            assert model.func.vjps == adjoint_calls  # each augmented evaluation takes one VJP through f
+            assert model.nfe_backward == adjoint_calls + model.func.vjps  # as nfe_backward defines it
 
 
 def test_odenet_paper_configuration():

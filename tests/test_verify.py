@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from natrob import paths
-from natrob.results import SchemaError, check_schema, counts, matches, schema_for, schemas, show_key
+from natrob.schemas import SchemaError, check_schema, counts, matches, schema_for, schemas, show_key
 from natrob.stats import count
 from natrob.verify import compare, main, verify
 
@@ -109,6 +109,39 @@ def test_every_count_of_every_file_is_compared(tmp_path, profile):
     assert lines[-1] == f"verify {profile}: {total} of {total} numbers match the published results"
 
 
+def _pick(profile, clean: bool):
+    """A published count to change: a clean count (n >= 8), or another count at 0 or n of n >= 8 (one point
+    towards the middle stays within its tolerance, the other end of the range is beyond it)."""
+    for path in sorted((paths.PUBLISHED / profile).glob("*.json")):
+        for key, c in counts(json.loads(path.read_text())).items():
+            if (key[-1] == "clean") == clean and c["k"] is not None and c["n"] >= 8 \
+                    and (clean or c["k"] in (0, c["n"])):
+                return path.name, key, c["k"], c["n"]
+    raise AssertionError(f"{profile}: no count to change")
+
+
+@pytest.mark.parametrize("clean", [False, True], ids=["robust", "clean"])
+@pytest.mark.parametrize("profile", PROFILES)
+def test_one_changed_count_is_judged_by_its_tolerance(tmp_path, profile, clean):
+    """This run differs from the published files in one count: by one point it passes (exit 0, that line ok with
+    our changed count), at the other end of its range it fails (exit 1, one MISMATCH line naming that key)."""
+    name, key, k, n = _pick(profile, clean)
+    where = f"{name} {show_key(key)}:"
+    for k_new, code in ((k + 1 if k < n / 2 else k - 1, 0), (n if k < n / 2 else 0, 1)):
+        ours = tmp_path / f"ours-{k_new}"
+        shutil.copytree(paths.PUBLISHED / profile, ours)
+        _edit(ours / name, lambda d: counts(d)[key].update(count(k_new, n)))
+        out = io.StringIO()
+        assert verify(profile, ours, paths.PUBLISHED / profile, out=out) == code, (where, k, k_new, n)
+        lines = out.getvalue().splitlines()
+        mine = [ln for ln in lines if where in ln]
+        assert len(mine) == 1 and f"ours {100 * k_new / n:.2f}% ({k_new}/{n}), published {100 * k / n:.2f}% ({k}/{n})" \
+            in mine[0], mine
+        assert mine[0].startswith("ok       " if code == 0 else "MISMATCH")
+        assert [ln for ln in lines if not ln.startswith("ok       ")][:-1] == ([] if code == 0 else mine)
+        assert lines[-1].startswith(f"verify {profile}: {len(lines) - 1 - code} of {len(lines) - 1} numbers match")
+
+
 def _audit(folder):
     return next(folder.glob("06-audit-*.json"))
 
@@ -129,28 +162,63 @@ def test_a_change_at_one_eps_is_caught_at_that_eps(tmp_path):
 
 
 def test_missing_number_against_none_survived(tmp_path):
-    ours = _copy(tmp_path)
+    """This run lacks the survivors-only rows at one place because its worst case there is 0: each is compared as
+    0 of n against the published count (never MISSING); 1 of n published is within the tolerance (exit 0), n of n
+    is not (exit 1, that one row). With survivors in this run, the same rows are MISSING (exit 1)."""
+    ours, pub = _copy(tmp_path), tmp_path / "published"
+    shutil.copytree(paths.PUBLISHED / "tiny", pub)
     audit = json.loads(_audit(ours).read_text())
     m, pe = next((m, pe) for m, r in audit["models"].items() for pe in r["per_eps"]
                  if any(row["cumulative"] for row in pe["attacks"].values()))  # a place where points survived
-    survivors_only = [a for a, row in pe["attacks"].items() if row["cumulative"]]
+    survivors_only = sorted(a for a, row in pe["attacks"].items() if row["cumulative"])
+    n = pe["worst_case"]["n"]
+    assert survivors_only and n >= 8
+    where = {a: f"{_audit(ours).name} models.{m}.per_eps[eps={pe['eps']:.6g}].attacks.{a}.robust:"
+             for a in survivors_only}
     for a in survivors_only:  # this run lacks the rows that run only on survivors ...
         del pe["attacks"][a]
-    pe["worst_case"] = count(0, pe["worst_case"]["n"])  # ... because none survived: each count is 0 by implication
+    pe["worst_case"] = count(0, n)  # ... because none survived: each count is 0 by implication
     _audit(ours).write_text(json.dumps(audit))
-    out = io.StringIO()
-    code = verify("tiny", ours, paths.PUBLISHED / "tiny", out=out)
-    lines = [line for line in out.getvalue().splitlines() if f"[model={m}" not in line and f"models.{m}." in line
-             and f"per_eps[eps={pe['eps']:.6g}]" in line and ".attacks." in line]
-    implied = [line for line in lines if "none survived in this run" in line]
-    assert len(implied) == len(survivors_only) and "MISSING" not in out.getvalue()
-    assert code in (0, 1)  # 0 unless a published survivor count is far above 0 (then MISMATCH, not MISSING)
 
-    pe["worst_case"] = count(pe["worst_case"]["n"], pe["worst_case"]["n"])  # points did survive: the rows are missing
+    def set_published(k_of):  # the published survivors-only counts at that place
+        def change(d):
+            row = next(r for r in d["models"][m]["per_eps"] if r["eps"] == pe["eps"])
+            for a in survivors_only:
+                row["attacks"][a]["robust"] = count(k_of(a), n)
+        _edit(_audit(pub), change)
+
+    def run():
+        out = io.StringIO()
+        code = verify("tiny", ours, pub, out=out)
+        lines = out.getvalue().splitlines()
+        return code, lines, {a: [ln for ln in lines if where[a] in ln] for a in survivors_only}
+
+    set_published(lambda a: 1)  # 0/n against 1/n: the intervals overlap
+    code, lines, rows = run()
+    assert code == 0 and not any(ln.startswith(("MISSING", "MISMATCH")) for ln in lines)
+    for a in survivors_only:
+        assert len(rows[a]) == 1 and rows[a][0].startswith("ok       " + where[a]), rows[a]
+        assert f"ours 0.00% (0/{n}), published {100 / n:.2f}% (1/{n})" in rows[a][0]
+        assert rows[a][0].endswith("(none survived in this run: 0 by implication)")
+
+    far = survivors_only[-1]
+    set_published(lambda a: n if a == far else 1)  # 0/n against n/n: a real difference, still not MISSING
+    code, lines, rows = run()
+    assert code == 1 and not any(ln.startswith("MISSING") for ln in lines)
+    assert [ln for ln in lines if ln.startswith("MISMATCH")] == rows[far]
+    assert len(rows[far]) == 1 and rows[far][0].startswith("MISMATCH " + where[far])
+    assert f"ours 0.00% (0/{n}), published 100.00% ({n}/{n})" in rows[far][0]
+    assert rows[far][0].endswith("(none survived in this run: 0 by implication)")
+    assert lines[-1] == f"verify tiny: {len(lines) - 2} of {len(lines) - 1} numbers match the published results"
+
+    pe["worst_case"] = count(n, n)  # points did survive: the rows are missing
     _audit(ours).write_text(json.dumps(audit))
-    out = io.StringIO()
-    assert verify("tiny", ours, paths.PUBLISHED / "tiny", out=out) == 1
-    assert sum(line.startswith("MISSING") for line in out.getvalue().splitlines()) == len(survivors_only)
+    code, lines, rows = run()
+    assert code == 1
+    missing = [ln for ln in lines if ln.startswith("MISSING")]
+    assert len(missing) == len(survivors_only) and all(len(rows[a]) == 1 and rows[a][0] in missing
+                                                       for a in survivors_only)
+    assert not any("none survived" in ln for ln in lines)
 
 
 def test_cli_exit_codes(tmp_path, capsys):
