@@ -13,7 +13,11 @@ its training (up to ``SAT_UNTIL``):
 4. Table 1 of every real pipeline (``SAT_PIPELINES`` x ``SAT_PIPELINE_EPOCHS``), ranked by RMS distance to the
    paper's eight MNIST Neural ODE numbers, and the strongest evaluation (AutoAttack; float64 PGD) of the nearest.
 
-    python -m natrob.mechanism --profile mnist [--until 4] [--threads 1]   # train SAT_MODEL (resumes)
+    python -m natrob.mechanism --profile mnist [--until 4] [--threads 1] [--schedule paper]   # train (resumes)
+
+With ``SAT_PAPER_MODEL`` (the paper's own schedule, Table A1) the cells of step 1 are also measured on every stored
+epoch of that training (up to ``SAT_PAPER_UNTIL``), so margin per summed learning rate can be compared across the two
+schedules.
 """
 from __future__ import annotations
 
@@ -28,20 +32,28 @@ from .fingerprint import distance, paper_row, percentages
 from .strongest import audit_attacks
 
 
-def sat_entry(params: dict) -> dict:
-    """The profile model entry ({model, kwargs, train}) notebook 09 measures."""
+SCHEDULES = ("main", "paper")  # SAT_MODEL (a schedule that reaches the paper's summed rate) and SAT_PAPER_MODEL
+
+
+def sat_entry(params: dict, schedule: str = "main") -> dict | None:
+    """The profile model entry ({model, kwargs, train}) notebook 09 measures: ``main`` is ``SAT_MODEL`` (null: the
+    profile's ``ODE`` entry); ``paper`` is ``SAT_PAPER_MODEL`` (Table A1's own schedule, Adam 1e-3, batch 32,
+    halved at epoch 50; None where the profile names none)."""
+    if schedule == "paper":
+        return params.get("SAT_PAPER_MODEL")
     return params.get("SAT_MODEL") or params["ODE"]
 
 
-def train_sat_model(params: dict, dataset, seed: int = 0, progress: bool = True, until=None):
-    """Train (or load, or resume) ``SAT_MODEL`` keeping every epoch; returns (model, record, store folder)."""
+def train_sat_model(params: dict, dataset, seed: int = 0, progress: bool = True, until=None, schedule="main"):
+    """Train (or load, or resume) a schedule's net keeping every epoch, up to ``until`` (default the profile's
+    ``SAT_UNTIL`` / ``SAT_PAPER_UNTIL``); returns (model, record, store folder)."""
     from . import paths
     from .train.profile_models import train_config
     from .train import get_model
     from .train.store import store_key
-    entry = sat_entry(params)
+    entry = sat_entry(params, schedule)
     cfg = train_config(entry)
-    until = until if until is not None else params.get("SAT_UNTIL")
+    until = until if until is not None else params.get("SAT_UNTIL" if schedule == "main" else "SAT_PAPER_UNTIL")
     model, record = get_model(entry["model"], dataset, cfg, model_kwargs=entry["kwargs"], seed=seed,
                               progress=progress, keep_epochs=True, until_epoch=int(until) if until else None)
     key = store_key(entry["model"], entry["kwargs"], dataset, cfg, seed)
@@ -121,6 +133,9 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     lap("cells")
     payload["trend"] = margin_trend([c["sum_lr"] for c in cells], [c["margins"]["p50"] for c in cells]) \
         if all(c["margins"]["p50"] is not None for c in cells) else None
+    payload["paper_schedule"] = _paper_schedule(params, dataset, x[:n_cell], y[:n_cell], eps_list, attack, seed,
+                                                progress)
+    lap("paper_schedule")
     n_map = int(params.get("SAT_MAP_N") or len(y))
     sat = saturation_map(model, x[:n_map], y[:n_map], scales=params["SAT_SCALES"], eps_list=[0.3],
                          progress=progress)
@@ -159,6 +174,28 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     return payload
 
 
+def _paper_schedule(params, dataset, x, y, eps_list, attack, seed, progress) -> dict | None:
+    """The same cells for the paper's own schedule (``SAT_PAPER_MODEL``, every stored epoch up to
+    ``SAT_PAPER_UNTIL``): does the margin grow with the summed learning rate as under the main schedule?"""
+    entry = sat_entry(params, "paper")
+    if not entry:
+        return None
+    from .train.store import epoch_checkpoints
+    model, record, folder = train_sat_model(params, dataset, seed, progress, schedule="paper")
+    history, cfg = record["history"], entry["train"]
+    last = len(history)
+    sums = sum_lr(history, len(dataset.train_y), int(cfg.get("batch_size", 128)))
+    cells = []
+    for e in sorted(set(epoch_checkpoints(folder)) | {last}):
+        cell = epoch_cell(_model_at(model, folder, e, last), x, y, eps_list, attack,
+                          cos_n=int(params.get("SAT_COS_N", 20)), seed=seed)
+        cells.append({"id": f"paper-epoch-{e}", "epoch": e, "sum_lr": sums[e - 1],
+                      "test_acc": history[e - 1]["test_acc"], **cell})
+    return {"model": entry, "epochs_scheduled": int(cfg["epochs"]), "epochs_done": last, "sum_lr": sums,
+            "history": [{k: h.get(k) for k in ("epoch", "lr", "test_acc", "loss", "wall_s")} for h in history],
+            "cells": cells}
+
+
 def _strongest(params, model, folder, last, configs, x, y, attack, seed):
     """AutoAttack through the nearest real pipeline and the paper's PGD in float64, on ``SAT_STRONG_N`` points."""
     from .evaluate import evaluate
@@ -185,6 +222,8 @@ def main(argv=None):
     p.add_argument("--profile", default="quick")
     p.add_argument("--until", type=int, default=None, help="stop after this many epochs of the schedule")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the profile's THREADS)")
+    p.add_argument("--schedule", choices=SCHEDULES, default="main",
+                   help="main: SAT_MODEL; paper: SAT_PAPER_MODEL (Table A1's Adam 1e-3, batch 32)")
     a = p.parse_args(argv)
     from . import paths
     from .data import load_profile_dataset
@@ -193,7 +232,9 @@ def main(argv=None):
     torch.set_num_threads(int(a.threads or params.get("THREADS") or 2))
     data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
                                 seed=params["SEED"])
-    _, record, folder = train_sat_model(params, data, seed=params["SEED"], until=a.until or params.get("SAT_UNTIL"))
+    if sat_entry(params, a.schedule) is None:
+        p.error(f"profile {a.profile} names no SAT_PAPER_MODEL")
+    _, record, folder = train_sat_model(params, data, seed=params["SEED"], until=a.until, schedule=a.schedule)
     print(f"{record['epochs_done']} epochs, clean {record['clean_acc']:.4f}, store {folder}")
 
 

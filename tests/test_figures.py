@@ -1,42 +1,46 @@
 """Figures are drawn from result payloads: the published results redraw every figure, and the report renders them."""
+import os
+
 import pytest
 
-from natrob import figures, paths
+from natrob import figures
 from natrob.errors import UnknownNameError
 from natrob.report import build_report
 
 
-@pytest.fixture
-def artifacts(tmp_path, monkeypatch):
-    monkeypatch.setenv("NATROB_ARTIFACTS", str(tmp_path))
-    monkeypatch.delenv("NATROB_FIGURES", raising=False)
-    return tmp_path
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """The published quick report, rendered once (it redraws every figure from reference-results/quick/), with a
+    stray NATROB_PROFILE in the environment that must change nothing."""
+    art = tmp_path_factory.mktemp("published")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NATROB_ARTIFACTS", str(art))
+        mp.delenv("NATROB_FIGURES", raising=False)
+        mp.setenv("NATROB_PROFILE", "tiny")
+        page = build_report("quick", published=True).read_text()
+        stray = os.environ["NATROB_PROFILE"]
+    return {"art": art, "page": page, "stray": stray}
 
 
-def test_every_figure_is_redrawn_from_the_published_quick_results(artifacts):
-    drawn = figures.render_all(paths.PUBLISHED / "quick", "quick-published")
-    names = sorted(p.name for p in drawn)
-    assert names == sorted(f"{name}-digits.png" for name in figures.registry())
-    assert all(p.parent == artifacts / "figures" / "quick-published" and p.stat().st_size > 1000 for p in drawn)
+def test_every_figure_is_redrawn_from_the_published_quick_results(published):
+    drawn = sorted((published["art"] / "figures" / "quick-published").glob("*.png"))
+    assert sorted(p.name for p in drawn) == sorted(f"{name}-digits.png" for name in figures.registry())
+    assert all(p.stat().st_size > 1000 for p in drawn)
 
 
-def test_published_report_embeds_the_redrawn_figures(artifacts):
-    page = build_report("quick", published=True).read_text()
-    assert (artifacts / "report" / "quick-published" / "index.html").exists()
-    assert page.count("data:image/png;base64") >= len(figures.registry())
-    assert not (artifacts / "results").exists()  # nothing of a local run is read or written
+def test_published_report_embeds_the_redrawn_figures(published):
+    assert (published["art"] / "report" / "quick-published" / "index.html").exists()
+    assert published["page"].count("data:image/png;base64") >= len(figures.registry())
+    assert not (published["art"] / "results").exists()  # nothing of a local run is read or written
 
 
-def test_unknown_figure_names_the_known_ones(artifacts):
+def test_the_profile_travels_as_a_value_not_through_the_environment(published):
+    """The stray NATROB_PROFILE=tiny changed nothing, and the report never switched it and left it behind."""
+    art = published["art"]
+    assert not (art / "report" / "tiny").exists() and not (art / "figures" / "tiny").exists()
+    assert published["stray"] == "tiny"
+
+
+def test_unknown_figure_names_the_known_ones():
     with pytest.raises(UnknownNameError, match="02-fig1"):
         figures.save("02-fig9", {"dataset": {"name": "digits"}}, {})
-
-
-def test_the_profile_travels_as_a_value_not_through_the_environment(artifacts, monkeypatch):
-    """A stray NATROB_PROFILE changes nothing: the published report of quick goes where its profile says."""
-    monkeypatch.setenv("NATROB_PROFILE", "tiny")
-    build_report("quick", published=True)
-    assert (artifacts / "report" / "quick-published" / "index.html").exists()
-    assert not (artifacts / "report" / "tiny").exists() and not (artifacts / "figures" / "tiny").exists()
-    import os
-    assert os.environ["NATROB_PROFILE"] == "tiny"  # never switched and left behind

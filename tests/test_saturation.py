@@ -133,3 +133,25 @@ def test_margin_trend_recovers_a_known_law():
         margin_trend([0.0, 1.0], [1.0, 2.0])
     with pytest.raises(ConfigError, match="medians"):
         margin_trend([1.0, 2.0], [1.0])
+
+
+def test_the_papers_schedule_gets_the_same_cells_at_its_own_summed_rate(digits):
+    """SAT_PAPER_MODEL: every stored epoch of that training is a cell, at Σ lr = lr x ceil(n / batch) per epoch."""
+    import math
+
+    from natrob import mechanism
+    from natrob.chapters import ch09_mechanism
+    entry = {"model": "odenet", "kwargs": {"channels": 8, "conv_layers": 4, "t1": 1.0},
+             "train": {"epochs": 4, "lr": 1e-3, "batch_size": 32}}
+    params = {"SAT_PAPER_MODEL": entry, "SAT_PAPER_UNTIL": 2, "SAT_COS_N": 2, "ODE": entry}
+    attack = {"name": "pgd", "steps": 2, "alpha": 0.1, "random_start": True, "id": "pgd-paper", "label": "PGD-2"}
+    x, y = digits.test_x[:8], digits.test_y[:8]
+    out = mechanism._paper_schedule(params, digits, x, y, [0.3], attack, seed=0, progress=False)
+    assert out["epochs_done"] == 2 and [c["epoch"] for c in out["cells"]] == [1, 2]
+    per_epoch = 1e-3 * math.ceil(len(digits.train_y) / 32)
+    assert [round(c["sum_lr"], 9) for c in out["cells"]] == [round(per_epoch, 9), round(2 * per_epoch, 9)]
+    assert all(c["clean"]["n"] == 8 for c in out["cells"])
+    assert mechanism._paper_schedule({"SAT_PAPER_MODEL": None}, digits, x, y, [0.3], attack, 0, False) is None
+    main = [dict(c, id=f"epoch-{c['epoch']}", sum_lr=10 * c["sum_lr"]) for c in out["cells"]]
+    said = ch09_mechanism._paper_schedule_sentence({"paper_schedule": out}, main, 0.3)
+    assert len(said) == 1 and "2 of 4 epochs" in said[0]

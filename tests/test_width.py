@@ -81,7 +81,8 @@ def test_distance_is_zero_on_the_papers_numbers_and_rms_otherwise():
     assert fingerprint.distance({"fgsm": [{"eps": 0.05, "pct": 50.0}]}, paper) == {"rms": None, "numbers": 0}
 
 
-def test_protocol_rows_label_every_variant_and_the_no_usable_gradient_row_is_what_a_gradient_free_model_gets(digits):
+def test_protocol_rows_label_every_variant_and_the_no_usable_gradient_row_is_what_a_gradient_free_model_gets(
+        small_odenet, digits):
     """The assembled row (FGSM = the clean count, PGD = its random start alone) against FGSM and PGD run on the
     same net with its input gradient cut (every step of sign(0) = 0): the same counts, up to the draw of PGD's
     random start against the noise row's."""
@@ -94,11 +95,7 @@ def test_protocol_rows_label_every_variant_and_the_no_usable_gradient_row_is_wha
         def forward(self, x):
             return self.net(x.detach())
 
-    torch.manual_seed(0)
-    model = build_model("odenet", digits, channels=8, t1=1.0)
-    from natrob.train import train
-    train(model, digits, TrainConfig(epochs=2, lr=1e-2, batch_size=64), progress=False)
-    model.eval()
+    model = small_odenet
     x, y = digits.test_x[:30], digits.test_y[:30]
     attack = {"name": "pgd", "steps": 3, "alpha": 0.1, "random_start": True, "id": "pgd-paper", "label": "PGD-3"}
     base = protocols.table1(model, x, y, [0.3], attack, early_stop=False)

@@ -24,6 +24,21 @@ def _at(rows, eps):
     return next((r["robust"] for r in rows if abs(r["eps"] - eps) < 1e-9), None)
 
 
+def _paper_schedule_sentence(p: dict, cells: list, e: float) -> list:
+    """The paper's own schedule beside the main one, at the nearest summed learning rate the main one has."""
+    ps = p.get("paper_schedule")
+    if not ps or not ps.get("cells"):
+        return []
+    pc = ps["cells"]
+    last = pc[-1]
+    near = min(cells, key=lambda c: abs(c["sum_lr"] - last["sum_lr"]))
+    return [f"The paper's own schedule (Adam 1e-3, batch 32), {ps['epochs_done']} of {ps['epochs_scheduled']} epochs "
+            f"(summed learning rate {pc[0]['sum_lr']:.1f} to {last['sum_lr']:.1f}): median margin "
+            f"{pc[0]['margins']['p50']:.2f} to {last['margins']['p50']:.2f}, test accuracy "
+            f"{100 * (last['test_acc'] or 0):.1f}%, FGSM at eps = {e:g} {_k(_at(last['fgsm']['float32'], e))} "
+            f"(float32); the main schedule at summed rate {near['sum_lr']:.1f}: median {near['margins']['p50']:.2f}."]
+
+
 def findings(p: dict) -> list:
     """Sentences written from the payload's numbers: the trend, the thresholds, the batch, the nearest real
     pipeline and what the strongest evaluation made of it."""
@@ -37,6 +52,7 @@ def findings(p: dict) -> list:
                + ", ".join(f"{_k(_at(c['fgsm']['float32'], e))}" for c in cells)
                + " under float32 and " + ", ".join(f"{_k(_at(c['fgsm']['float16-amp'], e))}" for c in cells)
                + " under float16 AMP, epoch by epoch.")
+    out += _paper_schedule_sentence(p, cells, e)
     if tr and tr["log"]["interval"] and tr["linear"]["interval"]:
         lin, log = tr["linear"], tr["log"]
         out.append(f"Extrapolated to the paper's summed learning rate of {tr['target']:.0f} from {tr['n']} epochs, "
@@ -118,6 +134,10 @@ def margin_trend(payload, params):
     ax.fill_between(s, [c["margins"]["p10"] for c in cells], [c["margins"]["p90"] for c in cells], alpha=0.2,
                     label="p10 to p90")
     ax.plot(s, [c["margins"]["p50"] for c in cells], marker="o", color="k", label="median (measured)")
+    paper_cells = (payload.get("paper_schedule") or {}).get("cells") or []
+    if paper_cells:
+        ax.plot([c["sum_lr"] for c in paper_cells], [c["margins"]["p50"] for c in paper_cells], marker="s",
+                color="C3", label="median, the paper's schedule (Adam 1e-3, batch 32)")
     if tr:
         grid = np.geomspace(min(s), tr["target"], 50)
         for name, f in (("linear", lambda v: v), ("log", np.log)):
@@ -164,7 +184,8 @@ def section(results, env) -> dict:
     for r in results:
         paragraphs += r.get("findings") or []
         protos, e = r["protocols"], quote_eps(r["eps"])
-        tables.append(table([{"epoch": c["epoch"], "sum lr": round(c["sum_lr"], 2),
+        tables.append(table([{"schedule": "paper's (Table A1)" if c["id"].startswith("paper-") else "main",
+                              "epoch": c["epoch"], "sum lr": round(c["sum_lr"], 2),
                               "clean (all test, %)": None if c["test_acc"] is None else round(100 * c["test_acc"], 2),
                               "clean": ci(c["clean"]), **{f"margin {k}": round(v, 2) if v is not None else None
                                                           for k, v in c["margins"].items()},
@@ -172,7 +193,7 @@ def section(results, env) -> dict:
                               f"FGSM {e:g} float32": _k(_at(c["fgsm"]["float32"], e)),
                               f"FGSM {e:g} AMP": _k(_at(c["fgsm"]["float16-amp"], e)),
                               "cos(FGSM, PGD) median": c["fgsm_pgd_cosine"]["median"], "NFE": c["nfe"]}
-                             for c in r["cells"]]))
+                             for c in r["cells"] + ((r.get("paper_schedule") or {}).get("cells") or [])]))
         tables.append(table([{"protocol": PROTOCOL_NAMES.get(p, p), "median margin, half zero alone": t["alone"],
                               "median margin, half zero batched": t["batched"]}
                              for p, t in r["map"]["thresholds"].items()]))

@@ -58,11 +58,6 @@ def table_a1(results, env) -> dict:
     return {"table": table(rows), "lr_schedule": a1["lr_schedule"]}
 
 
-def _timings(timings: dict | None) -> str:
-    return "; ".join(f"{name}: {seconds:.0f} s" if isinstance(seconds, (int, float)) else f"{name}: {seconds}"
-                     for name, seconds in (timings or {}).items()) or "not recorded"
-
-
 def _timing_table(timings: dict | None, runs: dict | None) -> str:
     """The runner's timing table (per notebook, total, the MNIST-128 f call, the machine) from ``_runs.json``'s
     ``_timings``, ``_last_run`` and ``_machine``; empty when none is recorded."""
@@ -99,8 +94,7 @@ def provenance_section(results, env) -> dict:
     run = env["run"] or {}
     rows = [{"what": label, "value": plain(run.get(key))} for key, label in _RUN_ROWS if key in run]
     rows += [{"what": f"{lib} version", "value": plain(v)} for lib, v in (run.get("versions") or {}).items()]
-    return {"files": table(env["files"], html_columns=("profile",)), "timings": _timings(env["timings"]),
-            "timing_table": _timing_table(env["timings"], env.get("runs")),
+    return {"files": table(env["files"], html_columns=("profile",)), "timing_table": _timing_table(env["timings"], env.get("runs")),
             "params": table(params) if params else "", "run": table(rows), "links": env["links"]}
 
 
