@@ -57,10 +57,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import evalstore
-from .attacks import make_attack
 from .attacks.base import check_batch
 from .contract import NON_FINITE, NOT_PREDICTED, SOLVER_FAILED, Prepared, prepare
-from .errors import ConfigError, SolverFailure, check_eps
+from .errors import ConfigError, check_eps
+from .attack_runs import attack_id, attack_label, attack_points, build_attack, spec_params
 from .prediction import model_device, per_sample_solves, predict
 from .stats import count
 
@@ -79,124 +79,6 @@ class Status(enum.IntEnum):
 
 
 STATUSES = tuple(s.key for s in Status)  # ("robust", "broken", "misclassified", "solver_failure", "non_finite")
-
-
-# ------------------------------------------------------------------------------------------- attacks
-def attack_label(spec: dict) -> str:
-    """The display label of an attack spec (its ``label``, or one made from its name and steps)."""
-    if "label" in spec:
-        return spec["label"]
-    if spec["name"] == "transfer":
-        return f"transfer({attack_label(spec.get('attack', {'name': 'fgsm'}))})"
-    if spec["name"] == "protocol-variant":
-        return f"{attack_label(spec.get('attack', {'name': '?'}))} ({spec.get('protocol')})"
-    if spec["name"] == "pgd":
-        return f"pgd-{spec.get('steps', 40)}" + (f"x{spec['restarts']}" if spec.get("restarts", 1) > 1 else "")
-    return spec["name"]
-
-
-def attack_id(spec: dict) -> str:
-    """The stable id of an attack spec (its ``id``, or its label): what checks and caches key on."""
-    return spec.get("id") or attack_label(spec)
-
-
-def build_attack(spec: dict, eps: float):
-    """The attack object a spec describes at radius ``eps`` (``alpha_rel`` resolved to ``alpha_rel * eps``)."""
-    spec = dict(spec)
-    name = spec.pop("name")
-    for meta in ("label", "id", "role"):
-        spec.pop(meta, None)
-    if "alpha_rel" in spec:
-        rel = spec.pop("alpha_rel")
-        if not isinstance(rel, (int, float)) or not rel > 0:
-            raise ConfigError("alpha_rel", rel, "a positive number (step size as a fraction of eps)")
-        spec["alpha"] = max(rel * eps, 1e-4)
-    if name == "transfer":
-        inner = dict(spec.pop("attack", {"name": "fgsm"}))
-        return make_attack("transfer", source=spec.pop("source"), attack=build_attack(inner, eps))
-    if name == "protocol-variant":
-        if not isinstance(spec.get("attack"), dict):
-            raise ConfigError("attack", spec.get("attack"), "the inner attack's spec, e.g. {'name': 'fgsm'}")
-        return make_attack(name, attack=build_attack(spec.pop("attack"), eps), **spec)
-    return make_attack(name, eps=eps, **spec)
-
-
-def _spec_params(spec):
-    return {k: (v if isinstance(v, (int, float, str, bool, list, type(None))) else
-                _spec_params(v) if isinstance(v, dict) else type(v).__name__)
-            for k, v in spec.items()}
-
-
-class _Diagnostics:
-    """What an attack reported about itself (``attack.diagnostics`` after each call), gathered over the batches
-    of one evaluation and keyed by point index: Pintor et al.'s indicators, AutoAttack's own warnings."""
-
-    def __init__(self):
-        self.tracked, self.seen, self.incomplete, self.warnings, self.skipped = False, [], [], [], []
-
-    def add(self, attack, idx):
-        d = getattr(attack, "diagnostics", None) or {}
-        if d.get("seen_adversarial") is not None:
-            self.tracked = True
-            self.seen += idx[d["seen_adversarial"].to(idx.device)].tolist()
-            self.incomplete += idx[d["incomplete"].to(idx.device)].tolist()
-        self.warnings += [w for w in d.get("warnings", []) if w not in self.warnings]
-        self.skipped += [w for w in d.get("skipped", []) if w not in self.skipped]
-
-    def entry(self) -> dict:
-        return {"indicators": {"tracked": self.tracked, "seen_adversarial": self.seen, "incomplete": self.incomplete},
-                "warnings": self.warnings, "skipped": self.skipped}
-
-
-def _run_attack(attack, model, x, y, idx, per_sample, diag):
-    """x_adv and a mask of solver failures; falls back to one image at a time when a batch fails."""
-    failed = torch.zeros(len(y), dtype=torch.bool, device=x.device)
-    if not per_sample:
-        try:
-            x_adv = attack(model, x, y)
-            diag.add(attack, idx)
-            return x_adv, failed
-        except SolverFailure:
-            pass
-    out = x.clone()
-    for i in range(len(y)):
-        try:
-            out[i:i + 1] = attack(model, x[i:i + 1], y[i:i + 1])
-            diag.add(attack, idx[i:i + 1])
-        except SolverFailure:
-            failed[i] = True
-    return out, failed
-
-
-def _ball_slack(x) -> float:
-    # projection rounds in the images' own dtype: a few ulps of 1 (half precision needs more than 1e-6)
-    return max(1e-6, 2 * torch.finfo(x.dtype).eps)
-
-
-def _attack_points(attack, model, x, y, idx, eps, batch_size, per_sample, draws) -> dict:
-    """Attack the points ``idx``: which of them broke, which had solver failures or non-finite logits, NFEs,
-    the attack's own diagnostics; or the error raised."""
-    broken, failures, non_finite, nfes, t0, diag = [], [], [], [], time.time(), _Diagnostics()
-    extent = {"max_linf_pixel": 0.0, "outside_box": False}  # how far the returned images went, in pixels
-    try:
-        for i in range(0, len(idx), batch_size):
-            b = idx[i:i + batch_size]
-            x_adv, fail = _run_attack(attack, model, x[b], y[b], b, per_sample, diag)
-            if not attack.admits(x[b], x_adv, _ball_slack(x)):
-                raise AssertionError(f"{attack!r} left its eps-ball or [0, 1]")  # a natrob bug, never expected
-            extent["max_linf_pixel"] = max(extent["max_linf_pixel"], float((x_adv - x[b]).abs().max()))
-            extent["outside_box"] = extent["outside_box"] or bool((x_adv < 0).any() or (x_adv > 1).any())
-            pred, n = predict(model, x_adv, batch_size, per_sample, draws)
-            nfes += n
-            fail = fail | (pred == SOLVER_FAILED)
-            broken += b[(pred != y[b]) | fail].tolist()
-            failures += b[fail].tolist()
-            non_finite += b[pred == NON_FINITE].tolist()
-    except Exception as exc:  # a user's model must not stop the evaluation: record, go on without this attack
-        return {"error": f"{type(exc).__name__}: {exc}"[:500], "broken": [], "failures": [], "non_finite": [],
-                "nfes": [], "wall_s": time.time() - t0, **diag.entry()}
-    return {"error": None, "broken": broken, "failures": failures, "non_finite": non_finite, "nfes": nfes,
-            "wall_s": time.time() - t0, **extent, **diag.entry()}
 
 
 # ------------------------------------------------------------------------------------------- evaluation
@@ -259,7 +141,7 @@ class _Run:
         if entry is not None:
             return entry, True
         torch.manual_seed(_seed_for(self.seed, spec_fp, eps))
-        entry = _attack_points(build_attack(spec, eps), self.model, self.x, self.y, idx, eps, self.batch_size,
+        entry = attack_points(build_attack(spec, eps), self.model, self.x, self.y, idx, eps, self.batch_size,
                                self.per_sample, self.draws)
         if k and entry["error"] is None:
             evalstore.store(k, entry)
@@ -379,12 +261,12 @@ def _indicator_counts(entry, marks) -> tuple:
 
 def _row(spec, eps, run, entry, marks, robust=None, n_attacked=0, cached=False) -> dict:
     """The one result row of (attack ``spec``, ``eps``), for an attack that ran and for one that did not: ``entry``
-    is what the attack left (:func:`_attack_points`, the store, or :func:`_not_run`), ``marks`` its points as
+    is what the attack left (:func:`natrob.attack_runs.attack_points`, the store, or :func:`_not_run`), ``marks`` its points as
     masks (:func:`_marks`), ``robust`` the count ``k`` (None: not measured)."""
     nfes = entry["nfes"]
     silent, incomplete = _indicator_counts(entry, marks)
     return {"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
-            "params": _spec_params(spec) | {"eps": eps}, "robust": count(robust, run.n), "cumulative": run.cascade,
+            "params": spec_params(spec) | {"eps": eps}, "robust": count(robust, run.n), "cumulative": run.cascade,
             "n_attacked": int(n_attacked), "n_broken": int(marks["broken"].sum()),
             "solver_failures": int(marks["failures"].sum()), "non_finite": int(marks["non_finite"].sum()),
             "silent_success": silent, "incomplete_optimisation": incomplete,

@@ -100,7 +100,7 @@ def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=tuple(Protoc
       step (sign of the float32 gradient) and the paper's PGD (``paper_attack``) perturbation at ``cos_eps``;
     - ``nfe``: forward NFE of the clean solve (batch of ``batch_size``).
     The FGSM and cosine columns say whether the gradient is *usable*, not only whether it is zero."""
-    from .evaluate import build_attack
+    from .attack_runs import build_attack
     from .prediction import predict
     model.eval()
     pred, _ = predict(model, x, batch_size)

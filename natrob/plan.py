@@ -19,7 +19,8 @@ import torch
 
 from .checks import NONE_LEFT
 from .errors import ConfigError
-from .evaluate import attack_label, attack_id, evaluate
+from .attack_runs import attack_id, attack_label
+from .evaluate import evaluate
 from .stats import count
 
 PLACES = ("all", "survivors")
