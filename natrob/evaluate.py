@@ -276,6 +276,14 @@ def _row(spec, eps, run, entry, marks, robust=None, n_attacked=0, cached=False) 
             "wall_s": entry["wall_s"], "error": entry["error"], "cached": cached}
 
 
+def unattacked_row(spec: dict, eps: float, n: int, skipped: list) -> dict:
+    """The row of an attack that had no point left to attack (``skipped`` says why, e.g.
+    :data:`natrob.checks.NONE_LEFT`): 0 of ``n`` robust by implication, in the schema of every row (:func:`_row`)."""
+    from types import SimpleNamespace
+    entry = _not_run(None) | {"skipped": list(skipped)}
+    return _row(spec, eps, SimpleNamespace(n=n, cascade=True), entry, _marks(entry, n, "cpu"), robust=0)
+
+
 def _not_run(note) -> dict:
     """The entry of an attack that never ran (``note`` says why): nothing attacked, nothing measured."""
     return {"error": note, "broken": [], "failures": [], "non_finite": [], "nfes": [], "wall_s": 0.0,

@@ -19,8 +19,8 @@ import torch
 
 from .checks import NONE_LEFT
 from .errors import ConfigError
-from .attack_runs import attack_id, attack_label
-from .evaluate import evaluate
+from .attack_runs import attack_id
+from .evaluate import evaluate, unattacked_row
 from .stats import count
 
 PLACES = ("all", "survivors")
@@ -49,9 +49,7 @@ def _harness(specs: list) -> list:
 
 
 def _skipped_row(spec: dict, eps: float, n: int) -> dict:
-    return {"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
-            "robust": count(0, n), "cumulative": True, "n_attacked": 0, "n_broken": 0, "solver_failures": 0,
-            "nfe_mean": None, "nfe_max": None, "wall_s": 0.0, "error": None, "cached": False, "skipped": [NONE_LEFT]}
+    return unattacked_row(spec, eps, n, [NONE_LEFT])
 
 
 def run_plan(model, x, y, eps: float, plan: list, seed: int = 0, draws: int = 1, label: str | None = None,
