@@ -40,7 +40,10 @@ def audit(payload, params):
     ax.vlines(points.eps, points.lo, points.hi, color="0.5", lw=0.8)  # 95% intervals
     ax.axhline(payload["constant_image"]["bound"], color="k", lw=0.8, ls=":", label="largest class share")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"Paper vs the paper's attack vs worst case, 95% intervals ({dataset_name(payload)}, n={payload['n']})")
+    has_paper = any(f["paper"] is not None for f in payload["findings"])
+    ax.set_title(("Paper vs the paper's attack vs worst case" if has_paper else "The paper's attack vs the worst case")
+                 + f", 95% intervals ({dataset_name(payload)}, n={payload['n']})")
+    ax.set_xticks(sorted(points.eps.unique()))  # the audited radii, not a continuous axis between them
     legend_outside(ax, fig, fontsize=7)
     return fig
 

@@ -35,7 +35,7 @@ def _figure(payload: dict) -> dict:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
     plt.close(fig)
-    return {"caption": "paper vs the paper's attack vs worst case (95% intervals)",
+    return {"caption": "the paper's attack (and the paper's figure, where it has one) vs the worst case, 95% intervals",
             "src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()}
 
 
@@ -49,5 +49,6 @@ def render_audit_page(payload: dict, path, title: str, commit: str) -> Path:
                  "body": claim, "figures": [_figure(payload)] if any(
                      f["worst_case"] and f["worst_case"].get("k") is not None for f in payload["findings"]) else []},
                 {"id": "attacks", "title": "Every attack", "nav": "Attacks", "body": attacks, "figures": []}]
-    page = jinja.get_template("page.html.j2").render(profile=title, commit=commit[:12], sections=sections)
+    page = jinja.get_template("page.html.j2").render(profile=title, subject=title[:1].upper() + title[1:],
+                                                     commit=commit[:12], sections=sections)
     return write_text(Path(path), page)
