@@ -33,10 +33,10 @@ def _paper_schedule_sentence(p: dict, cells: list, e: float) -> list:
     last = pc[-1]
     near = min(cells, key=lambda c: abs(c["sum_lr"] - last["sum_lr"]))
     return [f"The paper's own schedule (Adam 1e-3, batch 32), {ps['epochs_done']} of {ps['epochs_scheduled']} epochs "
-            f"(summed learning rate {pc[0]['sum_lr']:.1f} to {last['sum_lr']:.1f}): median margin "
+            f"(summed learning rate {pc[0]['sum_lr']:.3g} to {last['sum_lr']:.3g}): median margin "
             f"{pc[0]['margins']['p50']:.2f} to {last['margins']['p50']:.2f}, test accuracy "
             f"{100 * (last['test_acc'] or 0):.1f}%, FGSM at eps = {e:g} {_k(_at(last['fgsm']['float32'], e))} "
-            f"(float32); the main schedule at summed rate {near['sum_lr']:.1f}: median {near['margins']['p50']:.2f}."]
+            f"(float32); the main schedule at summed rate {near['sum_lr']:.3g}: median {near['margins']['p50']:.2f}."]
 
 
 def findings(p: dict) -> list:
