@@ -22,16 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fixtures
 
 def _cnn(data):
     import user_model
-    torch.manual_seed(0)
-    model = user_model.make()
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(8):
-        perm = torch.randperm(len(data.train_y))
-        for i in range(0, len(perm), 64):
-            b = perm[i:i + 64]
-            loss = torch.nn.functional.cross_entropy(model(data.train_x[b]), data.train_y[b])
-            opt.zero_grad(), loss.backward(), opt.step()
-    return model.eval()
+    return user_model.trained(data)
 
 
 def _ode(data):

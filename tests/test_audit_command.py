@@ -22,20 +22,10 @@ import user_model  # noqa: E402
 def user_files(tmp_path_factory, digits):
     """The fixture's small CNN trained 8 epochs on digits, saved as a DataParallel checkpoint (``module.``)."""
     folder = tmp_path_factory.mktemp("user")
-    torch.manual_seed(0)
-    model = user_model.make()
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(8):
-        perm = torch.randperm(len(digits.train_y))
-        for i in range(0, len(perm), 64):
-            b = perm[i:i + 64]
-            loss = torch.nn.functional.cross_entropy(model(digits.train_x[b]), digits.train_y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    model = user_model.trained(digits)
     ckpt = folder / "net_dp.pt"
     torch.save({"state_dict": {"module." + k: v for k, v in model.state_dict().items()}}, ckpt)
-    return {"folder": folder, "ckpt": ckpt, "model": model.eval()}
+    return {"folder": folder, "ckpt": ckpt, "model": model}
 
 
 def _counts(result: dict) -> dict:
