@@ -44,3 +44,23 @@ def test_the_profile_travels_as_a_value_not_through_the_environment(published):
 def test_unknown_figure_names_the_known_ones():
     with pytest.raises(UnknownNameError, match="02-fig1"):
         figures.save("02-fig9", {"dataset": {"name": "digits"}}, {})
+
+
+def test_every_section_with_results_says_which_data_its_numbers_used(published):
+    """Each chapter section that read a result file names its data under its title (the quick profile: digits)."""
+    import re
+    from natrob.report.sections import sections
+    page = published["page"]
+    lines = re.findall(r'<h2 id="([^"]+)">.*?</h2>\s*(<p class="data">.*?</p>)?', page, re.S)
+    with_results = {s.id for s in sections() if s.results}
+    named = {sid for sid, data in lines if data and "scikit-learn digits" in data}
+    assert with_results and with_results <= named
+
+
+def test_data_not_of_the_papers_protocol_is_flagged():
+    from natrob.report import data_used
+    split = {"name": "mnist-testsplit", "protocol": "NOT the paper's protocol: the 10k MNIST test images split"}
+    found = [{"dataset": split}, {"dataset": dict(split)}, {"model": "no dataset recorded"},
+             {"dataset": {"name": "mnist", "protocol": "MNIST official 60k train / 10k test (paper protocol)"}}]
+    used = data_used(found)
+    assert [(d["name"], d["paper"]) for d in used] == [("mnist-testsplit", False), ("mnist", True)]

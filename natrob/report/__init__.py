@@ -67,23 +67,41 @@ def _result_files(profile: str, folder: Path) -> list:
     for p in sorted(folder.glob("*.json")):
         if p.name.startswith("_"):
             continue
-        prov = read_json(p).get("provenance", {})
+        content = read_json(p)
+        prov = content.get("provenance", {})
         made_by = prov.get("profile") or prov.get("params", {}).get("PROFILE")
         commit = str(prov.get("git_commit") or "?")
-        rows.append({"file": p.name, "profile": html.escape(str(made_by)) if made_by == profile else
+        ds = content.get("dataset")
+        data = ds.get("protocol") if isinstance(ds, dict) else None
+        rows.append({"file": p.name, "data": str(data) if data else "", "profile": html.escape(str(made_by)) if made_by == profile else
                      f'<span class="flag">{html.escape(str(made_by))} (not {html.escape(profile)})</span>',
                      "commit": commit[:12] + ("+dirty" if commit.endswith("+dirty") else ""),
                      "created": prov.get("created"), "device": prov.get("device"), "wall (s)": prov.get("wall_time_s")})
     return rows
 
 
+def data_used(found: list) -> list:
+    """The datasets a section's result files were measured on, each once, as {"name", "protocol", "paper"}:
+    ``paper`` is False where the file's protocol says it is not the paper's (e.g. ``mnist-testsplit``), so the page
+    can flag it. Files that record no dataset (Table 1's per-model files, beside 03's) add nothing."""
+    seen = {}
+    for r in found:
+        ds = r.get("dataset")
+        if isinstance(ds, dict) and ds.get("name"):
+            protocol = str(ds.get("protocol") or "")
+            seen.setdefault((ds["name"], protocol), {"name": ds["name"], "protocol": protocol,
+                                                     "paper": not protocol.upper().startswith("NOT")})
+    return list(seen.values())
+
+
 def render_section(section: Section, env: dict, jinja: Environment) -> dict:
-    """One section's HTML: its template rendered with the context its entry computes from the result files."""
+    """One section's HTML: its template rendered with the context its entry computes from the result files, and
+    the data its numbers come from (:func:`data_used`)."""
     found = results(section.results, env["results_dir"]) if section.results else []
     context = section.context(found, env)
     body = jinja.get_template(section.template).render(results=found, profile=env["profile"], **context)
     return {"id": section.id, "title": section.title, "nav": section.nav, "body": Markup(body),
-            "figures": _figures(section.figures, env["figures_dir"])}
+            "data": data_used(found), "figures": _figures(section.figures, env["figures_dir"])}
 
 
 def build_report(profile: str = paths.DEFAULT_PROFILE, params: dict | None = None, timings: dict | None = None,
