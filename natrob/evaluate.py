@@ -57,6 +57,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import evalstore
+from .attacks import PGD
 from .attacks.base import check_batch
 from .contract import NON_FINITE, NOT_PREDICTED, SOLVER_FAILED, Prepared, prepare
 from .errors import ConfigError, check_eps
@@ -125,6 +126,10 @@ class _Run:
         self.model, self.x, self.y, self.n, self.prep = prep.model, x, y, len(y), prep
         self.batch_size, self.cascade, self.seed, self.draws = batch_size, cascade, seed, draws
         self.per_sample = per_sample or prep.batch_dependent  # batch-dependent models: one image at a time
+        # PGD may stop attacking a point at its first fooling iterate (PGD.freeze_fooled) where that iterate is
+        # judged the same whatever else is in the batch: a deterministic model (the batch probe could decide) that
+        # is batch-independent or attacked one image at a time
+        self.freeze = draws == 1 and bool(prep.batch.get("probed"))
         fp, why = evalstore.model_fingerprint(model, reason=True) if cache else (None, "cache=False")
         self.cache_note = "on" if fp else f"off: {why}"
         self.base_key = None if fp is None else {
@@ -141,8 +146,11 @@ class _Run:
         if entry is not None:
             return entry, True
         torch.manual_seed(_seed_for(self.seed, spec_fp, eps))
-        entry = attack_points(build_attack(spec, eps), self.model, self.x, self.y, idx, eps, self.batch_size,
-                               self.per_sample, self.draws)
+        attack = build_attack(spec, eps)
+        if self.freeze and isinstance(attack, PGD):  # not inside transfer or protocol variants: judged elsewhere
+            attack.freeze_fooled = True
+        entry = attack_points(attack, self.model, self.x, self.y, idx, eps, self.batch_size, self.per_sample,
+                              self.draws)
         if k and entry["error"] is None:
             evalstore.store(k, entry)
         return entry, False

@@ -189,3 +189,60 @@ def test_bad_steps_and_unknown_attack(trained_cnn, batch):
         evaluate(trained_cnn, x, y, [0.1, 2.0], [{"name": "fgsm"}], progress=False)
     with pytest.raises(ConfigError, match="steps=0"):
         evaluate(trained_cnn, x, y, [0.1], [{"name": "pgd", "steps": 0}], progress=False)
+
+
+class _Counting(torch.nn.Module):
+    """The wrapped model, counting the images it is asked to predict (forward passes x batch size)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.images = model, 0
+
+    def forward(self, x):
+        self.images += len(x)
+        return self.model(x)
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
+def test_frozen_pgd_counts_the_same_points_for_fewer_gradients(eps, trained_cnn, digits):
+    """PGD.freeze_fooled (what the harness runs on a deterministic, batch-independent model) stops a point at its first
+    fooling iterate: the same points count as broken and as seen, the same never-fooled points as incomplete,
+    every broken point's returned image fools the model, and it never asks the model for more images."""
+    x, y = digits.test_x[:96], digits.test_y[:96]
+    out = {}
+    for freeze in (False, True):
+        counting = _Counting(trained_cnn).eval()
+        torch.manual_seed(0)
+        attack = PGD(eps, alpha=eps / 8, steps=40, freeze_fooled=freeze)
+        x_adv = attack(counting, x, y)
+        assert ((x_adv - x).abs() <= eps + 1e-6).all() and x_adv.min() >= 0 and x_adv.max() <= 1
+        with torch.no_grad():
+            broken = trained_cnn(x_adv).argmax(1) != y
+        out[freeze] = (broken, attack.diagnostics, counting.images, x_adv)
+    (b0, d0, n0, _), (b1, d1, n1, _) = out[False], out[True]
+    assert torch.equal(b0, b1)
+    assert torch.equal(d0["seen_adversarial"], d1["seen_adversarial"]) and torch.equal(d0["incomplete"], d1["incomplete"])
+    assert torch.equal(b1, d1["seen_adversarial"])  # every point fooled on the way returns a fooling image
+    torch.manual_seed(0)  # the same random start: PGD's early stop also ends each point at its first fooling iterate
+    first = PGD(eps, alpha=eps / 8, steps=40, early_stop=True)(trained_cnn, x, y)
+    same = ((out[True][3] - first).abs().flatten(1).amax(1) < 1e-6)[b1]
+    assert same.float().mean() >= 0.95  # (a gradient component near 0 may change sign with the batch's size)
+    assert n1 <= n0  # fooled points leave the batch once they are a quarter of it: at eps = 0.3 almost at once
+    if eps >= 0.3:
+        assert b0.float().mean() > 0.9 and n1 < n0 / 2
+
+
+def test_the_harness_freezes_pgd_only_for_models_it_can_judge_alone(trained_cnn, digits):
+    """Deterministic models (the batch probe decided) get frozen PGD; a model whose forward pass is random does not
+    (its first fooling iterate need not fool it again), nor do several draws per judgement."""
+    from natrob.contract import prepare
+    from natrob.evaluate import _Run
+    x, y = digits.test_x[:16], digits.test_y[:16]
+
+    class Noisy(torch.nn.Module):
+        def forward(self, z):
+            return trained_cnn(z) + torch.randn(len(z), 10)
+
+    def frozen(model, draws):
+        return _Run(model, x, y, prepare(model, x, y), 16, True, False, 0, draws, False).freeze
+    assert frozen(trained_cnn, 1) and not frozen(trained_cnn, 3) and not frozen(Noisy().eval(), 1)

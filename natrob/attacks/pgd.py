@@ -33,7 +33,12 @@ class PGD(Attack):
     ``early_stop`` (False; True freezes each point at its first fooling iterate and skips it afterwards),
     ``eot_iter`` (1; > 1 averages each gradient over that many forward passes, for randomized models),
     ``return_best`` (True: a point returns its last iterate if that fools the model, else the latest iterate
-    that did; False: always the last iterate, as torchattacks and the paper's code).
+    that did; False: always the last iterate, as torchattacks and the paper's code), ``freeze_fooled`` (False;
+    True stops attacking a point at its first fooling iterate and returns that iterate: with ``return_best`` a
+    fooled point counts as broken whatever its later iterates do, so its later steps change no count. Only valid
+    where the model's prediction of a point does not depend on the rest of the batch (the evaluation harness
+    sets it there: per-sample ODE solves, or one image at a time) and the model is deterministic; it has no
+    effect with ``return_best=False``, ``eot_iter > 1`` or ``early_stop``).
 
     After each call (without ``early_stop``) ``diagnostics`` holds two bool masks (n,) for Pintor et al.'s
     (NeurIPS 2022) indicators of attack failure: ``seen_adversarial`` (an iterate on the path fooled the
@@ -44,7 +49,7 @@ class PGD(Attack):
 
     def __init__(self, eps: float = 0.3, alpha: float = 0.01, steps: int = 40, random_start: bool = True,
                  restarts: int = 1, loss: str = "ce", early_stop: bool = False, eot_iter: int = 1,
-                 return_best: bool = True):
+                 return_best: bool = True, freeze_fooled: bool = False):
         super().__init__(eps)
         if not alpha > 0:
             raise ConfigError("alpha", alpha, "a positive step size (paper: 0.01)")
@@ -54,7 +59,7 @@ class PGD(Attack):
             raise ConfigError("loss", loss, "'ce' (cross-entropy) or 'cw' (margin)")
         self.loss, self.early_stop = loss, bool(early_stop)
         self.eot_iter = check_positive_int(eot_iter, "eot_iter")
-        self.return_best = bool(return_best)
+        self.return_best, self.freeze_fooled = bool(return_best), bool(freeze_fooled)
         if self.early_stop and self.eot_iter > 1:
             raise ConfigError("early_stop", early_stop, "False when eot_iter > 1 (a random model's first fooling "
                                                         "iterate need not fool it again)")
@@ -82,6 +87,8 @@ class PGD(Attack):
             lo, hi = lo.clamp_(min=self.box[0]), hi.clamp_(max=self.box[1])
         seen = torch.zeros(len(y), dtype=torch.bool, device=x.device)
         found, trace = x_adv.clone(), []
+        if self.freeze_fooled and self.return_best and self.eot_iter == 1:
+            return self._run_frozen(model, x, y, x_adv, lo, hi, seen, found, trace)
         for _ in range(self.steps):
             grad, logits = input_grad(model, x_adv, y, self.loss, self.eot_iter, with_logits=True)
             with torch.no_grad():
@@ -91,6 +98,36 @@ class PGD(Attack):
                 trace.append(self._per_sample_loss(logits, y))
                 step = grad.sign_() if self.scale is None else grad.sign_() * self._step(x)
                 x_adv = torch.clamp(x_adv.add_(step, alpha=self.alpha if self.scale is None else 1.0), lo, hi)
+        return self._finish(model, x, y, x_adv, seen, found, trace)
+
+    def _run_frozen(self, model, x, y, x_adv, lo, hi, seen, found, trace):
+        # a fooled point stops at its first fooling iterate (found = x_adv there); the others step on exactly as in
+        # the loop above. Fooled points leave the batch once they are a quarter of it (a new batch shape costs a
+        # cheap CNN more than the gradients it saves); until then their step is masked. Frozen points' losses are
+        # NaN in the trace: the "incomplete" indicator only reads points never fooled, whose traces are whole
+        active = torch.arange(len(y), device=x.device)
+        done = torch.zeros(len(y), dtype=torch.bool, device=x.device)  # fooled, still in the batch
+        for _ in range(self.steps):
+            xa, ya = x_adv[active], y[active]
+            grad, logits = input_grad(model, xa, ya, self.loss, 1, with_logits=True)
+            with torch.no_grad():
+                fooled = (predicted(logits) != ya) & ~done
+                hit = active[fooled]
+                found[hit], seen[hit] = xa[fooled], True
+                done |= fooled
+                loss = torch.full((len(y),), float("nan"), device=x.device)
+                trace.append(loss.index_put_((active[~done],), self._per_sample_loss(logits, ya)[~done]))
+                if done.all():
+                    break
+                step = grad.sign_() if self.scale is None else grad.sign_() * self._step(x)
+                step[done] = 0
+                moved = xa.add_(step, alpha=self.alpha if self.scale is None else 1.0)
+                x_adv[active] = torch.max(torch.min(moved, hi[active]), lo[active])
+                if 4 * int(done.sum()) >= len(active):
+                    active, done = active[~done], done[~done]
+        return self._finish(model, x, y, x_adv, seen, found, trace)
+
+    def _finish(self, model, x, y, x_adv, seen, found, trace):
         with torch.no_grad():
             last = predicted(model(x_adv)) != y
             seen |= last
