@@ -126,10 +126,12 @@ class _Run:
         self.model, self.x, self.y, self.n, self.prep = prep.model, x, y, len(y), prep
         self.batch_size, self.cascade, self.seed, self.draws = batch_size, cascade, seed, draws
         self.per_sample = per_sample or prep.batch_dependent  # batch-dependent models: one image at a time
-        # PGD may stop attacking a point at its first fooling iterate (PGD.freeze_fooled) where that iterate is
-        # judged the same whatever else is in the batch: a deterministic model (the batch probe could decide) that
-        # is batch-independent or attacked one image at a time
-        self.freeze = draws == 1 and bool(prep.batch.get("probed"))
+        # PGD may stop attacking a point at its first fooling iterate (PGD.freeze_fooled) where neither that
+        # iterate's judgement nor the other points' gradients depend on the rest of the batch: a deterministic model
+        # (the batch probe could decide) attacked one image at a time, or one that does not couple its batch (a
+        # model declaring ``batch_coupled``, e.g. an ODE net solved with one step size per batch, is left whole)
+        self.freeze = draws == 1 and bool(prep.batch.get("probed")) and (
+            self.per_sample or not getattr(model, "batch_coupled", False))
         fp, why = evalstore.model_fingerprint(model, reason=True) if cache else (None, "cache=False")
         self.cache_note = "on" if fp else f"off: {why}"
         self.base_key = None if fp is None else {

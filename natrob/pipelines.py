@@ -32,7 +32,9 @@ class Pipeline(nn.Module):
     """``model`` evaluated under ``protocol`` (a precision of :data:`natrob.saturation.PROTOCOLS` other than
     'probabilities', which changes the attack, not the model), its logits multiplied by ``scale`` (1: as
     trained). Float32 logits out (float64 under 'float64'). No ``configure_solver``: an ODE net inside solves with
-    one step size per batch, as the paper's code did. Input: (n, C, H, W) float32 in [0, 1]."""
+    one step size per batch, as the paper's code did, so a point's gradient carries its batch-mates' losses
+    (``batch_coupled``: the harness never shrinks the batch under attack). Input: (n, C, H, W) float32 in [0, 1]."""
+    batch_coupled = True
 
     def __init__(self, model, protocol=Protocol.FLOAT32, scale: float = 1.0):
         super().__init__()

@@ -245,4 +245,10 @@ def test_the_harness_freezes_pgd_only_for_models_it_can_judge_alone(trained_cnn,
 
     def frozen(model, draws):
         return _Run(model, x, y, prepare(model, x, y), 16, True, False, 0, draws, False).freeze
+    class Coupled(torch.nn.Module):  # e.g. an ODE net with one step size per batch (natrob.pipelines.Pipeline)
+        batch_coupled = True
+
+        def forward(self, z):
+            return trained_cnn(z)
     assert frozen(trained_cnn, 1) and not frozen(trained_cnn, 3) and not frozen(Noisy().eval(), 1)
+    assert not frozen(Coupled().eval(), 1)
