@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the natrob test suite (CPU). Bootstraps .venv on first use. Extra args go to pytest.
-# One pytest-xdist worker per core (NATROB_TEST_WORKERS, default 2; 0 runs in this process), each test file whole in
+# Two pytest-xdist workers, one per core of the 2-core CI machine (NATROB_TEST_WORKERS; 0 runs in this process), each test file whole in
 # one worker (--dist loadfile), so a module's fixtures (the tiny profile's notebook run) are built once.
 # Passing -n yourself overrides both.
 set -euo pipefail

@@ -73,8 +73,9 @@ def _result_files(profile: str, folder: Path) -> list:
         commit = str(prov.get("git_commit") or "?")
         ds = content.get("dataset")
         data = ds.get("protocol") if isinstance(ds, dict) else None
-        rows.append({"file": p.name, "data": str(data) if data else "", "profile": html.escape(str(made_by)) if made_by == profile else
-                     f'<span class="flag">{html.escape(str(made_by))} (not {html.escape(profile)})</span>',
+        shown = (html.escape(str(made_by)) if made_by == profile else
+                 f'<span class="flag">{html.escape(str(made_by))} (not {html.escape(profile)})</span>')
+        rows.append({"file": p.name, "data": str(data) if data else "", "profile": shown,
                      "commit": commit[:12] + ("+dirty" if commit.endswith("+dirty") else ""),
                      "created": prov.get("created"), "device": prov.get("device"), "wall (s)": prov.get("wall_time_s")})
     return rows
