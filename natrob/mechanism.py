@@ -17,7 +17,9 @@ its training (up to ``SAT_UNTIL``):
 
 With ``SAT_PAPER_MODEL`` (the paper's own schedule, Table A1) the cells of step 1 are also measured on every stored
 epoch of that training (up to ``SAT_PAPER_UNTIL``), so margin per summed learning rate can be compared across the two
-schedules.
+schedules. With ``WIDTH_CHANNELS`` (notebook 08's widths) the margins of every epoch of those nets already in the
+model store (:func:`width_margins`; nothing is trained for it) say whether margin per summed learning rate carries
+over across widths.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import time
 import torch
 
 from .pipelines import Pipeline, epoch_cell, margin_trend, pipeline_table1, sum_lr
-from .saturation import Protocol, saturation_map, threshold
+from .saturation import Protocol, clean_margins, margin_percentiles, saturation_map, threshold
 from .fingerprint import distance, paper_row, percentages
 from .strongest import audit_attacks
 
@@ -136,6 +138,8 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     payload["paper_schedule"] = _paper_schedule(params, dataset, x[:n_cell], y[:n_cell], eps_list, attack, seed,
                                                 progress)
     lap("paper_schedule")
+    payload["widths"] = width_margins(params, dataset, x[:n_cell], y[:n_cell], seed, progress)
+    lap("widths")
     n_map = int(params.get("SAT_MAP_N") or len(y))
     sat = saturation_map(model, x[:n_map], y[:n_map], scales=params["SAT_SCALES"], eps_list=[0.3],
                          progress=progress)
@@ -194,6 +198,41 @@ def _paper_schedule(params, dataset, x, y, eps_list, attack, seed, progress) -> 
     return {"model": entry, "epochs_scheduled": int(cfg["epochs"]), "epochs_done": last, "sum_lr": sums,
             "history": [{k: h.get(k) for k in ("epoch", "lr", "test_acc", "loss", "wall_s")} for h in history],
             "cells": cells}
+
+
+def width_margins(params: dict, dataset, x, y, seed: int = 0, progress: bool = True) -> list:
+    """Margin per summed learning rate across widths: for every width of notebook 08 (``WIDTH_CHANNELS``; none:
+    []), every epoch of its net already in the model store (nothing is trained here, so a width not yet trained is
+    absent): {"channels", "epoch", "sum_lr", "lr", "test_acc" (on all the test images, from the training history), "margins" (percentiles of the
+    correctly classified points' float64 margins, each point solved alone, as the cells)}. x: (n, C, H, W) in
+    [0, 1]; y: (n,) int64."""
+    from tqdm.auto import tqdm
+
+    from . import paths
+    from .models import build_model
+    from .train.checkpoint import load_checkpoint, load_into
+    from .train.profile_models import train_config
+    from .train.store import epoch_checkpoints, store_key
+    from .width import width_entry
+    out = []
+    for ch in params.get("WIDTH_CHANNELS") or []:
+        entry = width_entry(params, ch)
+        cfg = train_config(entry)
+        key = store_key(entry["model"], entry["kwargs"], dataset, cfg, seed)
+        folder = paths.checkpoints_dir() / f"{entry['model']}-{dataset.name}-{key}"
+        stored = epoch_checkpoints(folder) if folder.is_dir() else {}
+        for epoch, path in tqdm(sorted(stored.items()), desc=f"{ch} ch margins", disable=not progress):
+            ckpt = load_checkpoint(path)
+            net = load_into(build_model(entry["model"], dataset, **entry["kwargs"]), ckpt, path).eval()
+            history = (ckpt.get("history") or [])[:epoch]
+            if len(history) < epoch:  # a checkpoint without its schedule's history has no summed rate
+                continue
+            m = clean_margins(net, x, y)
+            sums = sum_lr(history, len(dataset.train_y), int(entry["train"].get("batch_size", 128)))
+            out.append({"channels": int(ch), "epoch": int(epoch), "sum_lr": sums[-1], "lr": float(history[-1]["lr"]),
+                        "test_acc": history[-1].get("test_acc"),
+                        "margins": margin_percentiles(m[torch.isfinite(m)])})
+    return out
 
 
 def _strongest(params, model, folder, last, configs, x, y, attack, seed):

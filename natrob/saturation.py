@@ -166,6 +166,31 @@ def input_gradients(model, x, y, scales, protocol, alone: bool, batch_size: int 
     return grads, logits
 
 
+def clean_margins(model, x, y, protocol=Protocol.FLOAT64, batch_size: int = 20) -> torch.Tensor:
+    """Logit margins (n,) float64 of ``model`` under ``protocol`` (default float64, as the cells of
+    :func:`natrob.pipelines.epoch_cell`), each point solved with its own step size, no gradient: the forward half
+    of :func:`input_gradients` with ``alone=True``. NaN where a point's solve failed. x: (n, C, H, W) in [0, 1];
+    y: (n,) int64."""
+    protocol = check_protocol(protocol)
+    net, dtype, ctx = protocol_model(model, protocol)
+    net.eval()
+    out = torch.full((len(y),), float("nan"), dtype=torch.float64)
+    with per_sample_solves(net), torch.no_grad():
+        for i in range(0, len(y), batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            try:
+                with ctx():
+                    out[i:i + len(yb)] = margins(net(xb.to(dtype)), yb)
+            except SolverFailure:  # a failed solve is no margin; the batch's other points are solved one by one
+                for j in range(len(yb)):
+                    try:
+                        with ctx():
+                            out[i + j] = margins(net(xb[j:j + 1].to(dtype)), yb[j:j + 1])[0]
+                    except SolverFailure:
+                        pass
+    return out
+
+
 def _batch_gradients(net, xb, yb, grads, start, dtype, ctx, protocol, parts):
     """Gradients of one batch for every K into ``grads``; a batch whose solve fails is split into single points,
     and a point whose own solve fails keeps NaN rows (a failed solve is not a zero gradient)."""

@@ -155,3 +155,35 @@ def test_the_papers_schedule_gets_the_same_cells_at_its_own_summed_rate(digits):
     main = [dict(c, id=f"epoch-{c['epoch']}", sum_lr=10 * c["sum_lr"]) for c in out["cells"]]
     said = ch09_mechanism._paper_schedule_sentence({"paper_schedule": out}, main, 0.3)
     assert len(said) == 1 and "2 of 4 epochs" in said[0]
+
+
+def test_width_margins_read_the_store_and_train_nothing(digits):
+    """Notebook 08's widths in notebook 09: every stored epoch at Σ lr = lr x ceil(n / batch) per epoch; a width not
+    in the store is absent and stays untrained; a point's float64 margin (alone) is positive exactly where the
+    float64 net, solving it alone, classifies it correctly."""
+    from natrob import mechanism, paths
+    from natrob.chapters import ch09_mechanism
+    from natrob.saturation import clean_margins
+    from natrob.width import train_width
+    ode = {"model": "odenet", "kwargs": {"channels": 4, "conv_layers": 4, "t1": 1.0},
+           "train": {"epochs": 2, "lr": 0.01, "batch_size": 64}}
+    params = {"ODE": ode, "WIDTH_TRAIN": {"epochs": 2, "lr": 0.01, "batch_size": 64}, "WIDTH_CHANNELS": [6, 10]}
+    net, _, _ = train_width(params, digits, 6, progress=False)
+    before = sorted(p.name for p in paths.checkpoints_dir().iterdir())
+    x, y = digits.test_x[:10], digits.test_y[:10]
+    out = mechanism.width_margins(params, digits, x, y, progress=False)
+    assert sorted(p.name for p in paths.checkpoints_dir().iterdir()) == before  # width 10 was not trained
+    assert [(w["channels"], w["epoch"]) for w in out] == [(6, 1), (6, 2)]
+    per_epoch = 0.01 * math.ceil(len(digits.train_y) / 64)
+    assert [round(w["sum_lr"], 9) for w in out] == [round(per_epoch, 9), round(2 * per_epoch, 9)]
+    m = clean_margins(net, x, y)
+    from natrob.prediction import per_sample_solves
+    with torch.no_grad(), per_sample_solves(net):
+        right = int((net.double()(x.double()).argmax(1) == y).sum())
+    assert int((m > 0).sum()) == right
+    _, logits = input_gradients(net.float(), x, y, [1.0], Protocol.FLOAT64, alone=True)
+    assert torch.allclose(m, margins(logits, y), atol=1e-6)
+    cells = [{"sum_lr": per_epoch, "margins": {"p50": 1.0}}, {"sum_lr": 2 * per_epoch, "margins": {"p50": 2.0}}]
+    said = ch09_mechanism._width_sentence({"widths": out, "n": {"cells": 10},
+                                           "model": {"kwargs": {"channels": 4}}}, cells)
+    assert len(said) == 1 and "6 ch" in said[0] and "x this chapter's 4-channel net's" in said[0]

@@ -136,6 +136,7 @@ CHAPTERS = (
                      schema={"findings": "sentences written from the numbers",
                              "cells": "per stored epoch: summed lr, margins, zero gradients per protocol, FGSM",
                              "map": "per protocol and logit scale: zero gradients alone and batched, FGSM",
+                             "widths": "per width of notebook 08 and stored epoch: summed lr, margins",
                              "configurations": "Table 1 per pipeline (percent) and RMS to the paper"}),),
             payload=None),
 )

@@ -39,6 +39,30 @@ def _paper_schedule_sentence(p: dict, cells: list, e: float) -> list:
             f"(float32); the main schedule at summed rate {near['sum_lr']:.3g}: median {near['margins']['p50']:.2f}."]
 
 
+def _width_sentence(p: dict, cells: list) -> list:
+    """Notebook 08's widths beside this chapter's net at the same summed learning rates: does margin per unit of
+    summed rate carry over across widths?"""
+    ws = [w for w in p.get("widths") or [] if w["margins"]["p50"] is not None]
+    if not ws:
+        return []
+    main = {round(c["sum_lr"], 6): c for c in cells}
+    per_width = [f"{ch} ch " + ", ".join(f"{w['margins']['p50']:.2f} at {w['sum_lr']:.3g}"
+                                          for w in ws if w["channels"] == ch)
+                 for ch in sorted({w["channels"] for w in ws})]
+    same = [w for w in ws if round(w["sum_lr"], 6) in main]
+    out = (f"Median margin against summed learning rate across the widths of notebook 08 (every epoch in the model "
+           f"store, the same {p['n']['cells']} points): " + "; ".join(per_width) + ".")
+    if same:
+        w = max(same, key=lambda v: (v["channels"], v["sum_lr"]))
+        c = main[round(w["sum_lr"], 6)]
+        out += (f" At summed rate {w['sum_lr']:.3g}, the {w['channels']}-channel net's median is "
+                f"{w['margins']['p50'] / c['margins']['p50']:.2f}x this chapter's {p['model']['kwargs']['channels']}"
+                f"-channel net's ({w['margins']['p50']:.2f} against {c['margins']['p50']:.2f}).")
+    else:
+        out += " No epoch of this chapter's net sits at the same summed rate, so no ratio is given."
+    return [out]
+
+
 def findings(p: dict) -> list:
     """Sentences written from the payload's numbers: the trend, the thresholds, the batch, the nearest real
     pipeline and what the strongest evaluation made of it."""
@@ -53,6 +77,7 @@ def findings(p: dict) -> list:
                + " under float32 and " + ", ".join(f"{_k(_at(c['fgsm']['float16-amp'], e))}" for c in cells)
                + " under float16 AMP, epoch by epoch.")
     out += _paper_schedule_sentence(p, cells, e)
+    out += _width_sentence(p, cells)
     if tr and tr["log"]["interval"] and tr["linear"]["interval"]:
         lin, log = tr["linear"], tr["log"]
         out.append(f"Extrapolated to the paper's summed learning rate of {tr['target']:.0f} from {tr['n']} epochs, "
@@ -138,6 +163,10 @@ def margin_trend(payload, params):
     if paper_cells:
         ax.plot([c["sum_lr"] for c in paper_cells], [c["margins"]["p50"] for c in paper_cells], marker="s",
                 color="C3", label="median, the paper's schedule (Adam 1e-3, batch 32)")
+    for i, ch in enumerate(sorted({w["channels"] for w in payload.get("widths") or []})):
+        ws = [w for w in payload["widths"] if w["channels"] == ch and w["margins"]["p50"] is not None]
+        ax.plot([w["sum_lr"] for w in ws], [w["margins"]["p50"] for w in ws], marker="^", ls=":", color=f"C{4 + i}",
+                label=f"median, {ch} ch (notebook 08's net)")
     if tr:
         grid = np.geomspace(min(s), tr["target"], 50)
         for name, f in (("linear", lambda v: v), ("log", np.log)):
@@ -194,6 +223,13 @@ def section(results, env) -> dict:
                               f"FGSM {e:g} AMP": _k(_at(c["fgsm"]["float16-amp"], e)),
                               "cos(FGSM, PGD) median": c["fgsm_pgd_cosine"]["median"], "NFE": c["nfe"]}
                              for c in r["cells"] + ((r.get("paper_schedule") or {}).get("cells") or [])]))
+        if r.get("widths"):
+            tables.append(table([{"channels": w["channels"], "epoch": w["epoch"], "lr": w["lr"],
+                                  "sum lr": round(w["sum_lr"], 2),
+                                  "clean (all test, %)": None if w["test_acc"] is None else round(100 * w["test_acc"], 2),
+                                  **{f"margin {k}": round(v, 2) if v is not None else None
+                                                              for k, v in w["margins"].items()}}
+                                 for w in r["widths"]]))
         tables.append(table([{"protocol": PROTOCOL_NAMES.get(p, p), "median margin, half zero alone": t["alone"],
                               "median margin, half zero batched": t["batched"]}
                              for p, t in r["map"]["thresholds"].items()]))
