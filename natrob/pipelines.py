@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-from .saturation import PROTOCOLS, Protocol, check_protocol, input_gradients, margin_percentiles, margins, protocol_model
+from .saturation import CELL_PROTOCOLS, PROTOCOLS, Protocol, check_protocol, input_gradients, margin_percentiles, margins, protocol_model
 from .stats import count
 
 PIPELINES = (Protocol.FLOAT32, Protocol.FLOAT16_AMP, Protocol.BFLOAT16)
@@ -90,7 +90,7 @@ def _fgsm_counts(model, x, y, grad, eps_list, correct, batch_size):
     return out
 
 
-def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=tuple(Protocol), cos_n: int = 20,
+def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=CELL_PROTOCOLS, cos_n: int = 20,
                cos_eps: float = 0.3, batch_size: int = 20, seed: int = 0) -> dict:
     """What decides the paper's FGSM on one trained net (x: (n, C, H, W) in [0, 1], y: (n,) int64):
 

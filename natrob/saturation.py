@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .amp import float16_storage
 from .errors import ConfigError, SolverFailure
 from .prediction import model_device, per_sample_solves, predict
 from .stats import count
@@ -44,6 +45,7 @@ class Protocol(str, enum.Enum):
     PROBABILITIES = "probabilities"
     BFLOAT16 = "bfloat16-autocast"
     FLOAT16_AMP = "float16-amp"
+    FLOAT16_AMP_CPU = "float16-amp-cpu-kernels"
     FLOAT64 = "float64"
 
 
@@ -52,11 +54,17 @@ PROTOCOLS = {
     Protocol.PROBABILITIES: "cross-entropy taken of softmax probabilities (a model that ends in softmax), float32",
     Protocol.BFLOAT16: "torch.autocast(bfloat16) around the whole model; loss in float32",
     Protocol.FLOAT16_AMP: ("torch.autocast(float16) (AMP) with the ODE state in float32: the stem's and f's "
-                           "convolutions and the head's linear layer run in float16; GroupNorm, the loss and dopri5's "
-                           "state and error estimate in float32 (AMP around the whole model, state included, makes "
-                           "every solve fail: underflow in dt)"),
+                           "convolutions and the head's linear layer in float16 as a GPU computes them (float16 inputs, "
+                           "weights and outputs, float32 sums; on a CPU by natrob.amp with float32 kernels); GroupNorm, "
+                           "the loss and dopri5's state and error estimate in float32 (AMP around the whole model, "
+                           "state included, makes every solve fail: underflow in dt)"),
+    Protocol.FLOAT16_AMP_CPU: ("the same autocast through torch's own CPU float16 kernels, which sum differently and "
+                               "lose more of the smallest float16 gradients than a GPU's float32 sums (10-20x slower "
+                               "than natrob.amp; measured in the saturation map only)"),
     Protocol.FLOAT64: "model and images in float64 (the reference)",
 }
+# the per-epoch cells' protocols: the CPU kernels' AMP costs 10-20x the others and is measured in the map only
+CELL_PROTOCOLS = tuple(p for p in Protocol if p is not Protocol.FLOAT16_AMP_CPU)
 MARGIN_PERCENTILES = (2, 10, 50, 90, 100)
 
 
@@ -127,10 +135,16 @@ def protocol_model(model, protocol):
     if protocol is Protocol.BFLOAT16:
         return model, torch.float32, lambda: torch.autocast("cpu" if model_device(model).type == "cpu" else "cuda",
                                                             dtype=torch.bfloat16)
-    if protocol is Protocol.FLOAT16_AMP:
+    if protocol in (Protocol.FLOAT16_AMP, Protocol.FLOAT16_AMP_CPU):
+        device = model_device(model).type
+        # on a CPU, a GPU's float16 numerics with float32 kernels (natrob.amp); FLOAT16_AMP_CPU keeps torch's CPU
+        # float16 kernels (10-20x slower, and they flush more small gradients)
+        gpu_numerics = float16_storage if device == "cpu" and protocol is Protocol.FLOAT16_AMP \
+            else contextlib.nullcontext
+
         @contextlib.contextmanager
         def amp():
-            with _state_float32(model), torch.autocast(model_device(model).type, dtype=torch.float16):
+            with _state_float32(model), torch.autocast(device, dtype=torch.float16), gpu_numerics():
                 yield
         return model, torch.float32, amp
     return model, torch.float32, contextlib.nullcontext

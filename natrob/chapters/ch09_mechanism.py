@@ -13,7 +13,8 @@ from .drawing import dataset_name, legend_outside, pyplot
 
 RESULT = "09-mechanism"
 PROTOCOL_NAMES = {"float32": "float32 (paper's attack)", "probabilities": "CE of probabilities",
-                  "bfloat16-autocast": "bfloat16 autocast", "float16-amp": "float16 AMP", "float64": "float64"}
+                  "bfloat16-autocast": "bfloat16 autocast", "float16-amp": "float16 AMP",
+                  "float16-amp-cpu-kernels": "float16 AMP, CPU kernels", "float64": "float64"}
 
 
 def _k(c) -> str:
@@ -212,7 +213,7 @@ def section(results, env) -> dict:
     paragraphs, tables = [], []
     for r in results:
         paragraphs += r.get("findings") or []
-        protos, e = r["protocols"], quote_eps(r["eps"])
+        protos, e = [p for p in r["protocols"] if any(p in c["zero_grad"] for c in r["cells"])], quote_eps(r["eps"])
         tables.append(table([{"schedule": "paper's (Table A1)" if c["id"].startswith("paper-") else "main",
                               "epoch": c["epoch"], "sum lr": round(c["sum_lr"], 2),
                               "clean (all test, %)": None if c["test_acc"] is None else round(100 * c["test_acc"], 2),
