@@ -167,6 +167,29 @@ def trained_ode_costs(model, data, history, res, device, steps: int) -> dict:
     return {"train": train_s, "step": step_s, "query": epoch_eval_s / len(data.test_y)}  # the eval pass: one query per image
 
 
+def amp_numerics(model, x, y, device, scales=(1.0, 10.0, 100.0, 1e3, 1e4)) -> dict:
+    """Float16 AMP on this GPU against natrob.amp's CPU emulation of it (float16 storage, float32 sums) and torch's
+    CPU float16 kernels: per logit scale K, the points whose input gradient (batched, as a pipeline's PGD step) is
+    exactly zero, and the median cosine of each CPU gradient with the GPU's. natrob's float16-amp protocol rests on
+    the emulation computing what a GPU computes."""
+    import copy
+
+    from .saturation import Protocol, input_gradients
+    cpu = copy.deepcopy(model).cpu().eval()
+    ref, _ = input_gradients(model.eval(), x.to(device), y.to(device), scales, Protocol.FLOAT16_AMP, alone=False,
+                             batch_size=len(y))
+    out = {}
+    for proto in (Protocol.FLOAT16_AMP, Protocol.FLOAT16_AMP_CPU):
+        g, _ = input_gradients(cpu, x.cpu(), y.cpu(), scales, proto, alone=False, batch_size=len(y))
+        out[proto.value] = {}
+        for k in g:
+            a, b = ref[k].cpu().flatten(1), g[k].flatten(1)
+            cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+            out[proto.value][k] = {"zero_gpu": int((a == 0).all(1).sum()), "zero_cpu": int((b == 0).all(1).sum()),
+                                   "cos_median": float(cos.nan_to_num(0.0).median())}
+    return out
+
+
 def main(argv=None):
     """Command line (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m natrob.gpu_check", description=__doc__.split("\n\n")[0])
@@ -204,6 +227,15 @@ def main(argv=None):
         res = table1_rows(model, x.to(device), y.to(device), paper)
         print_table1(res, history, args.channels, len(data.train_y))
         ode = trained_ode_costs(model, data, history, res, device, paper["steps"])
+    amp = None
+    if device.type == "cuda":
+        trained = model if not args.estimate_only else build_model("odenet", data, channels=args.channels,
+                                                                    conv_layers=4, t1=100.0).to(device)
+        amp = amp_numerics(trained, x[:20], y[:20], device)
+        print("\nfloat16 AMP, exactly-zero input gradients of 20 points (batched) on this GPU and on the CPU:")
+        for proto, rows in amp.items():
+            print(f"  {proto}: " + "; ".join(f"K {k:g}: GPU {r['zero_gpu']}, CPU {r['zero_cpu']}, cosine "
+                                            f"{r['cos_median']:.3f}" for k, r in rows.items()), flush=True)
     est = paper_estimate(p, ode, cnn, chapters.CHAPTERS)
     print(f"\nunit costs, Neural ODE ({args.channels} ch): {ode['train'] * 1e3:.3f} ms per training image, "
           f"{ode['step'] * 1e3:.3f} ms per PGD step per image, {ode['query'] * 1e3:.3f} ms per query"
@@ -218,7 +250,7 @@ def main(argv=None):
     payload = {"channels": args.channels, "n_train": len(data.train_y), "history": history,
                "table1": res["rows"] if res else None, "clean": res["clean"] if res else None,
                "n": res["n"] if res else None, "unit_costs_s": {"ode": ode, "cnn_train": cnn},
-               "paper_estimate_h": est, "paper_total_h": total,
+               "paper_estimate_h": est, "paper_total_h": total, "amp_numerics": amp,
                "provenance": provenance(vars(args), seed=0, device=device, wall_time_s=time.time() - t_start)}
     write_json(out, payload)
     print(f"\nwritten {out}; {time.time() - t_start:.0f} s in all")

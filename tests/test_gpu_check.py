@@ -87,3 +87,15 @@ def test_untrained_unit_costs_are_measured():
     unit = gpu_check.untrained_ode_costs(data, channels=4, x=data.test_x[:8], device=gpu_check.torch.device("cpu"))
     assert all(math.isfinite(v) and v > 0 for v in unit.values()), unit
     assert unit["query"] != unit["step"] / 3
+
+
+def test_amp_numerics_compares_both_cpu_float16_paths_with_the_device(small_odenet, digits):
+    """On a CPU 'device' the emulation is compared with itself: every cosine 1 and the zero counts equal; the CPU
+    kernels' row is there too (the GPU run is the one that tests the claim)."""
+    import torch
+    x, y = digits.test_x[:6], digits.test_y[:6]
+    out = gpu_check.amp_numerics(small_odenet, x, y, torch.device("cpu"), scales=(1.0, 1e4))
+    assert set(out) == {"float16-amp", "float16-amp-cpu-kernels"}
+    for k, r in out["float16-amp"].items():
+        assert r["zero_gpu"] == r["zero_cpu"] and (r["zero_gpu"] == 6 or r["cos_median"] > 0.9999)
+    assert out["float16-amp"][1e4]["zero_gpu"] >= out["float16-amp"][1.0]["zero_gpu"]
