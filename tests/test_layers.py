@@ -15,7 +15,7 @@ COMPUTING = ("natrob.evaluate", "natrob.evalstore", "natrob.prediction", "natrob
              "natrob.audit", "natrob.grid", "natrob.protocols", "natrob.attacks", "natrob.models", "natrob.train",
              "natrob.checks", "natrob.verdict", "natrob.lipschitz", "natrob.data", "natrob.saturation",
              "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.probes",
-             "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs")
+             "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp")
 SHARED = ("natrob.errors", "natrob.paths", "natrob.stats", "natrob.results", "natrob.reference", "natrob.provenance",
           "natrob.fingerprint",
           "natrob.profiles")
