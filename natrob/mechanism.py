@@ -203,9 +203,10 @@ def _paper_schedule(params, dataset, x, y, eps_list, attack, seed, progress) -> 
 def width_margins(params: dict, dataset, x, y, seed: int = 0, progress: bool = True) -> list:
     """Margin per summed learning rate across widths: for every width of notebook 08 (``WIDTH_CHANNELS``; none:
     []), every epoch of its net already in the model store (nothing is trained here, so a width not yet trained is
-    absent): {"channels", "epoch", "sum_lr", "lr", "test_acc" (on all the test images, from the training history), "margins" (percentiles of the
-    correctly classified points' float64 margins, each point solved alone, as the cells)}. x: (n, C, H, W) in
-    [0, 1]; y: (n,) int64."""
+    absent; the width that is this chapter's own net is left out, its epochs being the cells): {"channels", "epoch",
+    "sum_lr", "lr", "test_acc" (on all the test images, from the training history), "margins" (percentiles of the
+    positive float64 margins, each point solved alone; the cells take the points the float32 net classifies
+    correctly, which differ only at margins near 0)}. x: (n, C, H, W) in [0, 1]; y: (n,) int64."""
     from tqdm.auto import tqdm
 
     from . import paths
@@ -217,15 +218,19 @@ def width_margins(params: dict, dataset, x, y, seed: int = 0, progress: bool = T
     out = []
     for ch in params.get("WIDTH_CHANNELS") or []:
         entry = width_entry(params, ch)
+        if entry == sat_entry(params):  # this chapter's own net: its epochs are the cells
+            continue
         cfg = train_config(entry)
         key = store_key(entry["model"], entry["kwargs"], dataset, cfg, seed)
         folder = paths.checkpoints_dir() / f"{entry['model']}-{dataset.name}-{key}"
         stored = epoch_checkpoints(folder) if folder.is_dir() else {}
+        if not stored and (folder / "final.pt").exists():  # trained before epochs were kept: its last epoch only
+            stored = {len(load_checkpoint(folder / "final.pt").get("history") or []): folder / "final.pt"}
         for epoch, path in tqdm(sorted(stored.items()), desc=f"{ch} ch margins", disable=not progress):
             ckpt = load_checkpoint(path)
             net = load_into(build_model(entry["model"], dataset, **entry["kwargs"]), ckpt, path).eval()
             history = (ckpt.get("history") or [])[:epoch]
-            if len(history) < epoch:  # a checkpoint without its schedule's history has no summed rate
+            if epoch < 1 or len(history) < epoch:  # a checkpoint without its schedule's history has no summed rate
                 continue
             m = clean_margins(net, x, y)
             sums = sum_lr(history, len(dataset.train_y), int(entry["train"].get("batch_size", 128)))

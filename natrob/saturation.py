@@ -137,6 +137,9 @@ def protocol_model(model, protocol):
                                                             dtype=torch.bfloat16)
     if protocol in (Protocol.FLOAT16_AMP, Protocol.FLOAT16_AMP_CPU):
         device = model_device(model).type
+        if protocol is Protocol.FLOAT16_AMP_CPU and device != "cpu":
+            raise ConfigError("protocol", protocol.value, f"a model on a CPU (this one is on {device}; there "
+                                                          "'float16-amp' is the device's own AMP)")
         # on a CPU, a GPU's float16 numerics with float32 kernels (natrob.amp); FLOAT16_AMP_CPU keeps torch's CPU
         # float16 kernels (10-20x slower, and they flush more small gradients)
         gpu_numerics = float16_storage if device == "cpu" and protocol is Protocol.FLOAT16_AMP \
@@ -238,18 +241,25 @@ def _fgsm_robust(model, x, y, grad, eps, correct, batch_size):
     return int((correct & ok & (pred == y)).sum())
 
 
-def saturation_map(model, x, y, scales=(1, 2, 4, 8, 16, 32, 64, 128, 256), protocols=tuple(Protocol),
+def map_protocols(model) -> tuple:
+    """The saturation map's protocols for ``model``: every :class:`Protocol`; torch's CPU float16 kernels only for a
+    model on a CPU (on a GPU, 'float16-amp' is the device's own AMP)."""
+    cpu = model_device(model).type == "cpu"
+    return tuple(p for p in Protocol if cpu or p is not Protocol.FLOAT16_AMP_CPU)
+
+
+def saturation_map(model, x, y, scales=(1, 2, 4, 8, 16, 32, 64, 128, 256), protocols=None,
                    eps_list=(0.3,), batch_size: int = 20, progress: bool = True) -> dict:
     """The saturation map of ``model`` on (x, y) (see the module doc).
 
     ``x``: (n, C, H, W) float32 in [0, 1]; ``y``: (n,) int64; ``scales``: the factors K on the logits;
-    ``protocols``: names of :data:`PROTOCOLS`; ``eps_list``: FGSM radii (L-inf, pixel units); ``batch_size``:
+    ``protocols``: names of :data:`PROTOCOLS` (None: :func:`map_protocols`); ``eps_list``: FGSM radii (L-inf, pixel units); ``batch_size``:
     the batch of the batched gradients. Returns {"n", "clean", "margins" (percentiles at K = 1), "rows": one per
     (protocol, K): {"protocol", "scale", "margin" (percentiles of K * margin), "zero_alone", "zero_batched"
     (count values), "own_share" (median and p10 of the cosine between batched and float64-alone gradients,
     over points where both are non-zero; "n" of them), "fgsm": [{"eps", "alone", "batched"} count values]}}.
     Raises ConfigError for an unknown protocol or a non-positive scale."""
-    protocols = [check_protocol(p) for p in protocols]
+    protocols = [check_protocol(p) for p in (map_protocols(model) if protocols is None else protocols)]
     scales = [float(k) for k in scales]
     for k in scales:
         if not k > 0:

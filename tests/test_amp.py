@@ -54,9 +54,44 @@ def test_a_gradient_below_half_of_float16s_smallest_subnormal_is_lost_and_one_ab
         assert g.item() == expect, (grad_out, g.item())
 
 
-def test_other_ops_keep_autocasts_policy():
-    """Only conv2d and linear are taken over: an op outside them runs as autocast alone would run it."""
-    x = torch.rand(3, 5)
+def test_only_float16_autocast_is_taken_over():
+    """Outside float16 autocast (a nested autocast(enabled=False), bfloat16 autocast) and on float64 the ops run as
+    they say; an op autocast casts but the emulation does not take over (conv1d) runs exactly as autocast runs it;
+    group_norm runs in float32, as CUDA autocast runs it."""
+    conv, x = nn.Conv2d(2, 2, 3), torch.rand(1, 2, 5, 5)
     with torch.autocast("cpu", dtype=torch.float16), float16_storage():
-        y = torch.relu(x)
-    assert y.dtype == torch.float32 and torch.equal(y, torch.relu(x))
+        assert conv(x).dtype == torch.float16
+        with torch.autocast("cpu", enabled=False):
+            assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert conv(x).dtype == torch.bfloat16
+        assert conv.double()(x.double()).dtype == torch.float64
+        conv.float()
+        assert F.group_norm(conv(x), 1).dtype == torch.float32
+        w = torch.rand(2, 2, 3)
+        inside = F.conv1d(x[:, :, 0], w)
+    with torch.autocast("cpu", dtype=torch.float16):
+        plain = F.conv1d(x[:, :, 0], w)
+    assert inside.dtype == plain.dtype == torch.float16 and torch.equal(inside, plain)
+
+
+def test_the_float16_amp_protocol_runs_the_emulation_on_a_cpu(monkeypatch):
+    """Protocol.FLOAT16_AMP turns natrob.amp on for a CPU model; FLOAT16_AMP_CPU (torch's kernels) does not."""
+    import contextlib
+
+    from natrob import saturation
+    entered = []
+
+    @contextlib.contextmanager
+    def spy():
+        entered.append(True)
+        with float16_storage():
+            yield
+    monkeypatch.setattr(saturation, "float16_storage", spy)
+    net = _net()
+    for proto, expect in ((saturation.Protocol.FLOAT16_AMP, 1), (saturation.Protocol.FLOAT16_AMP_CPU, 0)):
+        entered.clear()
+        model, _, ctx = saturation.protocol_model(net, proto)
+        with ctx():
+            assert model(torch.rand(2, 3, 6, 6)).dtype == torch.float16
+        assert len(entered) == expect, proto

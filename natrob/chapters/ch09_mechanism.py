@@ -46,7 +46,7 @@ def _width_sentence(p: dict, cells: list) -> list:
     ws = [w for w in p.get("widths") or [] if w["margins"]["p50"] is not None]
     if not ws:
         return []
-    main = {round(c["sum_lr"], 6): c for c in cells}
+    main = {round(c["sum_lr"], 6): c for c in cells if c["margins"]["p50"]}
     per_width = [f"{ch} ch " + ", ".join(f"{w['margins']['p50']:.2f} at {w['sum_lr']:.3g}"
                                           for w in ws if w["channels"] == ch)
                  for ch in sorted({w["channels"] for w in ws})]
