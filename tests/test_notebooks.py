@@ -21,6 +21,8 @@ def test_committed_notebooks_have_no_outputs():
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and not cell.get("execution_count"), p
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]), f"{p}: no parameters cell"
+        ids = [c.get("id") for c in nb["cells"]]  # nbformat 4.5: every cell has a unique id (a warning now, an error soon)
+        assert all(ids) and len(set(ids)) == len(ids), f"{p}: a cell without an id, or a repeated one"
 
 
 def test_bad_profile_and_only_are_refused(capsys):
