@@ -7,8 +7,8 @@ its training (up to ``SAT_UNTIL``):
    percentiles, exactly-zero input gradients per protocol, FGSM under float32 and AMP, FGSM's agreement with PGD;
 2. the median margin against the summed learning rate, extrapolated to the paper's (:func:`margin_trend`);
 3. the saturation map of the last epoch's net (:func:`natrob.saturation.saturation_map`), and Table 1 under the
-   paper's float32 attack (on the first ``SAT_TABLE1_N`` points, as every Table 1 here) with its logits multiplied by
-   each K of ``SAT_TABLE1_SCALES`` (a model of longer
+   paper's float32 attack (on the first ``SAT_SCALED_N`` points; null: ``SAT_TABLE1_N``, as every other Table 1
+   here) with its logits multiplied by each K of ``SAT_TABLE1_SCALES`` (a model of longer
    training: labelled as such, never ranked with real pipelines);
 4. Table 1 of every real pipeline (``SAT_PIPELINES`` x ``SAT_PIPELINE_EPOCHS``), ranked by RMS distance to the
    paper's eight MNIST Neural ODE numbers, and the strongest evaluation (AutoAttack; float64 PGD) of the nearest.
@@ -105,7 +105,9 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     entry = sat_entry(params)
     payload = {"dataset": dataset.describe(), "paper": paper, "eps": eps_list, "model": entry,
                "n": {"cells": int(params.get("SAT_CELL_N") or len(y)), "map": int(params.get("SAT_MAP_N") or len(y)),
-                     "table1": int(params.get("SAT_TABLE1_N") or len(y)), "strongest": int(params.get("SAT_STRONG_N") or 40)},
+                     "table1": int(params.get("SAT_TABLE1_N") or len(y)),
+                     "scaled": int(params.get("SAT_SCALED_N") or params.get("SAT_TABLE1_N") or len(y)),
+                     "strongest": int(params.get("SAT_STRONG_N") or 40)},
                "pgd": {"steps": attack["steps"], "alpha": attack["alpha"], "label": attack["label"]},
                "protocols": [p.value for p in Protocol], "wall_s": {}}
     clock = [time.time()]
@@ -150,11 +152,13 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
     configs, tables = [], {}
     n_t1 = int(params.get("SAT_TABLE1_N") or len(y))
     xt, yt = x[:n_t1], y[:n_t1]
+    n_sc = payload["n"]["scaled"]
     for k in params.get("SAT_TABLE1_SCALES") or []:
-        t = pipeline_table1(model, xt, yt, eps_list, attack, Protocol.FLOAT32, float(k), seed,
+        t = pipeline_table1(model, x[:n_sc], y[:n_sc], eps_list, attack, Protocol.FLOAT32, float(k), seed,
                             name=f"logits x {k:g}")
         tables[f"scaled-{float(k):g}"] = t
-        configs.append(_config(f"epoch {last}, float32, logits x {float(k):g} (a model of longer training)",
+        on = f", {n_sc} points" if n_sc != n_t1 else ""
+        configs.append(_config(f"epoch {last}, float32, logits x {float(k):g}{on} (a model of longer training)",
                                "scaled", t["rows"], paper, last, sums[-1]))
     lap("table1_scaled")
     pipe_epochs = sorted({e for e in (params.get("SAT_PIPELINE_EPOCHS") or [last]) if e in stored} | {last})
