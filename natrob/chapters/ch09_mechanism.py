@@ -7,6 +7,8 @@ evaluation. ``configurations`` holds percentages only: each Table 1 beside the p
 """
 from __future__ import annotations
 
+import re
+
 from .. import reference
 from ..fingerprint import quote_eps
 from .drawing import dataset_name, legend_outside, pyplot
@@ -118,7 +120,7 @@ def findings(p: dict) -> list:
     if ref is not None:
         out.append(f"For reference, the assembled 'no usable gradient' row is at RMS {ref['rms']:.1f}"
                    + (f", and the same net with its logits scaled to longer-training margins at "
-                      + ", ".join(f"{c['config'].rsplit('logits x ', 1)[1].split(' ')[0]}x: {c['rms']:.1f}"
+                      + ", ".join(f"{re.search(r'logits x ([^ ,]+)', c['config']).group(1)}x: {c['rms']:.1f}"
                                   for c in scaled) if scaled else "") + ".")
     s = p.get("strongest")
     if s:
