@@ -104,6 +104,18 @@ def test_tiny_profile_runs_every_notebook(tiny_run):
     assert all(n.endswith(".ipynb") and not n.startswith(".") for n in tiny_run["executed"]), tiny_run["executed"]
 
 
+def test_tiny_mechanism_tables_use_their_own_point_counts(tiny_run):
+    """Notebook 09: the scaled-logit Table 1s on SAT_SCALED_N points, the real pipelines on SAT_TABLE1_N (the tiny
+    profile sets them apart, so reading the wrong one fails)."""
+    r = tiny_run["results"]["09-mechanism-digits.json"]
+    params = r["provenance"]["params"]
+    assert params["SAT_SCALED_N"] != params["SAT_TABLE1_N"]
+    assert r["n"]["scaled"] == params["SAT_SCALED_N"] and r["n"]["table1"] == params["SAT_TABLE1_N"]
+    for key, t in r["table1"].items():
+        want = params["SAT_SCALED_N"] if key.startswith("scaled-") else params["SAT_TABLE1_N"]
+        assert t["clean"]["n"] == want, (key, t["clean"])
+
+
 def test_tiny_results_match_the_published_ones(tiny_run):
     """reference-results/tiny was published from a tiny run; every count must agree within the stated tolerances."""
     assert tiny_run["verify_rc"] == 0, tiny_run["verify"][-3000:]
