@@ -7,9 +7,10 @@
     kernel followed by an in-place ReLU, as f runs them, forward and forward + backward;
   - dopri5's first step at t1 = 100: torchdiffeq's initial-step selection (Hairer's, two f evaluations and a
     guess from the norms of y0 and f) against a fixed first step, by forward NFE, rejected steps and time of one
-    solve of the MNIST-32 net (batch 100), and how far y(t1) and the predicted classes move (the
-    first step is part of the model the paper defines by its solver: a faster one that moves them is a new model). Random weights by default; ``--checkpoint`` takes a stored net's
-    ``last.pt``/``epoch-N.pt`` (a trained net takes more steps).
+    solve of the MNIST-32 net (batch 100), and how far y(t1) and the predicted classes move (the first step
+    is part of the model the paper defines by its solver: a faster one that moves them is a new model). Random
+    weights by default; ``--checkpoint`` takes a stored net's ``final.pt`` or ``epoch-N.pt`` (a trained net takes
+    more steps).
 
 Ratios are old / new (above 1: the idea is faster). Timings are medians of interleaved rounds, as
 bench/ode_speed.py measures them; outputs are compared to the eager ones (max abs difference printed).
@@ -53,7 +54,6 @@ def compile_f(rounds):
     y = model.features(torch.rand(128, 1, 28, 28)).detach()
     t = torch.tensor(1.0)
     f = model.func
-
 
     def f_math(t, y):
         # ODEFunc.forward's fast branch without its call counter and vjp hook: dynamo would guard on the
