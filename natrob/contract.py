@@ -164,7 +164,8 @@ def _batch_probe(model, x, scale_dtype) -> dict:
     diff = float((whole - halves).nan_to_num(posinf=0, neginf=0).abs().max())
     flips = int((whole.argmax(1) != halves.argmax(1)).sum())
     dependent = diff > tol
-    return {"probed": True, "dependent": dependent, "max_logit_diff": diff, "label_flips": flips, "n": k,
+    return {"probed": True, "dependent": dependent, "repeatable": noise == 0.0, "max_logit_diff": diff,
+            "label_flips": flips, "n": k,
             "detail": f"{k} images predicted in one batch and in two batches of {h} and {k - h}: logits differ by up "
                       f"to {diff:.3g} (tolerance {tol:.2g}), {flips} predicted labels change"}
 

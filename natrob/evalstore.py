@@ -238,10 +238,15 @@ def model_fingerprint(model, reason: bool = False):
     return (fp, None) if reason else fp
 
 
+NAMES = ("label", "id", "role")  # spec keys that name an attack without changing what it computes
+
+
 def spec_fingerprint(spec) -> object:
-    """A JSON-able stand-in for an attack spec: models inside it (transfer sources) by their fingerprint."""
+    """A JSON-able stand-in for an attack spec: models inside it (transfer sources) by their fingerprint. What only
+    names the attack (``label``, ``id``, ``role``: :func:`natrob.attack_runs.build_attack` drops them) is left out,
+    so the same attack run by two notebooks under two names is stored once (and seeded alike)."""
     if isinstance(spec, dict):
-        return {k: spec_fingerprint(v) for k, v in sorted(spec.items()) if k not in ("label",)}
+        return {k: spec_fingerprint(v) for k, v in sorted(spec.items()) if k not in NAMES}
     if isinstance(spec, (list, tuple)):
         return [spec_fingerprint(v) for v in spec]
     if isinstance(spec, torch.nn.Module):

@@ -132,6 +132,9 @@ class _Run:
         # model declaring ``batch_coupled``, e.g. an ODE net solved with one step size per batch, is left whole)
         self.freeze = draws == 1 and bool(prep.batch.get("probed")) and (
             self.per_sample or not getattr(model, "batch_coupled", False))
+        # PGD may end a run at a fixed point (PGD.stop_stalled: a step that moved nothing repeats forever) where
+        # the same batch always gives the same logits: the probe's two passes were bit-identical
+        self.stall = draws == 1 and bool(prep.batch.get("repeatable"))
         fp, why = evalstore.model_fingerprint(model, reason=True) if cache else (None, "cache=False")
         self.cache_note = "on" if fp else f"off: {why}"
         self.base_key = None if fp is None else {
@@ -151,6 +154,8 @@ class _Run:
         attack = build_attack(spec, eps)
         if self.freeze and isinstance(attack, PGD):  # not inside transfer or protocol variants: judged elsewhere
             attack.freeze_fooled = True
+        if self.stall and isinstance(attack, PGD):
+            attack.stop_stalled = True
         entry = attack_points(attack, self.model, self.x, self.y, idx, eps, self.batch_size, self.per_sample,
                               self.draws)
         if k and entry["error"] is None:

@@ -8,7 +8,9 @@ A notebook is skipped when its finished stamp matches (same notebook, profile va
 stamp is cleared when a notebook starts, and its executed copy is written under a temporary name and moved
 into place only when it succeeds: a run killed mid-notebook never counts as finished. A failed notebook's
 copy is kept as ``<name>.failed.ipynb`` with the traceback. Kernels talk over unix sockets (natrob.kernels).
-With several GPUs, independent notebooks run side by side, one GPU each.
+Notebooks run side by side (``--jobs``; :func:`jobs_for`): one per GPU where there are several, and on CPUs as
+many as the cores hold at the profile's ``THREADS`` each (the quick profile: THREADS=1, two notebooks on 2 cores),
+the longest first; the model store trains each model once under a lock, and the others wait for it.
 
 At the end it prints the run's timing table (:func:`timing_table`): each notebook that ran or was reused, the
 report, the run's total, the machine's MNIST-128 f call (:func:`f_call_ms`) and the machine, and records it in
@@ -18,9 +20,11 @@ quoted in the README is copied from a run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -29,6 +33,7 @@ from pathlib import Path
 
 from . import paths
 from .errors import UnknownNameError
+from .locks import exclusive
 from .profiles import available, load_profile
 from .provenance import code_hash
 from .report.timings import F_CALL, run_total, timing_table
@@ -106,6 +111,8 @@ def _parse(argv):
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--verify", action="store_true",
                    help="afterwards compare the results with the published ones (reference-results/<profile>)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="notebooks run side by side (default: one per GPU; on CPUs, the cores over THREADS)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one notebook of a side-by-side run
     return p.parse_args(argv)
 
@@ -153,15 +160,24 @@ class Stamps:
 
     def started(self, nb: Path):
         """Clear ``nb``'s stamp as it starts, so a run killed now never counts as finished."""
-        self.data.pop(nb.name, None)
-        self.save()
+        with self._fresh():
+            self.data.pop(nb.name, None)
 
     def done(self, res: dict, stamp: str):
         """Record a finished run's time, and its stamp when it succeeded."""
-        self.data["_timings"][res["notebook"]] = round(res["wall_s"], 1)
-        if res["ok"]:
-            self.data[res["notebook"]] = stamp
-        self.save()
+        with self._fresh():
+            self.data["_timings"][res["notebook"]] = round(res["wall_s"], 1)
+            if res["ok"]:
+                self.data[res["notebook"]] = stamp
+
+    @contextlib.contextmanager
+    def _fresh(self):
+        # notebooks running side by side record into the same file: read, change and write it under its lock
+        with exclusive(self.path.with_name("._runs.lock")):
+            self.reload()
+            self.data.setdefault("_timings", {})
+            yield
+            self.save()
 
     def reload(self):
         """Re-read the stamps (after notebooks ran in subprocesses)."""
@@ -216,18 +232,79 @@ def machine(params: dict | None = None, f_ms: float | None = None) -> dict:
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def _run_side_by_side(pending, profile, force, gpus, overrides=()):
-    # notebooks share trained models only through the store, which is keyed and atomic, so they can run apart
-    print(f"[run_all] {gpus} GPUs: running {len(pending)} notebooks side by side")
+def jobs_for(params: dict, gpus: int, cpus: int | None) -> int:
+    """How many notebooks run side by side: one per GPU where there are several; on CPUs, as many as the cores
+    hold at the profile's ``THREADS`` each (2 cores at THREADS=1: two notebooks), one when THREADS is unset."""
+    if gpus > 1:
+        return gpus
+    threads = params.get("THREADS")
+    return max(1, (cpus or 1) // int(threads)) if threads else 1
+
+
+def ordered(pending, timings: dict) -> list:
+    """``pending`` in the order side-by-side workers take them: the longest first by ``timings`` (seconds per
+    notebook: as each last ran here, else as in the published run; unknown ones at the head, in number order), so
+    that no long notebook starts last."""
+    known = {nb.name: timings.get(nb.name) for nb, _ in pending}
+    return sorted(pending, key=lambda item: (known[item[0].name] is not None, -(known[item[0].name] or 0),
+                                             item[0].name))
+
+
+def published_timings(profile: str) -> dict:
+    """Per notebook, the seconds it took in the run whose results are published
+    (``reference-results/<profile>/_timings.json``, written by ``verify --publish``); {} when there is none."""
+    path = paths.PUBLISHED / paths.checked(profile) / "_timings.json"
+    try:
+        return dict(read_json(path).get("_timings") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def training_jobs(params: dict, profile: str, pending, overrides=()) -> list:
+    """``[(label, command)]``: models a pending notebook would train one after another, trained instead as jobs of
+    their own at the head of a side-by-side run: notebook 08's widths (``python -m natrob.width``), its longest
+    chain. None when ``-p`` overrides are given (the commands read the profile's own values)."""
+    if overrides or not any(nb.name.startswith("08-") for nb, _ in pending):
+        return []
+    threads = ["--threads", str(params["THREADS"])] if params.get("THREADS") else []
+    return [(f"train the {c}-channel ODE net of notebook 08",
+             [sys.executable, "-m", "natrob.width", "--profile", profile, "--channels", str(c), *threads])
+            for c in sorted((int(c) for c in params.get("WIDTH_CHANNELS") or []), reverse=True)]
+
+
+def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), training=()):
+    # notebooks share trained models only through the store, which is keyed and atomic, and whose entries are
+    # trained under a lock (the second notebook to want a model waits for the first to finish training it)
+    where = f"{gpus} GPUs" if gpus > 1 else f"{os.cpu_count()} CPUs"
+    print(f"[run_all] {where}: running {len(pending)} notebooks side by side, {jobs} at a time"
+          + (f", after {len(training)} training jobs" if training else ""))
     cmd = [sys.executable, "-m", "natrob.runner", "--profile", profile, "--no-report", "--child"]
     cmd += ["--force"] if force else []
     cmd += [arg for item in overrides for arg in ("-p", item)]
-    with ThreadPoolExecutor(max_workers=gpus) as pool:
-        futures = [(pool.submit(subprocess.run, cmd + ["--only", nb.name[:2]],
-                                env=dict(os.environ, CUDA_VISIBLE_DEVICES=str(i % gpus))), nb)
-                   for i, (nb, _) in enumerate(pending)]
-        failed = [nb for fut, nb in futures if fut.result().returncode != 0]
-    return {"notebook": failed[0].name, "error": "see its log above", "executed": "(its log)"} if failed else None
+    slots = queue.Queue()
+    for i in range(jobs):
+        slots.put(i)
+
+    def one(command):
+        slot = slots.get()  # a GPU (or a share of the cores) that no other running job holds
+        try:
+            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": str(slot)} if gpus > 1 else {}))
+            t0 = time.time()
+            return subprocess.run(command, env=env).returncode, time.time() - t0
+        finally:
+            slots.put(slot)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        trained = [(pool.submit(one, command), label) for label, command in training]
+        futures = [(pool.submit(one, cmd + ["--only", nb.name[:2]]), nb) for nb, _ in pending]
+        times = {}
+        for fut, label in trained:  # a notebook that needs the model trains it again and names what failed
+            rc, times[label] = fut.result()
+            if rc != 0:
+                print(f"[run_all] {label}: failed (its notebook will train it)", flush=True)
+        failed = [nb for fut, nb in futures if fut.result()[0] != 0]
+    failure = {"notebook": failed[0].name, "error": "see its log above", "executed": "(its log)"} if failed else None
+    return failure, {label: round(t, 1) for label, t in times.items()}
 
 
 def _run_in_turn(pending, params, profile, stamps, out_dir):
@@ -249,6 +326,8 @@ def main(argv=None) -> int:
         params = load_profile(a.profile)
         params.update(_overrides(a.param, params))
         todo = _select(a.only)
+        if a.jobs is not None and a.jobs < 1:
+            raise ValueError(f"--jobs {a.jobs}: allowed: a number of notebooks to run side by side, 1 or more")
     except (UnknownNameError, ValueError) as exc:
         print(f"run_all: {exc}", file=sys.stderr)
         return 2
@@ -264,14 +343,20 @@ def main(argv=None) -> int:
         pending.append((nb, s))
     t_all = time.time()
     gpus = _gpu_count()
-    side_by_side = gpus > 1 and len(pending) > 1
+    jobs = a.jobs or jobs_for(params, gpus, os.cpu_count())
+    side_by_side = jobs > 1 and len(pending) > 1 and not a.child
+    trained = {}
     if side_by_side:
-        failed = _run_side_by_side(pending, a.profile, a.force, gpus, a.param)
-        stamps.reload()
+        pending = ordered(pending, {**published_timings(a.profile), **stamps.data["_timings"]})
+        failed, trained = _run_side_by_side(pending, a.profile, a.force, jobs, gpus, a.param,
+                                            training_jobs(params, a.profile, pending, a.param))
+        with stamps._fresh():  # the training jobs' times are rows of the timing table, as the notebooks' are
+            stamps.data["_timings"].update(trained)
     else:
         failed = _run_in_turn(pending, params, a.profile, stamps, out_dir)
     names = [nb.name for nb, _ in pending]
     ran = names if side_by_side or not failed else names[:names.index(failed["notebook"]) + 1]
+    ran += list(trained)
     last_run = {"ran": ran, "reused": reused, "failed": failed["notebook"] if failed else None, "report_s": None,
                 "wall_s": round(time.time() - t_all, 1) if side_by_side else None}
     timings, mach = stamps.data["_timings"], None

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from . import paths
-from .results import read_json
+from .results import read_json, write_json
 from .schemas import SchemaError, check_schema, nodes, show_key
 from .stats import is_count, wilson
 
@@ -128,7 +128,8 @@ def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | Non
 
 
 def publish(profile: str) -> Path:
-    """Copy a finished run's result files (JSON and CSV; no checkpoints, no notebooks) to reference-results/."""
+    """Copy a finished run's result files (JSON and CSV; no checkpoints, no notebooks) to reference-results/, and
+    its timing table (``_runs.json``'s timings, last run and machine) as ``_timings.json``."""
     src, dst = paths.results_dir(profile), PUBLISHED / profile
     dst.mkdir(parents=True, exist_ok=True)
     for old in dst.glob("*"):
@@ -136,6 +137,10 @@ def publish(profile: str) -> Path:
     for p in sorted(src.glob("*")):
         if p.suffix in (".json", ".csv") and not p.name.startswith(("_", ".")):
             shutil.copy2(p, dst / p.name)
+    runs = src / "_runs.json"
+    if runs.exists():  # the run's timing table: the runner orders a fresh clone's side-by-side notebooks by it
+        record = read_json(runs)
+        write_json(dst / "_timings.json", {k: record.get(k) for k in ("_timings", "_last_run", "_machine")})
     return dst
 
 

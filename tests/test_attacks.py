@@ -256,3 +256,39 @@ def test_the_harness_freezes_pgd_only_for_models_it_can_judge_alone(trained_cnn,
             return trained_cnn(z)
     assert frozen(trained_cnn, 1) and not frozen(trained_cnn, 3) and not frozen(Noisy().eval(), 1)
     assert not frozen(Coupled().eval(), 1)
+
+
+class _Saturated(torch.nn.Module):
+    """The trained CNN with its logits multiplied by ``scale``: where the softmax rounds to exactly one hot in float32
+    the cross-entropy's input gradient is exactly zero, and PGD stands still (the saturation notebook 09 measures)."""
+
+    def __init__(self, model, scale):
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, x):
+        return self.scale * self.model(x)
+
+
+@pytest.mark.parametrize("mode", ["plain", "frozen", "early_stop"])
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_pgd_ending_at_a_fixed_point_returns_what_every_step_would(mode, scale, trained_cnn, digits):
+    """PGD.stop_stalled ends a run at a step that moved no point (and fooled no new one): the returned images, the
+    broken points and Pintor et al.'s indicators are exactly those of all 40 steps; on saturated logits (zero
+    gradients), where fooled points stop (frozen, or PGD's early stop), it takes fewer steps. (Plain PGD walks on
+    with its fooled points, so it rarely reaches a fixed point.)"""
+    x, y = digits.test_x[:64], digits.test_y[:64]
+    model = _Saturated(trained_cnn, scale).eval()
+    out = {}
+    for stall in (False, True):
+        torch.manual_seed(0)
+        attack = PGD(0.1, alpha=0.01, steps=40, freeze_fooled=mode == "frozen", early_stop=mode == "early_stop",
+                     stop_stalled=stall)
+        out[stall] = (attack(model, x, y), getattr(attack, "diagnostics", None), attack.steps_run)
+    (x0, d0, s0), (x1, d1, s1) = out[False], out[True]
+    assert torch.equal(x0, x1)
+    if mode != "early_stop":
+        assert torch.equal(d0["seen_adversarial"], d1["seen_adversarial"]) and torch.equal(d0["incomplete"], d1["incomplete"])
+    assert s1 <= s0
+    if scale > 1 and mode != "plain":
+        assert s1 < s0 / 4  # the saturated points never move: the run stops within a few steps

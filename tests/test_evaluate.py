@@ -213,6 +213,21 @@ def test_killed_evaluation_resumes_with_what_was_missing(trained_cnn, digits, mo
     assert [r["robust"] for r in again["rows"]] == [r["robust"] for r in reference["rows"]]
 
 
+def test_one_attack_under_two_names_is_computed_once(trained_cnn, digits):
+    """Two notebooks that run the same attack under their own id, role and label (notebook 03's ``pgd-paper``,
+    notebook 08's ``pgd``) share one stored evaluation: the second is served from the store with the same counts;
+    a spec that computes something else (another step count) is not."""
+    x, y = digits.test_x[:24], digits.test_y[:24]
+    first = evaluate(trained_cnn, x, y, [0.1], [{"name": "pgd", "steps": 3, "alpha": 0.05, "id": "pgd-paper",
+                                                  "role": "paper", "label": "PGD-3"}], cascade=False, progress=False)
+    second = evaluate(trained_cnn, x, y, [0.1], [{"name": "pgd", "steps": 3, "alpha": 0.05, "id": "pgd",
+                                                   "label": "PGD-3 (Table 1)"}], cascade=False, progress=False)
+    other = evaluate(trained_cnn, x, y, [0.1], [{"name": "pgd", "steps": 4, "alpha": 0.05, "id": "pgd"}],
+                     cascade=False, progress=False)
+    assert [r["cached"] for r in first["rows"] + second["rows"] + other["rows"]] == [False, True, False]
+    assert second["rows"][0]["robust"] == first["rows"][0]["robust"] and second["rows"][0]["id"] == "pgd"
+
+
 def test_a_failing_model_is_recorded_not_raised(digits):
     class Broken(torch.nn.Module):
         def forward(self, x):

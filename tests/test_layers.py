@@ -17,7 +17,7 @@ COMPUTING = ("natrob.evaluate", "natrob.evalstore", "natrob.prediction", "natrob
              "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.probes",
              "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp")
 SHARED = ("natrob.errors", "natrob.paths", "natrob.stats", "natrob.results", "natrob.reference", "natrob.provenance",
-          "natrob.fingerprint",
+          "natrob.fingerprint", "natrob.locks",
           "natrob.profiles")
 FLOORS = {"shared": (0, SHARED), "computing": (1, COMPUTING), "presenting": (2, PRESENTING)}
 

@@ -88,7 +88,7 @@ def test_runner_prints_and_records_the_table(monkeypatch, capsys):
     monkeypatch.setattr(runner, "_gpu_count", lambda: 0)
     names = [nb.name for nb in runner.notebooks()]
     for reused in (False, True):
-        assert runner.main(["--profile", "tiny", "--no-report"]) == 0
+        assert runner.main(["--profile", "tiny", "--no-report", "--jobs", "1"]) == 0
         out = capsys.readouterr().out
         table = out[out.index("[run_all] timings:"):].splitlines()
         for name in names:

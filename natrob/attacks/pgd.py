@@ -38,7 +38,10 @@ class PGD(Attack):
     fooled point counts as broken whatever its later iterates do, so its later steps change no count. Only valid
     where the model's prediction of a point does not depend on the rest of the batch (the evaluation harness
     sets it there: per-sample ODE solves, or one image at a time) and the model is deterministic; it has no
-    effect with ``return_best=False``, ``eot_iter > 1`` or ``early_stop``).
+    effect with ``return_best=False``, ``eot_iter > 1`` or ``early_stop``), ``stop_stalled`` (False; True ends the
+    run at a step that moved no point and fooled no new one: every later step would compute exactly the same
+    gradients on the same batch, so the result is the one all ``steps`` would give. Only valid for a deterministic
+    model (the harness sets it where its probe found two forward passes equal); no effect with ``eot_iter > 1``).
 
     After each call (without ``early_stop``) ``diagnostics`` holds two bool masks (n,) for Pintor et al.'s
     (NeurIPS 2022) indicators of attack failure: ``seen_adversarial`` (an iterate on the path fooled the
@@ -49,7 +52,7 @@ class PGD(Attack):
 
     def __init__(self, eps: float = 0.3, alpha: float = 0.01, steps: int = 40, random_start: bool = True,
                  restarts: int = 1, loss: str = "ce", early_stop: bool = False, eot_iter: int = 1,
-                 return_best: bool = True, freeze_fooled: bool = False):
+                 return_best: bool = True, freeze_fooled: bool = False, stop_stalled: bool = False):
         super().__init__(eps)
         if not alpha > 0:
             raise ConfigError("alpha", alpha, "a positive step size (paper: 0.01)")
@@ -60,6 +63,8 @@ class PGD(Attack):
         self.loss, self.early_stop = loss, bool(early_stop)
         self.eot_iter = check_positive_int(eot_iter, "eot_iter")
         self.return_best, self.freeze_fooled = bool(return_best), bool(freeze_fooled)
+        self.stop_stalled = bool(stop_stalled)
+        self.steps_run = None  # gradient steps the last call took (per restart), for benchmarks and tests
         if self.early_stop and self.eot_iter > 1:
             raise ConfigError("early_stop", early_stop, "False when eot_iter > 1 (a random model's first fooling "
                                                         "iterate need not fool it again)")
@@ -89,16 +94,21 @@ class PGD(Attack):
         found, trace = x_adv.clone(), []
         if self.freeze_fooled and self.return_best and self.eot_iter == 1:
             return self._run_frozen(model, x, y, x_adv, lo, hi, seen, found, trace)
+        stall = self.stop_stalled and self.eot_iter == 1
         for _ in range(self.steps):
             grad, logits = input_grad(model, x_adv, y, self.loss, self.eot_iter, with_logits=True)
+            self._count()
             with torch.no_grad():
                 fooled = predicted(logits) != y
                 found[fooled] = x_adv[fooled]  # the latest iterate that fooled the model
                 seen |= fooled
                 trace.append(self._per_sample_loss(logits, y))
                 step = grad.sign_() if self.scale is None else grad.sign_() * self._step(x)
+                before = x_adv.clone() if stall else None
                 x_adv = torch.clamp(x_adv.add_(step, alpha=self.alpha if self.scale is None else 1.0), lo, hi)
-        return self._finish(model, x, y, x_adv, seen, found, trace)
+                if stall and torch.equal(x_adv, before):
+                    break  # a fixed point: every later step repeats this one exactly
+        return self._finish(model, x, y, x_adv, seen, found, self._padded(trace))
 
     def _run_frozen(self, model, x, y, x_adv, lo, hi, seen, found, trace):
         # a fooled point stops at its first fooling iterate (found = x_adv there); the others step on exactly as in
@@ -110,6 +120,7 @@ class PGD(Attack):
         for _ in range(self.steps):
             xa, ya = x_adv[active], y[active]
             grad, logits = input_grad(model, xa, ya, self.loss, 1, with_logits=True)
+            self._count()
             with torch.no_grad():
                 fooled = (predicted(logits) != ya) & ~done
                 hit = active[fooled]
@@ -121,11 +132,15 @@ class PGD(Attack):
                     break
                 step = grad.sign_() if self.scale is None else grad.sign_() * self._step(x)
                 step[done] = 0
+                before = xa.clone() if self.stop_stalled else None
                 moved = xa.add_(step, alpha=self.alpha if self.scale is None else 1.0)
-                x_adv[active] = torch.max(torch.min(moved, hi[active]), lo[active])
+                moved = torch.max(torch.min(moved, hi[active]), lo[active])
+                x_adv[active] = moved
+                if self.stop_stalled and not fooled.any() and torch.equal(moved, before):
+                    break  # nothing moved and nothing new was fooled: every later step repeats this one exactly
                 if 4 * int(done.sum()) >= len(active):
                     active, done = active[~done], done[~done]
-        return self._finish(model, x, y, x_adv, seen, found, trace)
+        return self._finish(model, x, y, x_adv, seen, found, self._padded(trace))
 
     def _finish(self, model, x, y, x_adv, seen, found, trace):
         with torch.no_grad():
@@ -149,10 +164,21 @@ class PGD(Attack):
             loss = self._loss_value(logits, y[active], still)
             grad = torch.autograd.grad(loss, xa, allow_unused=True)[0] if loss.requires_grad else None
             grad = torch.zeros_like(xa) if grad is None else grad.nan_to_num(0.0, 0.0, 0.0)  # disconnected input
-            x_adv[active] = self.project(x[active], xa_keep.detach() + self._step(x) * grad[still].sign())
+            self._count()
+            moved = self.project(x[active], xa_keep.detach() + self._step(x) * grad[still].sign())
+            x_adv[active] = moved
+            if self.stop_stalled and bool(still.all()) and torch.equal(moved, xa_keep.detach()):
+                break  # the same points at the same iterates: every later step repeats this one exactly
         with torch.no_grad():
             fooled = predicted(model(x_adv)) != y
         return x_adv, fooled, None, None
+
+    def _count(self):
+        self.steps_run = (self.steps_run or 0) + 1
+
+    def _padded(self, trace):
+        # a run that ended at a fixed point: its remaining steps would have repeated the last losses
+        return trace + [trace[-1]] * (self.steps - len(trace)) if trace else trace
 
     def _loss_value(self, logits, y_active, still):
         z = logits[still]
@@ -162,6 +188,7 @@ class PGD(Attack):
         """Run ``restarts`` PGD runs; each point keeps the first run's result that fools the model (else the
         last run's). Fills ``diagnostics`` (see the class doc) unless ``early_stop``."""
         best = x.clone()
+        self.steps_run = 0
         todo = torch.ones(len(y), dtype=torch.bool, device=x.device)
         seen, incomplete = torch.zeros_like(todo), torch.zeros_like(todo)
         traced = not self.early_stop

@@ -10,6 +10,7 @@ import torch
 
 from .. import paths
 from ..errors import CheckpointError
+from ..locks import exclusive
 from ..models import build_model
 from ..provenance import provenance
 from ..results import read_json, write_json
@@ -96,19 +97,42 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
     model_kwargs = dict(model_kwargs or {})
     key = store_key(model_name, model_kwargs, dataset, cfg, seed)
     folder = Path(store_dir or paths.checkpoints_dir()) / f"{model_name}-{dataset.name}-{key}"
-    final, meta_path = folder / "final.pt", folder / "meta.json"
     torch.manual_seed(seed)
     model = build_model(model_name, dataset, **model_kwargs)
     device = torch.device(device) if device is not None else default_device()
-    if final.exists() and meta_path.exists() and not retrain:
+    served = None if retrain else _stored(model, model_name, model_kwargs, dataset, cfg, seed, key, folder, device,
+                                          until_epoch)
+    if served is not None:
+        return served
+    # notebooks running side by side may want the same model: the first trains it, the others wait and load it
+    # (a run training on elsewhere past ``until_epoch`` already served it above, without waiting for its lock)
+    with exclusive(folder / ".lock"):
+        served = None if retrain else _stored(model, model_name, model_kwargs, dataset, cfg, seed, key, folder,
+                                              device, until_epoch)
+        return served or _obtain(model, model_name, model_kwargs, dataset, cfg, seed, key, folder, device,
+                                 progress, retrain, keep_epochs, until_epoch)
+
+
+def _stored(model, model_name, model_kwargs, dataset, cfg, seed, key, folder, device, until_epoch):
+    """(model, record) from the store without training: the finished model, or epoch ``until_epoch`` of a run that
+    has gone past it and kept it; else None."""
+    final, meta_path = folder / "final.pt", folder / "meta.json"
+    if final.exists() and meta_path.exists():
         load_into(model, load_checkpoint(final), final)
         return model.to(device).eval(), read_json(meta_path)
-    if until_epoch is not None and until_epoch < cfg.epochs and not retrain:
+    if until_epoch is not None and until_epoch < cfg.epochs:
         stopped = _at_epoch(folder, until_epoch)  # a run that went on past ``until_epoch`` (training elsewhere)
         if stopped is not None:
             load_into(model, load_checkpoint(stopped[0]), stopped[0])
             return model.to(device).eval(), _record(model_name, model_kwargs, dataset, key, stopped[1], cfg, seed,
                                                     device, 0.0)
+    return None
+
+
+def _obtain(model, model_name, model_kwargs, dataset, cfg, seed, key, folder, device, progress, retrain, keep_epochs,
+            until_epoch):
+    """A model the store does not hold yet: a longer run's epoch, or training (resumed from ``last.pt``)."""
+    final, meta_path = folder / "final.pt", folder / "meta.json"
     longer = None if retrain or (folder / "last.pt").exists() else _from_longer_run(
         folder, model_name, model_kwargs, dataset, cfg, seed)
     if longer is not None:
