@@ -101,3 +101,13 @@ def test_runner_prints_and_records_the_table(monkeypatch, capsys):
     assert recorded["_timings"] == {name: 1.2 for name in names}
     assert recorded["_machine"]["f_call_ms"] == 183.2 and recorded["_machine"]["cpu_count"] >= 1
     assert recorded["_last_run"]["reused"] == names and recorded["_last_run"]["total_s"] == 0
+
+
+def test_a_side_by_side_run_counts_its_training_jobs_apart_from_its_notebooks():
+    last = {"ran": ["08-the-papers-width.ipynb", "train the 128-channel ODE net of notebook 08"], "reused": [],
+            "failed": None, "report_s": 2.0, "wall_s": 200.0}
+    table = timings.timing_table({"08-the-papers-width.ipynb": 100.0,
+                                  "train the 128-channel ODE net of notebook 08": 90.0}, last)
+    (total,) = [ln for ln in table.splitlines() if "total, this run" in ln]
+    assert _seconds(total) == 192.0
+    assert "1 notebook ran, 0 reused, 1 training job; wall clock 200.0 s (side by side)" in total
