@@ -15,6 +15,7 @@ import torch
 
 from . import paths
 from .errors import ConfigError, DataNotFoundError, UnknownNameError
+from .locks import exclusive
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -143,8 +144,9 @@ def _ensure_mnist(root: Path, download: bool):
     if download:
         try:
             import torchvision
-            torchvision.datasets.MNIST(str(root), train=True, download=True)
-            torchvision.datasets.MNIST(str(root), train=False, download=True)
+            with exclusive(Path(root) / ".download.lock"):  # notebooks side by side download once
+                torchvision.datasets.MNIST(str(root), train=True, download=True)
+                torchvision.datasets.MNIST(str(root), train=False, download=True)
             return
         except Exception as exc:  # network errors come in many types (URLError, HTTPError, OSError...)
             raise _mnist_missing(root) from exc
@@ -164,7 +166,8 @@ def _mnist_testsplit(root, download, seed, eval_size=2000, **_):
         if download:
             try:
                 import torchvision
-                torchvision.datasets.MNIST(str(root), train=False, download=True)
+                with exclusive(Path(root) / ".download.lock"):
+                    torchvision.datasets.MNIST(str(root), train=False, download=True)
             except Exception as exc:
                 raise _mnist_missing(root) from exc
         else:
@@ -210,7 +213,8 @@ def _cifar10(root, download, seed, **_):
         if download:
             try:
                 import torchvision
-                torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+                with exclusive(Path(root) / ".download.lock"):
+                    torchvision.datasets.CIFAR10(str(root), train=True, download=True)
             except Exception as exc:
                 raise DataNotFoundError(_cifar_msg(root)) from exc
         else:

@@ -232,10 +232,19 @@ def machine(params: dict | None = None, f_ms: float | None = None) -> dict:
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def jobs_for(params: dict, gpus: int, cpus: int | None) -> int:
-    """How many notebooks run side by side: one per GPU where there are several; on CPUs, as many as the cores
-    hold at the profile's ``THREADS`` each (2 cores at THREADS=1: two notebooks), one when THREADS is unset."""
-    if gpus > 1:
+    """How many notebooks run side by side: one per GPU where there are several, one at a time on a single GPU;
+    on CPUs, as many as the cores hold at the profile's ``THREADS`` each (2 cores at THREADS=1: two notebooks),
+    one when THREADS is unset."""
+    if gpus >= 1:
         return gpus
     threads = params.get("THREADS")
     return max(1, (cpus or 1) // int(threads)) if threads else 1
@@ -275,7 +284,7 @@ def training_jobs(params: dict, profile: str, pending, overrides=()) -> list:
 def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), training=()):
     # notebooks share trained models only through the store, which is keyed and atomic, and whose entries are
     # trained under a lock (the second notebook to want a model waits for the first to finish training it)
-    where = f"{gpus} GPUs" if gpus > 1 else f"{os.cpu_count()} CPUs"
+    where = f"{gpus} GPUs" if gpus > 1 else f"{usable_cpus()} CPUs"
     print(f"[run_all] {where}: running {len(pending)} notebooks side by side, {jobs} at a time"
           + (f", after {len(training)} training jobs" if training else ""))
     cmd = [sys.executable, "-m", "natrob.runner", "--profile", profile, "--no-report", "--child"]
@@ -288,7 +297,7 @@ def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), trainin
     def one(command):
         slot = slots.get()  # a GPU (or a share of the cores) that no other running job holds
         try:
-            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": str(slot)} if gpus > 1 else {}))
+            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": str(slot % gpus)} if gpus > 1 else {}))
             t0 = time.time()
             return subprocess.run(command, env=env).returncode, time.time() - t0
         finally:
@@ -299,8 +308,10 @@ def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), trainin
         futures = [(pool.submit(one, cmd + ["--only", nb.name[:2]]), nb) for nb, _ in pending]
         times = {}
         for fut, label in trained:  # a notebook that needs the model trains it again and names what failed
-            rc, times[label] = fut.result()
-            if rc != 0:
+            rc, seconds = fut.result()
+            if rc == 0:
+                times[label] = seconds
+            else:
                 print(f"[run_all] {label}: failed (its notebook will train it)", flush=True)
         failed = [nb for fut, nb in futures if fut.result()[0] != 0]
     failure = {"notebook": failed[0].name, "error": "see its log above", "executed": "(its log)"} if failed else None
@@ -343,7 +354,7 @@ def main(argv=None) -> int:
         pending.append((nb, s))
     t_all = time.time()
     gpus = _gpu_count()
-    jobs = a.jobs or jobs_for(params, gpus, os.cpu_count())
+    jobs = a.jobs or jobs_for(params, gpus, usable_cpus())
     side_by_side = jobs > 1 and len(pending) > 1 and not a.child
     trained = {}
     if side_by_side:
@@ -373,8 +384,9 @@ def main(argv=None) -> int:
     if not a.child:
         last_run["total_s"] = run_total(timings, last_run)
         last_run["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        stamps.data.update({"_last_run": last_run, "_machine": mach})
-        stamps.save()
+        with stamps._fresh():  # re-read: notebooks of another run may have recorded meanwhile
+            stamps.data["_timings"].update({k: v for k, v in timings.items() if k == "report"})
+            stamps.data.update({"_last_run": last_run, "_machine": mach})
         print(timing_table(timings, last_run, mach))
     if failed:
         print(f"\n[run_all] STOPPED: notebook {failed['notebook']} failed in {failed['error']}\n"

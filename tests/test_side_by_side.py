@@ -21,6 +21,7 @@ def test_jobs_follow_the_cores_and_the_profiles_threads():
     assert runner.jobs_for({"THREADS": 3}, gpus=0, cpus=2) == 1
     assert runner.jobs_for({"THREADS": None}, gpus=0, cpus=16) == 1  # the paper profile: torch's own threads
     assert runner.jobs_for({"THREADS": 1}, gpus=4, cpus=2) == 4
+    assert runner.jobs_for({"THREADS": 1}, gpus=1, cpus=16) == 1  # one GPU: notebooks in turn, as before
 
 
 def test_longest_notebook_starts_first_and_unknown_ones_before_it():
@@ -81,13 +82,18 @@ def test_side_by_side_holds_each_slot_once(monkeypatch, gpus):
     """Never more notebooks at once than jobs, each with its own GPU where there are GPUs (none set on CPUs), and
     every notebook run once; a failing one is named."""
     import threading
-    lock, running, seen = threading.Lock(), [], []
+    lock, running, seen, trained = threading.Lock(), [], [], threading.Event()
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
     def fake_run(cmd, env):
         nb = cmd[cmd.index("--only") + 1] if "--only" in cmd else "training"
+        if nb != "training":
+            trained.wait(10)  # a loaded machine may start the notebook's thread first: record the training first
         with lock:
             running.append(env.get("CUDA_VISIBLE_DEVICES"))
             seen.append((nb, len(running), list(running)))
+        if nb == "training":
+            trained.set()
         time.sleep(0.05)
         with lock:
             running.remove(env.get("CUDA_VISIBLE_DEVICES"))
@@ -97,7 +103,7 @@ def test_side_by_side_holds_each_slot_once(monkeypatch, gpus):
     pending = [(Path(f"0{i}-x.ipynb"), "s") for i in range(1, 7)]
     training = [("train a net", [sys.executable, "-m", "natrob.width"])]
     failed, trained = runner._run_side_by_side(pending, "tiny", False, 2, gpus, training=training)
-    assert "training" in [nb for nb, _, _ in seen[:2]]  # training jobs start first
+    assert seen[0][0] == "training"  # training jobs start first
     assert list(trained) == ["train a net"] and trained["train a net"] >= 0.05
     assert sorted(nb for nb, _, _ in seen if nb != "training") == ["01", "02", "03", "04", "05", "06"]
     assert max(k for _, k, _ in seen) <= 2

@@ -64,7 +64,7 @@ class PGD(Attack):
         self.eot_iter = check_positive_int(eot_iter, "eot_iter")
         self.return_best, self.freeze_fooled = bool(return_best), bool(freeze_fooled)
         self.stop_stalled = bool(stop_stalled)
-        self.steps_run = None  # gradient steps the last call took (per restart), for benchmarks and tests
+        self.steps_run = None  # gradient steps the last call took (all restarts), for benchmarks and tests
         if self.early_stop and self.eot_iter > 1:
             raise ConfigError("early_stop", early_stop, "False when eot_iter > 1 (a random model's first fooling "
                                                         "iterate need not fool it again)")
