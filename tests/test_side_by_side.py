@@ -121,3 +121,23 @@ def test_notebook_08s_widths_train_as_jobs_of_their_own():
     assert all(cmd[cmd.index("--threads") + 1] == "1" and "natrob.width" in cmd for _, cmd in jobs)
     assert runner.training_jobs(params, "quick", [(Path("03-white-box.ipynb"), "s")]) == []
     assert runner.training_jobs(params, "quick", nb08, overrides=["WIDTH_CHANNELS=[16]"]) == []
+
+
+def test_publish_keeps_the_runs_timing_table_for_a_fresh_clones_order(tmp_path, monkeypatch):
+    """verify --publish writes the run's timings beside the published results (ignored by verify), and the runner
+    orders a checkout without its own _runs.json by them."""
+    from natrob import paths, verify
+    monkeypatch.setenv("NATROB_ARTIFACTS", str(tmp_path / "art"))
+    monkeypatch.setattr(paths, "PUBLISHED", tmp_path / "published")
+    monkeypatch.setattr(verify, "PUBLISHED", tmp_path / "published")
+    results = paths.results_dir("tiny")
+    results.mkdir(parents=True)
+    (results / "_runs.json").write_text(json.dumps({"_timings": {"09-x.ipynb": 500.0, "01-x.ipynb": 20.0},
+                                                    "09-x.ipynb": "stamp"}))
+    out = verify.publish("tiny")
+    assert json.loads((out / "_timings.json").read_text())["_timings"] == {"09-x.ipynb": 500.0, "01-x.ipynb": 20.0}
+    assert runner.published_timings("tiny") == {"09-x.ipynb": 500.0, "01-x.ipynb": 20.0}
+    pending = [(Path("01-x.ipynb"), "s"), (Path("09-x.ipynb"), "s")]
+    assert [nb.name for nb, _ in runner.ordered(pending, runner.published_timings("tiny"))] == ["09-x.ipynb",
+                                                                                               "01-x.ipynb"]
+    assert runner.published_timings("quick-never-published") == {}
