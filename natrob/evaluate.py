@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 
 from . import evalstore
 from .attacks import PGD
+from .attacks.variant import ProtocolVariant
 from .attacks.base import check_batch
 from .contract import NON_FINITE, NOT_PREDICTED, SOLVER_FAILED, Prepared, prepare
 from .errors import ConfigError, check_eps
@@ -152,8 +153,13 @@ class _Run:
             return entry, True
         torch.manual_seed(_seed_for(self.seed, spec_fp, eps))
         attack = build_attack(spec, eps)
-        if self.freeze and isinstance(attack, PGD):  # not inside transfer or protocol variants: judged elsewhere
+        if self.freeze and isinstance(attack, PGD):
             attack.freeze_fooled = True
+        # a protocol variant's PGD crafts on the judged model (or its softmax) except cross-solver's twin; a transfer
+        # attack's source is another model: its PGD is never frozen
+        inner = getattr(attack, "attack", None)
+        if self.freeze and isinstance(attack, ProtocolVariant) and attack.crafts_on_judge and isinstance(inner, PGD):
+            inner.freeze_fooled = True
         if self.stall and isinstance(attack, PGD):
             attack.stop_stalled = True
         entry = attack_points(attack, self.model, self.x, self.y, idx, eps, self.batch_size, self.per_sample,

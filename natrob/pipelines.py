@@ -31,10 +31,13 @@ PAPER_SUM_LR = 1e-3 * 1875 * 50 + 5e-4 * 1875 * 50  # Table A1: 60,000 / 32 step
 class Pipeline(nn.Module):
     """``model`` evaluated under ``protocol`` (a precision of :data:`natrob.saturation.PROTOCOLS` other than
     'probabilities', which changes the attack, not the model), its logits multiplied by ``scale`` (1: as
-    trained). Float32 logits out (float64 under 'float64'). No ``configure_solver``: an ODE net inside solves with
-    one step size per batch, as the paper's code did, so a point's gradient carries its batch-mates' losses
-    (``batch_coupled``: the harness never shrinks the batch under attack). Input: (n, C, H, W) float32 in [0, 1]."""
-    batch_coupled = True
+    trained). Float32 logits out (float64 under 'float64'). Input: (n, C, H, W) float32 in [0, 1].
+
+    Called as it is, an ODE net inside solves with one step size per batch, as the paper's code did, so a point's
+    gradient carries its batch-mates' losses (``batch_coupled``; :func:`epoch_cell`'s batched FGSM). The harness
+    judges every image alone: :meth:`configure_solver` reaches the ODE net inside, so while it evaluates, each image
+    solves with its own step sizes, as it would in a batch of one, and a batch of them costs one batched solve
+    (notebook 09's Table 1 of a pipeline went from one image at a time to batches: 9x on the quick profile)."""
 
     def __init__(self, model, protocol=Protocol.FLOAT32, scale: float = 1.0):
         super().__init__()
@@ -53,6 +56,22 @@ class Pipeline(nn.Module):
             z = self.net(x.to(self.in_dtype))
         z = z.double() if self.protocol is Protocol.FLOAT64 else z.float()
         return self.scale * z
+
+    @property
+    def batch_coupled(self) -> bool:
+        """Whether a point's gradient and prediction depend on its batch-mates: True unless the ODE net inside
+        solves with a step size per sample (the harness then freezes fooled points, as for any batch-independent
+        model)."""
+        return not getattr(self.net, "per_sample", False)
+
+    def configure_solver(self, **changes):
+        """The solver settings of the ODE net inside (:meth:`natrob.models.odenet.ODENet.configure_solver`);
+        returns the old ones. Raises ConfigError where the model inside has none (the harness then judges the
+        pipeline one image at a time)."""
+        configure = getattr(self.net, "configure_solver", None)
+        if configure is None:
+            raise ConfigError("model", type(self.net).__name__, "a model with solver settings (configure_solver)")
+        return configure(**changes)
 
     def describe(self) -> str:
         """The pipeline in words (what ran in which precision)."""
@@ -91,7 +110,7 @@ def _fgsm_counts(model, x, y, grad, eps_list, correct, batch_size):
 
 
 def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=CELL_PROTOCOLS, cos_n: int = 20,
-               cos_eps: float = 0.3, batch_size: int = 20, seed: int = 0) -> dict:
+               cos_eps: float = 0.3, batch_size: int = 20, seed: int = 0, memo: dict | None = None) -> dict:
     """What decides the paper's FGSM on one trained net (x: (n, C, H, W) in [0, 1], y: (n,) int64):
 
     - ``clean`` (count), ``margins`` (percentiles p2/p10/p50/p90/max of correctly classified points, float64);
@@ -101,7 +120,9 @@ def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=CELL_PROTOCO
     - ``fgsm_pgd_cosine``: median (and p10) over the first ``cos_n`` correct points of the cosine between FGSM's
       step (sign of the float32 gradient) and the paper's PGD (``paper_attack``) perturbation at ``cos_eps``;
     - ``nfe``: forward NFE of the clean solve (batch of ``batch_size``).
-    The FGSM and cosine columns say whether the gradient is *usable*, not only whether it is zero."""
+    The FGSM and cosine columns say whether the gradient is *usable*, not only whether it is zero. ``memo``:
+    :func:`natrob.saturation.input_gradients`'s, kept by the caller for this model (gradients computed before on
+    the same points are not computed again)."""
     from .attack_runs import build_attack
     from .prediction import predict
     model.eval()
@@ -112,13 +133,13 @@ def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=CELL_PROTOCO
     grads = {}
     for proto in protocols:
         proto = check_protocol(proto)
-        g, logits = input_gradients(model, x, y, [1.0], proto, alone=True, batch_size=batch_size)
+        g, logits = input_gradients(model, x, y, [1.0], proto, alone=True, batch_size=batch_size, memo=memo)
         zero = (g[1.0].flatten(1) == 0).all(1) & correct
         cell["zero_grad"][proto.value] = count(int(zero.sum()), n)
         if proto is Protocol.FLOAT64:
             cell["margins"] = margin_percentiles(margins(logits, y)[correct])
     for proto in (Protocol.FLOAT32, Protocol.FLOAT16_AMP):
-        g, _ = input_gradients(model, x, y, [1.0], proto, alone=False, batch_size=batch_size)
+        g, _ = input_gradients(model, x, y, [1.0], proto, alone=False, batch_size=batch_size, memo=memo)
         grads[proto] = g[1.0]
         cell["fgsm"][proto.value] = _fgsm_counts(model, x, y, g[1.0], eps_list, correct, batch_size)
     idx = correct.nonzero().squeeze(1)[:cos_n]

@@ -181,9 +181,85 @@ def test_width_margins_read_the_store_and_train_nothing(digits):
     with torch.no_grad(), per_sample_solves(net):
         right = int((net.double()(x.double()).argmax(1) == y).sum())
     assert int((m > 0).sum()) == right
+    m32 = clean_margins(net, x, y, Protocol.FLOAT32)  # the widths' margins are float32's (no gradient to saturate)
+    assert out[-1]["margins"] == pytest.approx(margin_percentiles(m32[torch.isfinite(m32)]), rel=1e-6)
+    assert out[-1]["margins"] == pytest.approx(margin_percentiles(m[torch.isfinite(m)]), rel=1e-3, abs=1e-4)
     _, logits = input_gradients(net.float(), x, y, [1.0], Protocol.FLOAT64, alone=True)
     assert torch.allclose(m, margins(logits, y), atol=1e-6)
     cells = [{"sum_lr": per_epoch, "margins": {"p50": 1.0}}, {"sum_lr": 2 * per_epoch, "margins": {"p50": 2.0}}]
     said = ch09_mechanism._width_sentence({"widths": out, "n": {"cells": 10},
                                            "model": {"kwargs": {"channels": 4}}}, cells)
     assert len(said) == 1 and "6 ch" in said[0] and "x this chapter's 4-channel net's" in said[0]
+
+
+def test_the_harness_judges_a_pipeline_in_batches_each_image_as_alone(small_odenet, digits):
+    """A pipeline's net solves one step size per batch when called (batch-coupled); the harness switches it to a step
+    size per image (as a batch of one) and so attacks and judges it in batches, with the counts of one image at a
+    time (PGD without its random start: a random start is drawn per call, so one at a time draws other noise)."""
+    from natrob.evaluate import evaluate
+    from natrob.prediction import per_sample_solves
+    pipe = Pipeline(small_odenet, "float32")
+    assert pipe.batch_coupled
+    with per_sample_solves(pipe):
+        assert not pipe.batch_coupled
+    assert pipe.batch_coupled and not small_odenet.per_sample
+    x, y = digits.test_x[:12], digits.test_y[:12]
+    attacks = [{"name": "fgsm"}, {"name": "pgd", "steps": 5, "alpha": 0.05, "random_start": False}]
+    sizes = []
+    hook = pipe.register_forward_pre_hook(lambda mod, args: sizes.append(len(args[0])))
+    try:
+        batched = evaluate(pipe, x, y, [0.1, 0.3], attacks, cascade=False, progress=False, cache=False)
+        calls, sizes[:] = list(sizes), []
+        alone = evaluate(pipe, x, y, [0.1, 0.3], attacks, cascade=False, per_sample=True, progress=False, cache=False)
+    finally:
+        hook.remove()
+    assert max(calls) == len(y) and 3 * len(calls) < len(sizes)  # the contract's probe takes 8 and 4 images
+    assert [r["robust"] for r in batched["rows"]] == [r["robust"] for r in alone["rows"]]
+    assert batched["clean"] == alone["clean"] and batched["clean"]["k"] >= 6
+
+
+def test_the_maps_judge_solves_each_image_once_and_predicts_as_predict_does(small_odenet, digits):
+    from natrob.prediction import predict
+    from natrob.saturation import _Judge
+    x = digits.test_x[:10]
+    rows = []
+    judge = _Judge(small_odenet, 4)
+    hook = small_odenet.register_forward_pre_hook(lambda mod, args: rows.append(len(args[0])))
+    try:
+        first = judge(x)
+        again = judge(torch.cat([x[3:], x[:3]]))
+        solved_before = sum(rows)
+        new = (x[:4] + 0.2).clamp(0, 1)
+        mixed = judge(torch.cat([x[:2], new, new[:1]]))
+    finally:
+        hook.remove()
+    assert solved_before == 10 and sum(rows) == 14  # only the 4 new images are solved, each once
+    assert torch.equal(first, predict(small_odenet, x, 4)[0])
+    assert torch.equal(again, torch.cat([first[3:], first[:3]]))
+    assert torch.equal(mixed[2:6], predict(small_odenet, new, 4)[0]) and mixed[6] == mixed[2]
+
+
+def test_a_cell_takes_the_maps_gradients_of_the_same_net_and_measures_the_same(small_odenet, digits):
+    """Notebook 09 keeps the last net's gradients across its saturation map and that epoch's cell: the cell then
+    solves fewer times and measures exactly what it measures alone."""
+    from natrob.pipelines import epoch_cell
+    from natrob.reference import paper_attack
+    from natrob.saturation import saturation_map
+    x, y = digits.test_x[:8], digits.test_y[:8]
+    memo, rows = {}, []
+    saturation_map(small_odenet, x, y, scales=[1, 64], protocols=["float32", "float64"], progress=False, memo=memo)
+    kw = dict(protocols=(Protocol.FLOAT32, Protocol.FLOAT64), cos_n=2, seed=0)
+    hook = small_odenet.register_forward_pre_hook(lambda mod, args: rows.append(len(args[0])))
+    try:
+        shared = epoch_cell(small_odenet, x, y, [0.3], paper_attack(3, 0.1), memo=memo, **kw)
+        with_memo, rows[:] = sum(rows), []
+        alone = epoch_cell(small_odenet, x, y, [0.3], paper_attack(3, 0.1), **kw)
+    finally:
+        hook.remove()
+    assert shared == alone and shared["clean"]["k"] >= 4
+    assert with_memo < sum(rows)
+    other = {}  # the memo answers only the points it was given
+    input_gradients(small_odenet, x[:4], y[:4], [1.0], Protocol.FLOAT32, alone=True, memo=other)
+    assert len(other) == 1
+    input_gradients(small_odenet, x[4:], y[4:], [1.0], Protocol.FLOAT32, alone=True, memo=other)
+    assert len(other) == 2

@@ -93,3 +93,26 @@ def test_bad_variants_name_the_parameter(net):
         variant_plan("no-clip", paper_attack(), attacks=("square",))
     with pytest.raises(ConfigError, match="craft_solver"):
         variant_plan("cross-solver", paper_attack())
+
+
+@pytest.mark.parametrize("protocol", ["no-clip", "normalised-eps", "probabilities", "cross-solver"])
+def test_a_variant_crafting_on_the_judge_freezes_its_fooled_points_and_counts_the_same(protocol, net, digits,
+                                                                                      monkeypatch):
+    """The harness freezes a variant's PGD at each point's first fooling iterate only where the variant crafts on the
+    judged model (all but cross-solver, whose twin crafts); frozen or not, the same points count as broken."""
+    import natrob.evaluate as ev
+    x, y = digits.test_x[:16], digits.test_y[:16]
+    plan = variant_plan(protocol, paper_attack(20, 0.02), ("pgd",), craft_solver={"rtol": 0.1, "atol": 0.1})
+    seen = []
+    real = ev.attack_points
+
+    def spy(attack, *a, **k):
+        seen.append(attack.attack.freeze_fooled)
+        return real(attack, *a, **k)
+    monkeypatch.setattr(ev, "attack_points", spy)
+    frozen = evaluate(net, x, y, [0.15], plan, cascade=False, progress=False, cache=False)
+    monkeypatch.setattr(ProtocolVariant, "crafts_on_judge", property(lambda self: False))
+    stepped = evaluate(net, x, y, [0.15], plan, cascade=False, progress=False, cache=False)
+    assert seen == [protocol != "cross-solver", False]
+    assert frozen["rows"][0]["robust"] == stepped["rows"][0]["robust"]
+    assert frozen["rows"][0]["robust"]["k"] < frozen["clean"]["k"]  # points were fooled, so some were frozen

@@ -74,6 +74,13 @@ class ProtocolVariant(Attack):
         if protocol == "no-clip":
             self.box = attack.box = None
 
+    @property
+    def crafts_on_judge(self) -> bool:
+        """Whether the inner attack crafts on the judged model itself (its logits, or their softmax, whose argmax is
+        theirs): every protocol but ``cross-solver``, whose twin crafts. Only there does the inner attack's "fooled"
+        agree with the harness's judgement, so only there may the harness freeze the inner PGD's fooled points."""
+        return self.protocol != "cross-solver"
+
     def params(self) -> dict:
         """The protocol, the inner attack's settings and (cross-solver) the crafting twin's tolerance."""
         return {"name": self.name, "protocol": self.protocol, "eps": self.eps, "inner": self.attack.params(),
