@@ -1,0 +1,62 @@
+"""Notebook 09's Table 1 of a pipeline, judged one image at a time (what the harness did while a pipeline hid its
+net's solver settings) against in batches with a step size per image (what it does now that
+``Pipeline.configure_solver`` reaches the net), side by side in one run: the quick profile's Neural ODE (digits, 32
+channels, t1 = 100), float32 and float16 AMP, FGSM, the paper's PGD-40 (first fooling iterate) and its random start
+at every eps of the profile's Table 1, through the harness (``natrob.protocols.table1``), no evaluation store.
+
+Prints, per pipeline: the wall time of each way, the ratio, and both ways' robust counts per attack and eps. FGSM and
+PGD count the same points up to rounding (each image is solved as in a batch of one either way, but a batch of 50
+rounds otherwise than a batch of one); the noise row differs by design: one image at a time, every image got the
+same seeded draw. Loads (or trains) the quick profile's Neural ODE from the model store.
+
+    .venv/bin/python bench/pipeline_batches.py [--n 50] [--threads 1]
+"""
+import argparse
+import time
+
+import torch
+
+from natrob.data import load_profile_dataset
+from natrob.evaluate import evaluate
+from natrob.pipelines import Pipeline
+from natrob.profiles import load_profile
+from natrob.protocols import table1_specs
+from natrob.reference import paper_attack
+from natrob.train.profile_models import get_profile_model
+
+
+def table(pipe, x, y, eps, one_at_a_time):
+    specs = table1_specs(paper_attack(None, None), early_stop=True)
+    t0 = time.perf_counter()
+    res = evaluate(pipe, x, y, eps, specs, cascade=False, per_sample=one_at_a_time, progress=False, cache=False)
+    wall = time.perf_counter() - t0
+    counts = {}
+    for r in res["rows"]:
+        counts.setdefault(r["id"], []).append(r["robust"]["k"])
+    return wall, counts
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    params = load_profile("quick")
+    data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
+                                seed=params["SEED"])
+    ode, _ = get_profile_model(params["ODE"], data, params["SEED"], progress=False)
+    x, y = data.test_x[:a.n], data.test_y[:a.n]
+    eps = [float(e) for e in params["EPS_TABLE1"]]
+    print(f"{a.n} points, eps {eps}, {a.threads} thread(s); robust counts per eps")
+    for proto in ("float32", "float16-amp"):
+        pipe = Pipeline(ode, proto).eval()
+        w1, c1 = table(pipe, x, y, eps, one_at_a_time=True)
+        wb, cb = table(pipe, x, y, eps, one_at_a_time=False)
+        print(f"{proto}: one image at a time {w1:.1f} s, in batches {wb:.1f} s, ratio {w1 / wb:.1f}x")
+        for k in c1:
+            print(f"  {k:<6} one at a time {c1[k]}  in batches {cb[k]}")
+
+
+if __name__ == "__main__":
+    main()
