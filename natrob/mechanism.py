@@ -143,6 +143,7 @@ def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
                           seed=seed, memo=memo if net is model else None)
         cells.append({"id": f"epoch-{e}", "epoch": e, "sum_lr": sums[e - 1], "test_acc": history[e - 1]["test_acc"], **cell})
     payload["cells"] = cells
+    memo.clear()  # the map's gradients at every K: nothing later reads them
     lap("cells")
     payload["trend"] = margin_trend([c["sum_lr"] for c in cells], [c["margins"]["p50"] for c in cells]) \
         if all(c["margins"]["p50"] is not None for c in cells) else None
@@ -211,7 +212,7 @@ def width_margins(params: dict, dataset, x, y, seed: int = 0, progress: bool = T
     []), every epoch of its net already in the model store (nothing is trained here, so a width not yet trained is
     absent; the width that is this chapter's own net is left out, its epochs being the cells): {"channels", "epoch",
     "sum_lr", "lr", "test_acc" (on all the test images, from the training history), "margins" (percentiles of the
-    positive margins, each point solved alone in float32; the cells take float64 margins of the points the float32
+    finite margins, each point solved alone in float32; the cells take float64 margins of the points the float32
     net classifies correctly, which differ only at margins near 0)}. x: (n, C, H, W) in [0, 1]; y: (n,) int64.
 
     Float32 here because a margin (a difference of logits) needs no float64, only the exact zero of its gradient

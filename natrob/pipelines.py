@@ -2,9 +2,10 @@
 
 A *pipeline* is what a person could have run: the trained net, evaluated in float32, under bfloat16 autocast, or
 under float16 autocast (AMP, the usual way to run on a GPU since 2020), with the attack's gradient taken through
-that forward pass and the ODE solved with one adaptive step size per batch (torchdiffeq's behaviour, the paper's
-code). :class:`Pipeline` is such a model; the evaluation harness crafts and judges through it, so a pipeline's
-Table 1 is measured, not assembled.
+that forward pass. :class:`Pipeline` is such a model; the evaluation harness crafts and judges through it, each
+image solved with its own adaptive step sizes (as one image alone; torchdiffeq's one step size per batch, the paper's
+code, where a pipeline is called directly, as :func:`epoch_cell`'s batched FGSM does), so a pipeline's Table 1 is
+measured, not assembled.
 
 Per stored training epoch, :func:`epoch_cell` measures what decides the paper's FGSM there: summed learning rate,
 margin percentiles, exactly-zero input gradients per protocol (:mod:`natrob.saturation`), FGSM under float32 and
@@ -59,10 +60,15 @@ class Pipeline(nn.Module):
 
     @property
     def batch_coupled(self) -> bool:
-        """Whether a point's gradient and prediction depend on its batch-mates: True unless the ODE net inside
-        solves with a step size per sample (the harness then freezes fooled points, as for any batch-independent
-        model)."""
-        return not getattr(self.net, "per_sample", False)
+        """Whether a point's gradient and prediction may depend on its batch-mates: False only in float32 or
+        float64 with the ODE net inside solving dopri5 with a step size per sample and no adjoint (the harness then
+        freezes fooled points, as for any batch-independent model). Under autocast, float16 and bfloat16 kernels
+        round a batch otherwise than a batch of one, so a first fooling iterate, at the decision boundary, could
+        round back in another batch: those pipelines are never frozen."""
+        net = self.net
+        per_sample = (getattr(net, "per_sample", False) and getattr(net, "method", None) == "dopri5"
+                      and not getattr(net, "adjoint", False))
+        return not (per_sample and self.protocol in (Protocol.FLOAT32, Protocol.FLOAT64))
 
     def configure_solver(self, **changes):
         """The solver settings of the ODE net inside (:meth:`natrob.models.odenet.ODENet.configure_solver`);
@@ -201,7 +207,7 @@ def _fit(u, m, u0) -> dict:
 def pipeline_table1(model, x, y, eps_list, paper_attack: dict, protocol, scale: float = 1.0, seed: int = 0,
                     early_stop: bool = True, name: str | None = None) -> dict:
     """Table 1 (FGSM, the paper's PGD, PGD's random start alone) of ``model`` as the pipeline ``protocol`` would
-    have measured it (crafted and judged through :class:`Pipeline`, batched solves), logits x ``scale``. Returns
+    have measured it (crafted and judged through :class:`Pipeline` by the harness, each image with its own step sizes), logits x ``scale``. Returns
     :func:`natrob.protocols.table1`'s dict plus "pipeline" (its description)."""
     from .protocols import table1
     pipe = Pipeline(model, protocol, scale)

@@ -197,6 +197,7 @@ def test_the_harness_judges_a_pipeline_in_batches_each_image_as_alone(small_oden
     size per image (as a batch of one) and so attacks and judges it in batches, with the counts of one image at a
     time (PGD without its random start: a random start is drawn per call, so one at a time draws other noise)."""
     from natrob.evaluate import evaluate
+    from natrob.models.odenet import solver_settings
     from natrob.prediction import per_sample_solves
     pipe = Pipeline(small_odenet, "float32")
     assert pipe.batch_coupled
@@ -214,6 +215,12 @@ def test_the_harness_judges_a_pipeline_in_batches_each_image_as_alone(small_oden
     finally:
         hook.remove()
     assert max(calls) == len(y) and 3 * len(calls) < len(sizes)  # the contract's probe takes 8 and 4 images
+    assert not small_odenet.per_sample  # the harness gave the caller's net back as it was
+    amp = Pipeline(small_odenet, "float16-amp")  # half-precision kernels round a batch otherwise: never frozen
+    with per_sample_solves(amp):
+        assert amp.batch_coupled
+    with per_sample_solves(pipe), solver_settings(small_odenet, adjoint=True):
+        assert pipe.batch_coupled  # an adjoint solve with gradients shares its steps whatever per_sample says
     assert [r["robust"] for r in batched["rows"]] == [r["robust"] for r in alone["rows"]]
     assert batched["clean"] == alone["clean"] and batched["clean"]["k"] >= 6
 
