@@ -8,16 +8,14 @@ Loads (or trains) the quick profile's models from the model store.
 
     .venv/bin/python bench/pgd_freeze.py [--n 100] [--eps 0.1 0.3] [--rounds 1] [--threads 1]
 """
-import argparse
 import time
 
 import torch
 
 from natrob.attacks import PGD
-from natrob.data import load_profile_dataset
 from natrob.prediction import per_sample_solves, predict
-from natrob.profiles import load_profile
 from natrob.train.profile_models import model_loaders
+from quick_setup import quick_setup  # bench/ is on the path of a benchmark run as a script
 
 
 def run(model, x, y, eps, freeze, seed=0):
@@ -31,16 +29,7 @@ def run(model, x, y, eps, freeze, seed=0):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.3])
-    p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    params = load_profile("quick")
-    data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
-                                seed=params["SEED"])
+    a, params, data = quick_setup(n=100, eps=[0.1, 0.3], rounds=True)
     x, y = data.test_x[: a.n], data.test_y[: a.n]
     for label, load in model_loaders(params, data, params["SEED"], ["Neural ODE", "ResNet50"]).items():
         model = load()[0].eval()

@@ -11,17 +11,15 @@ new one repeats forever). Loads (or trains) the quick profile's Neural ODE from 
 
     .venv/bin/python bench/pgd_stall.py [--n 50] [--eps 0.2 0.5] [--rounds 1] [--threads 1]
 """
-import argparse
 import statistics
 import time
 
 import torch
 
 from natrob.attacks import PGD
-from natrob.data import load_profile_dataset
 from natrob.pipelines import Pipeline
-from natrob.profiles import load_profile
 from natrob.train.profile_models import get_profile_model
+from quick_setup import quick_setup  # bench/ is on the path of a benchmark run as a script
 
 
 def run(model, x, y, eps, stall, seed=0):
@@ -36,16 +34,7 @@ def run(model, x, y, eps, stall, seed=0):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--n", type=int, default=50)
-    p.add_argument("--eps", type=float, nargs="+", default=[0.2, 0.5])
-    p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    params = load_profile("quick")
-    data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
-                                seed=params["SEED"])
+    a, params, data = quick_setup(n=50, eps=[0.2, 0.5], rounds=True)
     ode, _ = get_profile_model(params["ODE"], data, params["SEED"], progress=False)
     x, y = data.test_x[:a.n], data.test_y[:a.n]
     print(f"{a.n} points, PGD-40 (alpha 0.01, random start, early stop), {a.threads} thread(s)")

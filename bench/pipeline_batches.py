@@ -11,18 +11,16 @@ same seeded draw. Loads (or trains) the quick profile's Neural ODE from the mode
 
     .venv/bin/python bench/pipeline_batches.py [--n 50] [--threads 1]
 """
-import argparse
 import time
 
 import torch
 
-from natrob.data import load_profile_dataset
 from natrob.evaluate import evaluate
 from natrob.pipelines import Pipeline
-from natrob.profiles import load_profile
 from natrob.protocols import table1_specs
 from natrob.reference import paper_attack
 from natrob.train.profile_models import get_profile_model
+from quick_setup import quick_setup  # bench/ is on the path of a benchmark run as a script
 
 
 def table(pipe, x, y, eps, one_at_a_time):
@@ -37,14 +35,7 @@ def table(pipe, x, y, eps, one_at_a_time):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--n", type=int, default=50)
-    p.add_argument("--threads", type=int, default=1)
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    params = load_profile("quick")
-    data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
-                                seed=params["SEED"])
+    a, params, data = quick_setup(n=50)
     ode, _ = get_profile_model(params["ODE"], data, params["SEED"], progress=False)
     x, y = data.test_x[:a.n], data.test_y[:a.n]
     eps = [float(e) for e in params["EPS_TABLE1"]]
