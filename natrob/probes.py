@@ -28,7 +28,7 @@ def _state_capture(model):
     return store, head.register_forward_pre_hook(lambda mod, args: store.append(args[0].detach()))
 
 
-def _probe_batch(model, xb, yb, eps_list, batch_size, acc, float64):
+def _probe_batch(model, xb, yb, eps_list, batch_size, acc, float64, per_sample):
     """Add one batch's probes to ``acc`` (see :func:`cell_probes`)."""
     from .prediction import predict
     store, handle = _state_capture(model)
@@ -48,9 +48,15 @@ def _probe_batch(model, xb, yb, eps_list, batch_size, acc, float64):
         acc["zero64"] += int((g64.flatten(1) == 0).all(1).sum())
     ok = logits.argmax(1) == yb
     acc["correct"] += int(ok.sum())
+    # only a clean-correct point can count; with per-sample solves, one whose gradient is exactly zero has the
+    # clean image as its FGSM image and so its clean prediction: neither needs a solve
+    moved = ok & ~zero if per_sample else ok
+    kept = int((ok & zero).sum()) if per_sample else 0
     for e in acc["fgsm"]:
-        pred, _ = predict(model, (xb + e * g32.sign()).clamp(0, 1), batch_size)
-        acc["fgsm"][e] += int((ok & (pred == yb)).sum())
+        acc["fgsm"][e] += kept
+        if moved.any():
+            pred, _ = predict(model, (xb[moved] + e * g32[moved].sign()).clamp(0, 1), batch_size)
+            acc["fgsm"][e] += int((pred == yb[moved]).sum())
     other = logits.clone()
     other[torch.arange(len(yb)), yb] = -float("inf")
     acc["margins"].append((logits[torch.arange(len(yb)), yb] - other.max(1).values)[ok])
@@ -67,7 +73,8 @@ def cell_probes(model, x, y, eps_list=(0.2, 0.3, 0.4, 0.5), batch_size: int = 50
     forward pass) and the forward NFE (mean per batch), and FGSM at every radius of ``eps_list`` (the paper's
     attack: one signed cross-entropy gradient step of eps, clipped to [0, 1]; all radii share the one float32
     gradient; a point is robust when its clean and adversarial images are both classified correctly, a failed
-    solve is not), and the NFE of the backward pass (``nfe_backward_mean``). ``x``: (n, C, H, W) in [0, 1];
+    solve is not; only clean-correct points are solved again, and with per-sample solves not those whose gradient
+    is exactly zero, whose FGSM image is the clean image), and the NFE of the backward pass (``nfe_backward_mean``). ``x``: (n, C, H, W) in [0, 1];
     ``y``: (n,) int64. Solves are per-sample (batch-independent) unless ``per_sample`` is False: then the model
     solves each batch of ``batch_size`` as it is configured (notebook 07's cells, one shared step size, as the
     paper's code solved). ``float64`` False skips the float64 count (None). Returns count values and floats;
@@ -82,7 +89,8 @@ def cell_probes(model, x, y, eps_list=(0.2, 0.3, 0.4, 0.5), batch_size: int = 50
     solving = solver_settings(model, per_sample=True, optional=True) if per_sample else contextlib.nullcontext()
     with solving:
         for i in range(0, len(y), batch_size):
-            _probe_batch(model, x[i:i + batch_size], y[i:i + batch_size], eps_list, batch_size, acc, float64)
+            _probe_batch(model, x[i:i + batch_size], y[i:i + batch_size], eps_list, batch_size, acc, float64,
+                         per_sample)
     m = torch.cat(acc["margins"]) if acc["margins"] else torch.empty(0)
     n = len(y)
     nfes = [v for v in acc["nfes"] if v is not None]

@@ -118,3 +118,34 @@ def test_a_model_stored_without_its_epochs_still_gives_its_last_epoch_as_a_cell(
     cells = width.epoch_cells({"ODE": entry}, digits, 8, folder, digits.test_x[:6], digits.test_y[:6], [0.3],
                               progress=False)
     assert [c["epoch"] for c in cells] == [2] and cells[0]["clean"]["n"] == 6
+
+
+def test_cell_fgsm_solves_only_the_points_it_can_count(trained_cnn, digits):
+    """FGSM's count of a cell is the by-hand count while the model sees, per radius, only the clean-correct points
+    whose gradient is not exactly zero: a misclassified point cannot count, and a zero-gradient point's FGSM image
+    is its clean image. A saturated copy (logits x 100) has both kinds."""
+    import torch.nn.functional as F
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, net, s):
+            super().__init__()
+            self.net, self.s, self.rows = net, s, []
+
+        def forward(self, x):
+            if not torch.is_grad_enabled():
+                self.rows.append(len(x))
+            return self.s * self.net(x)
+
+    x, y = digits.test_x[:60], digits.test_y[:60]
+    model = Scaled(trained_cnn, 100.0).eval()
+    cell = probes.cell_probes(model, x, y, eps_list=(0.1, 0.3), float64=False)
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    grad, = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), xg)
+    correct, zero = logits.argmax(1) == y, (grad.flatten(1) == 0).all(1)
+    assert 0 < int((correct & zero).sum()) < int(correct.sum()) < 60  # all three kinds of point are present
+    for r in cell["fgsm"]:
+        with torch.no_grad():
+            adv = model.net((x + r["eps"] * grad.sign()).clamp(0, 1)).argmax(1) == y
+        assert r["robust"]["k"] == int((correct & adv).sum()), r["eps"]
+    assert sum(model.rows) == 2 * int((correct & ~zero).sum()), (model.rows, int(correct.sum()), int(zero.sum()))
