@@ -2,7 +2,7 @@
 what share of a training step and of an attack's gradient step they take, per width of notebook 08 (16-128
 channels, the digits nets: 8x8 images, a 4x4 ODE state, 4 conv layers, t1 = 100, dopri5).
 
-Where the convolutions already run near the rate of a plain matrix product and take most of a step, the time left
+Where the convolutions already run near the attainable rate and take most of a step, the time left
 is the arithmetic the experiment defines (its models, points and attack budgets): only fewer or cheaper
 operations (lower precision, smaller budgets) would cut it, not less overhead. Printed, side by side in one run:
 
@@ -10,8 +10,8 @@ operations (lower precision, smaller budgets) would cut it, not less overhead. P
   - the attainable float32 rate: the better of a 1024^3 matrix product and a large 3x3 conv (batch 64, 256
     channels, 8x8) (on AMD CPUs MKL's matrix product is the slower of the two);
   - per width, the 3x3 conv of f at batch 64 on a 4x4 state: forward, and forward + backward (input and weight
-    gradients, as training needs), in GFLOP/s and as a share of the matrix product's rate;
-  - per width, torch.profiler's split of one training step (batch 64, float32, natrob's training loop's step)
+    gradients, as training needs), in GFLOP/s and as a share of the attainable rate;
+  - per width, torch.profiler's split of one float32 training step (batch 64: forward, backward, an Adam step)
     and of one PGD gradient step (``--n`` test digits, per-sample solves, as the harness attacks) into convolution
     (forward and backward kernels) and everything else (norms, solver arithmetic, Python, autograd).
 

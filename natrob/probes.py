@@ -48,10 +48,11 @@ def _probe_batch(model, xb, yb, eps_list, batch_size, acc, float64, per_sample):
         acc["zero64"] += int((g64.flatten(1) == 0).all(1).sum())
     ok = logits.argmax(1) == yb
     acc["correct"] += int(ok.sum())
-    # only a clean-correct point can count; with per-sample solves, one whose gradient is exactly zero has the
-    # clean image as its FGSM image and so its clean prediction: neither needs a solve
-    moved = ok & ~zero if per_sample else ok
-    kept = int((ok & zero).sum()) if per_sample else 0
+    # only a clean-correct point can count; with per-sample solves, one whose gradient is exactly zero (and whose
+    # image is inside [0, 1], so the clip leaves it) has the clean image as its FGSM image and so its clean
+    # prediction: neither needs a solve
+    same = zero & (xb == xb.clamp(0, 1)).flatten(1).all(1) if per_sample else torch.zeros_like(ok)
+    moved, kept = ok & ~same, int((ok & same).sum())
     for e in acc["fgsm"]:
         acc["fgsm"][e] += kept
         if moved.any():

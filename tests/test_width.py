@@ -137,7 +137,7 @@ def test_cell_fgsm_solves_only_the_points_it_can_count(trained_cnn, digits):
             return self.s * self.net(x)
 
     x, y = digits.test_x[:60], digits.test_y[:60]
-    model = Scaled(trained_cnn, 100.0).eval()
+    model = Scaled(trained_cnn, 20.0).eval()
     cell = probes.cell_probes(model, x, y, eps_list=(0.1, 0.3), float64=False)
     xg = x.clone().requires_grad_(True)
     logits = model(xg)
