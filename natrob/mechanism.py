@@ -225,7 +225,7 @@ def width_margins(params: dict, dataset, x, y, seed: int = 0, progress: bool = T
     from .train.checkpoint import load_checkpoint, load_into
     from .train.profile_models import train_config
     from .train.store import epoch_checkpoints, store_key
-    from .width import width_entry
+    from .width import cell_epochs, width_entry
     out = []
     for ch in params.get("WIDTH_CHANNELS") or []:
         entry = width_entry(params, ch)
@@ -237,6 +237,7 @@ def width_margins(params: dict, dataset, x, y, seed: int = 0, progress: bool = T
         stored = epoch_checkpoints(folder) if folder.is_dir() else {}
         if not stored and (folder / "final.pt").exists():  # trained before epochs were kept: its last epoch only
             stored = {len(load_checkpoint(folder / "final.pt").get("history") or []): folder / "final.pt"}
+        stored = cell_epochs(params, stored)  # the epochs notebook 08's cells read
         for epoch, path in tqdm(sorted(stored.items()), desc=f"{ch} ch margins", disable=not progress):
             ckpt = load_checkpoint(path)
             net = load_into(build_model(entry["model"], dataset, **entry["kwargs"]), ckpt, path).eval()

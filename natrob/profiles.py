@@ -6,6 +6,8 @@ import yaml
 from . import paths
 from .errors import ConfigError, UnknownNameError
 
+RUNNER_KEYS = ("CELL_TIMEOUT",)  # profile values the runner reads and no notebook declares
+
 
 def available() -> list:
     """Profiles a user can run (``base`` is only the parent the others extend)."""

@@ -1,6 +1,11 @@
 """Runs the numbered notebooks headless with papermill for one profile, then builds the report.
 
-    python -m natrob.runner [--profile quick] [--only 03 ...] [-p KEY=VALUE ...] [--force] [--no-report] [--verify]
+    python -m natrob.runner [--profile quick] [--only 03 ...] [-p KEY=VALUE ...] [--weights published|train]
+                            [--force] [--no-report] [--verify]
+
+``--weights published`` (the default where the profile has published weights, ``reference-results/<profile>/weights``)
+checks each published checkpoint's sha256, puts them in the model store and evaluates them: nothing is trained (a
+missing or altered file is one line naming it, exit 2). ``--weights train`` trains every model as the notebooks ask.
 
 Everything a run writes lives under the profile's name (``results/<profile>/``, ``figures/<profile>/``,
 ``notebooks/executed/<profile>/``, ``report/<profile>/``), so one profile never touches another's files.
@@ -16,6 +21,11 @@ At the end it prints the run's timing table (:func:`timing_table`): each noteboo
 report, the run's total, the machine's MNIST-128 f call (:func:`f_call_ms`) and the machine, and records it in
 ``_runs.json`` (``_timings``, ``_last_run``, ``_machine``) and in the report's provenance section, so a cost
 quoted in the README is copied from a run.
+
+Nothing waits forever: every cell has a timeout (:func:`cell_timeout`, from the profile's ``CELL_TIMEOUT``: a margin
+over the notebook's time in the published run, plus the training allowance when weights are trained), a notebook
+that times out or whose kernel dies is run once more and the table says so. One run holds a profile's folder at a
+time (:func:`hold_profile`): a second run of the same profile is told which process holds it and exits 2.
 """
 from __future__ import annotations
 
@@ -37,7 +47,8 @@ from .locks import exclusive
 from .profiles import available, load_profile
 from .provenance import code_hash
 from .report.timings import F_CALL, run_total, timing_table
-from .results import read_json, write_json
+from .results import read_json, write_json, write_text
+from .weights import MODE_ENV, READS_ENV, WeightsError, install, manifest, reads_log
 
 
 def notebooks() -> list:
@@ -45,9 +56,11 @@ def notebooks() -> list:
     return sorted(p for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 
 
-def _stamp(nb: Path, params: dict) -> str:
-    """Finished results are reused while the notebook, the profile's values and natrob's code are unchanged."""
-    h = hashlib.sha256(nb.read_bytes() + json.dumps(params, sort_keys=True).encode() + code_hash().encode())
+def _stamp(nb: Path, params: dict, weights: str = "train") -> str:
+    """Finished results are reused while the notebook, the profile's values, natrob's code and the weights
+    (``train``, or the published manifest's hash) are unchanged."""
+    h = hashlib.sha256(nb.read_bytes() + json.dumps(params, sort_keys=True).encode() + code_hash().encode()
+                       + weights.encode())
     return h.hexdigest()[:16]
 
 
@@ -70,27 +83,66 @@ def _failing_cell(out_path: Path) -> str:
     return "unknown cell"
 
 
-def run_notebook(nb: Path, params: dict, out_dir: Path) -> dict:
-    """Execute one notebook into ``out_dir``; the final name appears only when every cell succeeded."""
+def cell_timeout(nb_name: str, params: dict, profile: str, weights: str = "published") -> int:
+    """Seconds any one cell of ``nb_name`` may take: the profile's ``CELL_TIMEOUT`` ``margin`` times the notebook's
+    time in the published run (``reference-results/<profile>/_timings.json``; ``unknown_s`` where there is none),
+    plus ``train_s`` when weights are trained (a cell may train a model), and at least ``floor_s``."""
+    t = params.get("CELL_TIMEOUT") or {"margin": 4, "floor_s": 600, "train_s": 0, "unknown_s": 3600}
+    expected = published_timings(profile).get(nb_name)
+    base = float(t["unknown_s"] if expected is None else expected) + (t["train_s"] if weights == "train" else 0)
+    return int(max(t["floor_s"], t["margin"] * base))
+
+
+def _execute(nb: Path, partial: Path, params: dict, timeout: int):
     import papermill as pm
     from .kernels import IPCKernelManager
+    pm.execute_notebook(str(nb), str(partial), parameters=params, kernel_name="python3", cwd=str(paths.NOTEBOOKS),
+                        progress_bar=False, log_output=True, request_save_on_cell_execute=True,
+                        kernel_manager_class=IPCKernelManager, execution_timeout=timeout, start_timeout=120,
+                        iopub_timeout=30)
+
+
+def _retriable(exc: BaseException) -> str | None:
+    """Why a failed execution is worth one more try (a cell timed out, the kernel died), or None (a cell raised)."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    if isinstance(exc, (CellTimeoutError, DeadKernelError, TimeoutError)):
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    return None
+
+
+def run_notebook(nb: Path, params: dict, out_dir: Path, timeout: int | None = None, tries: int = 2) -> dict:
+    """Execute one notebook into ``out_dir``; the final name appears only when every cell succeeded. Each cell may
+    take ``timeout`` seconds (None: :func:`cell_timeout` with the default margin); a cell that times out or a kernel
+    that dies runs the notebook again, ``tries`` times in all (finished evaluations are kept in the evaluation store,
+    so a second try resumes). ``retried`` in the result says why it ran again."""
+    import papermill as pm
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path, partial = out_dir / nb.name, out_dir / f".{nb.stem}.partial.ipynb"
     declared = set(pm.inspect_notebook(str(nb)))
     params = {k: v for k, v in params.items() if k in declared}  # each notebook gets the values it declares
-    t0 = time.time()
-    try:
-        pm.execute_notebook(str(nb), str(partial), parameters=params, kernel_name="python3", cwd=str(paths.NOTEBOOKS),
-                            progress_bar=False, log_output=True, request_save_on_cell_execute=True,
-                            kernel_manager_class=IPCKernelManager)
-        os.replace(partial, out_path)
-        return {"notebook": nb.name, "ok": True, "wall_s": time.time() - t0, "executed": str(out_path)}
-    except Exception as exc:  # papermill wraps kernel errors; report the cell, keep what was computed
-        failed = out_dir / f"{nb.stem}.failed.ipynb"
-        if partial.exists():
-            os.replace(partial, failed)
-        return {"notebook": nb.name, "ok": False, "wall_s": time.time() - t0, "executed": str(failed),
-                "error": _failing_cell(failed) if failed.exists() else f"{type(exc).__name__}: {exc}"}
+    timeout = timeout or cell_timeout(nb.name, params, paths.of(params))
+    t0, retried = time.time(), []
+    for attempt in range(tries):
+        try:
+            _execute(nb, partial, params, timeout)
+            os.replace(partial, out_path)
+            return {"notebook": nb.name, "ok": True, "wall_s": time.time() - t0, "executed": str(out_path),
+                    "retried": retried}
+        except Exception as exc:  # papermill wraps kernel errors; report the cell, keep what was computed
+            why = _retriable(exc)
+            if why is not None and attempt + 1 < tries:
+                retried.append(why)
+                print(f"[run_all] {nb.name}: {why} (cell timeout {timeout} s); running it once more", flush=True)
+                continue
+            failed = out_dir / f"{nb.stem}.failed.ipynb"
+            if partial.exists():
+                os.replace(partial, failed)
+            error = _failing_cell(failed) if failed.exists() else "unknown cell"
+            if error == "unknown cell" or why is not None:
+                error = f"{error} ({why or f'{type(exc).__name__}: {exc}'})"
+            return {"notebook": nb.name, "ok": False, "wall_s": time.time() - t0, "executed": str(failed),
+                    "error": error, "retried": retried}
+    raise AssertionError("unreachable")
 
 
 def _gpu_count() -> int:
@@ -107,6 +159,9 @@ def _parse(argv):
     p.add_argument("--only", nargs="+", default=None, help="notebook numbers to run, e.g. --only 01 03")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override one profile value for this run (VALUE is read as YAML), e.g. -p THREADS=1")
+    p.add_argument("--weights", choices=["published", "train"], default=None,
+                   help="published: evaluate the profile's published weights (sha256 checked, nothing trained; the "
+                        "default where reference-results/<profile>/weights exists); train: train every model")
     p.add_argument("--force", action="store_true", help="re-execute notebooks even when finished results exist")
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--verify", action="store_true",
@@ -167,6 +222,10 @@ class Stamps:
         """Record a finished run's time, and its stamp when it succeeded."""
         with self._fresh():
             self.data["_timings"][res["notebook"]] = round(res["wall_s"], 1)
+            retried = self.data.setdefault("_retried", {})
+            retried.pop(res["notebook"], None)
+            if res.get("retried"):  # the timing table says a notebook ran again, and why
+                retried[res["notebook"]] = res["retried"]
             if res["ok"]:
                 self.data[res["notebook"]] = stamp
 
@@ -182,6 +241,7 @@ class Stamps:
     def reload(self):
         """Re-read the stamps (after notebooks ran in subprocesses)."""
         self.data = read_json(self.path) if self.path.exists() else self.data
+        self.data.setdefault("_timings", {})
 
     def save(self):
         """Write the stamps atomically."""
@@ -281,13 +341,13 @@ def training_jobs(params: dict, profile: str, pending, overrides=()) -> list:
             for c in sorted((int(c) for c in params.get("WIDTH_CHANNELS") or []), reverse=True)]
 
 
-def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), training=()):
+def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), training=(), weights="train"):
     # notebooks share trained models only through the store, which is keyed and atomic, and whose entries are
     # trained under a lock (the second notebook to want a model waits for the first to finish training it)
     where = f"{gpus} GPUs" if gpus > 1 else f"{usable_cpus()} CPUs"
     print(f"[run_all] {where}: running {len(pending)} notebooks side by side, {jobs} at a time"
           + (f", after {len(training)} training jobs" if training else ""))
-    cmd = [sys.executable, "-m", "natrob.runner", "--profile", profile, "--no-report", "--child"]
+    cmd = [sys.executable, "-m", "natrob.runner", "--profile", profile, "--no-report", "--child", "--weights", weights]
     cmd += ["--force"] if force else []
     cmd += [arg for item in overrides for arg in ("-p", item)]
     slots = queue.Queue()
@@ -318,16 +378,68 @@ def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), trainin
     return failure, {label: round(t, 1) for label, t in times.items()}
 
 
-def _run_in_turn(pending, params, profile, stamps, out_dir):
+def _run_in_turn(pending, params, profile, stamps, out_dir, weights="train"):
     for nb, stamp in pending:
         print(f"[run_all] running {nb.name} (profile {profile})", flush=True)
         stamps.started(nb)
-        res = run_notebook(nb, params, out_dir)
+        res = run_notebook(nb, params, out_dir, timeout=cell_timeout(nb.name, params, profile, weights))
         stamps.done(res, stamp)
         print(f"[run_all] {nb.name}: {'ok' if res['ok'] else 'FAILED'} in {res['wall_s']:.1f}s", flush=True)
         if not res["ok"]:
             return res
     return None
+
+
+class ProfileBusy(RuntimeError):
+    """Another live run holds this profile's folder."""
+
+
+@contextlib.contextmanager
+def hold_profile(profile: str):
+    """Hold ``results/<profile>/`` for one run: a second run of the same profile raises ProfileBusy naming the
+    process that holds it and since when. The hold is an flock, which the kernel drops when its process dies, so a
+    killed run's hold is taken over by the next run, never obeyed forever."""
+    folder = paths.results_dir(profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock, owner = folder / ".run.lock", folder / ".run.owner"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            import fcntl
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - not POSIX: unguarded, as before
+            pass
+        except BlockingIOError:
+            who = (owner.read_text().strip() if owner.exists() else "") or "a run that is starting"
+            raise ProfileBusy(f"profile {profile}'s folder {folder} is held by another run ({who}); wait for it to "
+                              "end or stop it, then run again (finished notebooks are skipped)") from None
+        write_text(owner, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                          f"python -m natrob.runner {' '.join(sys.argv[1:])[:200]}\n")  # atomic: never read half
+        yield
+    finally:
+        os.close(fd)
+
+
+def _weights_mode(a, out=sys.stdout) -> str:
+    """``published`` or ``train`` for this run, after putting the published weights in the model store (the
+    parent only); raises WeightsError (missing or altered file, or --weights published without a manifest)."""
+    m = manifest(a.profile)
+    mode = a.weights or ("published" if m is not None else "train")
+    if mode == "published" and not a.child:
+        r = install(a.profile)
+        print(f"[run_all] evaluating the published weights of profile {a.profile} ({r['files']} files, "
+              f"{r['bytes'] / 1e6:.1f} MB, sha256 checked; {r['copied']} put in the model store); "
+              f"./run_all.sh --profile {a.profile} --weights train retrains them", file=out, flush=True)
+    elif mode == "published" and m is None:
+        raise WeightsError(f"profile {a.profile} has no published weights; use --weights train")
+    return mode
+
+
+def _weights_id(mode: str, profile: str) -> str:
+    if mode != "published":
+        return "train"
+    from .weights import MANIFEST, sha256, weights_dir
+    return "published:" + sha256(weights_dir(profile) / MANIFEST)[:16]
 
 
 def main(argv=None) -> int:
@@ -342,11 +454,27 @@ def main(argv=None) -> int:
     except (UnknownNameError, ValueError) as exc:
         print(f"run_all: {exc}", file=sys.stderr)
         return 2
+    try:
+        with contextlib.nullcontext() if a.child else hold_profile(a.profile):
+            return _main(a, params, todo)
+    except (ProfileBusy, WeightsError) as exc:
+        print(f"run_all: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(a, params: dict, todo: list) -> int:
+    mode = _weights_mode(a)
+    os.environ[READS_ENV] = str(reads_log(a.profile))  # the store logs what this profile's notebooks read
+    if mode == "published":
+        os.environ[MODE_ENV] = "published"  # kernels and child runs inherit it: the store trains nothing
+    else:
+        os.environ.pop(MODE_ENV, None)
+    weights_id = _weights_id(mode, a.profile)
     out_dir = paths.executed_notebooks_dir(a.profile)
     stamps = Stamps(a.profile)
     pending, reused = [], []
     for nb in todo:
-        s = _stamp(nb, params)
+        s = _stamp(nb, params, weights_id)
         if not a.force and stamps.finished(nb, s, out_dir):
             print(f"[run_all] {nb.name}: finished results for profile {a.profile} found, skipping (--force to redo)")
             reused.append(nb.name)
@@ -360,16 +488,19 @@ def main(argv=None) -> int:
     if side_by_side:
         pending = ordered(pending, {**published_timings(a.profile), **stamps.data["_timings"]})
         failed, trained = _run_side_by_side(pending, a.profile, a.force, jobs, gpus, a.param,
-                                            training_jobs(params, a.profile, pending, a.param))
+                                            [] if mode == "published" else
+                                            training_jobs(params, a.profile, pending, a.param), mode)
         with stamps._fresh():  # the training jobs' times are rows of the timing table, as the notebooks' are
             stamps.data["_timings"].update(trained)
     else:
-        failed = _run_in_turn(pending, params, a.profile, stamps, out_dir)
+        failed = _run_in_turn(pending, params, a.profile, stamps, out_dir, mode)
     names = [nb.name for nb, _ in pending]
     ran = names if side_by_side or not failed else names[:names.index(failed["notebook"]) + 1]
     ran += list(trained)
+    stamps.reload()
     last_run = {"ran": ran, "reused": reused, "failed": failed["notebook"] if failed else None, "report_s": None,
-                "wall_s": round(time.time() - t_all, 1) if side_by_side else None}
+                "wall_s": round(time.time() - t_all, 1) if side_by_side else None, "weights": weights_id,
+                "retried": {k: v for k, v in (stamps.data.get("_retried") or {}).items() if k in ran}}
     timings, mach = stamps.data["_timings"], None
     if not a.child:  # a side-by-side run's parent measures and records once, for all its notebooks
         mach = machine(params)
@@ -394,9 +525,9 @@ def main(argv=None) -> int:
               f"  results already written are kept; fix the cause and run again (finished notebooks are skipped)",
               file=sys.stderr)
         return 1
-    if a.verify:
-        from .verify import verify
-        return verify(a.profile)
+    if a.verify or (mode == "published" and not a.only and not a.param and not a.child):
+        from .verify import verify  # a whole run of the published weights ends by checking every published number
+        return verify(a.profile, problems_only=not a.verify)
     return 0
 
 

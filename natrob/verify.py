@@ -11,8 +11,13 @@ intervals must overlap. A count this run lacks is
   survived the others had nothing to attack, and its count is 0 by implication (compared as 0 of n);
 - ``MISSING`` otherwise.
 
-One line per number: ours, published, difference, tolerance, status. Exit status 0 when every number matches,
-1 on a mismatch or a missing number, 2 when a file is missing or breaks its schema.
+One line per number: ours, published, difference, tolerance, status; the last line says how many match and how many
+are identical to the published count (from the published weights on the publishing machine: all of them; on another
+CPU a few counts may move by a point of evaluation rounding, within tolerance). Exit status 0 when every number
+matches, 1 on a mismatch or a missing number, 2 when a file is missing or breaks its schema.
+
+``--claims`` checks the study's findings instead (:mod:`natrob.claims`): each claim, holds or fails, with the numbers
+it read; exit 1 if one fails. ``--published`` reads the published files instead of this run's.
 """
 from __future__ import annotations
 
@@ -72,39 +77,57 @@ def none_survived(key: tuple, ours: dict) -> bool:
 
 
 def compare_file(name: str, mine: dict, theirs: dict, out) -> tuple:
-    """Every published count of one file against this run's: prints a line each; returns (compared, bad)."""
+    """Every published count of one file against this run's: prints a line each; returns (compared, bad, differ):
+    ``differ`` counts the numbers that are not the published count exactly (within tolerance or not)."""
     pub = check_schema(name, theirs)
     check_schema(name, mine)
     ours = nodes(mine)
-    bad = 0
+    bad = differ = 0
     for key, c in sorted(pub.items()):
         where = f"{name} {show_key(key)}"
         mine_c = ours.get(key)
         if mine_c is None and none_survived(key, ours):
             mine_c, note = {"k": 0, "n": c["n"]}, " (none survived in this run: 0 by implication)"
         elif mine_c is None:
-            bad += 1
+            bad, differ = bad + 1, differ + 1
             print(f"MISSING  {where}: published {c['k']}/{c['n']}, not in this run", file=out)
             continue
         else:
             note = ""
         if mine_c["k"] is None or c["k"] is None:  # "not measured" (the attack raised) on either side
             ok = mine_c["k"] is None and c["k"] is None
-            bad += not ok
+            bad, differ = bad + (not ok), differ + (not ok)
             print(f"{'ok      ' if ok else 'MISMATCH'} {where}: ours {mine_c['k']}/{mine_c['n']}, published "
                   f"{c['k']}/{c['n']} (None: not measured)", file=out)
             continue
         r = compare(is_clean(key), (mine_c["k"], mine_c["n"]), (c["k"], c["n"]))
         bad += not r["ok"]
+        differ += (mine_c["k"], mine_c["n"]) != (c["k"], c["n"])
         print(f"{'ok      ' if r['ok'] else 'MISMATCH'} {where}: ours {r['ours']}, published {r['published']}, diff "
               f"{r['diff']}, tolerance {r['tolerance']}{note}", file=out)
-    return len(pub), bad
+    return len(pub), bad, differ
 
 
-def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | None = None, out=None) -> int:
+class _Problems:
+    """An ``out`` that passes on every line but the ``ok`` ones (a run's summary: what differs, and the count)."""
+
+    def __init__(self, out):
+        self.out, self.skipping = out, False
+
+    def write(self, text):
+        if text != "\n":  # print() writes a line's text and its end apart
+            self.skipping = text.startswith("ok")
+        if not self.skipping:
+            self.out.write(text)
+
+
+def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | None = None, out=None,
+           problems_only: bool = False) -> int:
     """Compare every count of a run with the published one; prints a line per number to ``out`` (default
-    stdout). Returns 0 (all match), 1 (a mismatch or missing number) or 2 (a missing file or a schema break)."""
+    stdout; ``problems_only``: only the numbers that do not match, and the last line). Returns 0 (all match), 1 (a
+    mismatch or missing number) or 2 (a missing file or a schema break)."""
     out = out or sys.stdout
+    out = _Problems(out) if problems_only else out
     ours_dir = Path(ours_dir or paths.results_dir(profile))
     published_dir = Path(published_dir or PUBLISHED / profile)
     files = sorted(p.name for p in published_dir.glob("*.json") if not p.name.startswith("_"))
@@ -115,15 +138,16 @@ def verify(profile: str, ours_dir: Path | None = None, published_dir: Path | Non
     if missing:
         print(f"verify: this run has no {', '.join(missing)} in {ours_dir}", file=out)
         return 2
-    bad = total = 0
+    bad = total = differ = 0
     for name in files:
         try:
-            n, b = compare_file(name, read_json(ours_dir / name), read_json(published_dir / name), out)
+            n, b, d = compare_file(name, read_json(ours_dir / name), read_json(published_dir / name), out)
         except SchemaError as exc:
             print(f"verify: {exc}", file=out)
             return 2
-        total, bad = total + n, bad + b
-    print(f"verify {profile}: {total - bad} of {total} numbers match the published results", file=out)
+        total, bad, differ = total + n, bad + b, differ + d
+    print(f"verify {profile}: {total - bad} of {total} numbers match the published results; "
+          f"{total - differ} identical", file=out)
     return 1 if bad else 0
 
 
@@ -133,7 +157,8 @@ def publish(profile: str) -> Path:
     src, dst = paths.results_dir(profile), PUBLISHED / profile
     dst.mkdir(parents=True, exist_ok=True)
     for old in dst.glob("*"):
-        old.unlink()
+        if old.is_file():  # the published weights (weights/) are natrob.weights's, not a run's results
+            old.unlink()
     for p in sorted(src.glob("*")):
         if p.suffix in (".json", ".csv") and not p.name.startswith(("_", ".")):
             shutil.copy2(p, dst / p.name)
@@ -150,7 +175,13 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default=paths.DEFAULT_PROFILE)
     p.add_argument("--results", default=None, help="folder of this run's results (default results/<profile>)")
     p.add_argument("--publish", action="store_true", help="copy this run's results to reference-results/<profile>")
+    p.add_argument("--claims", action="store_true", help="check the study's findings (natrob.claims) on the results")
+    p.add_argument("--published", action="store_true", help="with --claims: on the published results")
     a = p.parse_args(argv)
+    if a.claims:
+        from .claims import check_claims, report
+        where = PUBLISHED / a.profile if a.published else Path(a.results or paths.results_dir(a.profile))
+        return report(check_claims(a.profile, where), sys.stdout)
     if a.publish:
         print(f"published: {publish(a.profile)}")
         return 0

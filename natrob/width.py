@@ -52,6 +52,17 @@ def train_width(params: dict, dataset, channels: int, seed: int = 0, progress: b
     return model, record, paths.checkpoints_dir() / f"{entry['model']}-{dataset.name}-{key}"
 
 
+def cell_epochs(params: dict, stored: dict) -> dict:
+    """``{epoch: path}`` of a width's stored epochs that its cells read: every one, or those of ``WIDTH_CELL_EPOCHS``
+    and the last (a subset of the training lengths where every epoch would cost too much time, or too much space
+    in the published weights)."""
+    want = params.get("WIDTH_CELL_EPOCHS")
+    if not want:
+        return dict(stored)
+    keep = {int(e) for e in want if int(e) in stored} | ({max(stored)} if stored else set())
+    return {e: p for e, p in stored.items() if e in keep}
+
+
 def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, progress: bool = True) -> list:
     """One cell per stored epoch of a width (or per epoch of ``WIDTH_CELL_EPOCHS`` and the last): :func:`cell_probes`
     of that epoch's weights, with the epoch's clean accuracy on all the eval images from the training history."""
@@ -66,10 +77,7 @@ def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, pr
     if not stored and (folder / "final.pt").exists():  # trained before epochs were kept: its last epoch only
         history = load_checkpoint(folder / "final.pt").get("history") or []
         stored = {len(history): folder / "final.pt"}
-    want = params.get("WIDTH_CELL_EPOCHS")
-    if want:  # a subset of the training lengths (first, chosen, last) where every epoch would cost too much
-        keep = {int(e) for e in want if int(e) in stored} | ({max(stored)} if stored else set())
-        stored = {e: p for e, p in stored.items() if e in keep}
+    stored = cell_epochs(params, stored)
     cells = []
     for epoch, path in tqdm(stored.items(), desc=f"{channels} ch epochs", disable=not progress):
         model = build_model(entry["model"], dataset, **entry["kwargs"])

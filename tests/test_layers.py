@@ -8,14 +8,16 @@ import sys
 from natrob import chapters, paths
 
 # every module of natrob in one of three floors; a module may import its own floor and the floors below it
-PRESENTING = ("natrob", "natrob.runner", "natrob.report", "natrob.chapters", "natrob.verify", "natrob.notebook",
+PRESENTING = ("natrob", "natrob.runner", "natrob.report", "natrob.chapters", "natrob.verify", "natrob.claims",
+              "natrob.notebook",
               "natrob.figures", "natrob.plots", "natrob.kernels", "natrob.gpu_check", "natrob.schemas",
               "natrob.audit.__main__")
 COMPUTING = ("natrob.evaluate", "natrob.evalstore", "natrob.prediction", "natrob.contract", "natrob.plan",
              "natrob.audit", "natrob.grid", "natrob.protocols", "natrob.attacks", "natrob.models", "natrob.train",
              "natrob.checks", "natrob.verdict", "natrob.lipschitz", "natrob.data", "natrob.saturation",
-             "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.probes",
-             "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp")
+             "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.pickled", "natrob.probes",
+             "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp",
+             "natrob.weights")
 SHARED = ("natrob.errors", "natrob.paths", "natrob.stats", "natrob.results", "natrob.reference", "natrob.provenance",
           "natrob.fingerprint", "natrob.locks",
           "natrob.profiles")

@@ -106,7 +106,7 @@ def test_every_count_of_every_file_is_compared(tmp_path, profile):
         n = _raw_counts(json.loads(path.read_text()))
         assert sum(line.startswith(f"ok       {path.name} ") for line in lines) == n, path.name
     total = sum(_raw_counts(json.loads(p.read_text())) for p in (paths.PUBLISHED / profile).glob("*.json"))
-    assert lines[-1] == f"verify {profile}: {total} of {total} numbers match the published results"
+    assert lines[-1] == f"verify {profile}: {total} of {total} numbers match the published results; {total} identical"
 
 
 def _pick(profile, clean: bool):
@@ -209,7 +209,8 @@ def test_missing_number_against_none_survived(tmp_path):
     assert len(rows[far]) == 1 and rows[far][0].startswith("MISMATCH " + where[far])
     assert f"ours 0.00% (0/{n}), published 100.00% ({n}/{n})" in rows[far][0]
     assert rows[far][0].endswith("(none survived in this run: 0 by implication)")
-    assert lines[-1] == f"verify tiny: {len(lines) - 2} of {len(lines) - 1} numbers match the published results"
+    assert lines[-1].startswith(f"verify tiny: {len(lines) - 2} of {len(lines) - 1} numbers match the published "
+                                f"results; ")
 
     pe["worst_case"] = count(n, n)  # points did survive: the rows are missing
     _audit(ours).write_text(json.dumps(audit))

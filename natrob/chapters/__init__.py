@@ -92,7 +92,7 @@ CHAPTERS = (
     Chapter("05", _M + "ch05_table2", {"05-table2": ("rows[].clean", "rows[].robust")},
             {"05-table2": ("05-table2", "table2")},
             (Section("table2", "Table 2 — vs adversarial training", "Table 2", "section", "05-table2", ("05-",),
-                     "table2.html.j2", 50, {"rows": "model, training, eps, clean and robust (counts), paper clean/robust"}),)),
+                     "table2.html.j2", 50, {"rows": "model, training, eps, clean and robust (counts), the paper's CIFAR-10 clean/robust"}),)),
     Chapter("06", _M + "ch06_audit",
             {"06-audit": ("findings[].clean", "findings[].paper_attack", "findings[].worst_case",
                           "models.*.per_eps[].clean", "models.*.per_eps[].attacks.*.robust",

@@ -7,16 +7,18 @@ from .. import reference
 from .drawing import accuracies, dataset_name, legend_outside, pyplot
 
 RESULT = "05-table2"
+PAPER_CLEAN, PAPER_ROBUST = "paper CIFAR-10 clean", "paper CIFAR-10 robust"  # the paper's Table 2: CIFAR-10, 8/255
 
 
 def row(model: str, training: str, res: dict, eps: float, train_s_per_epoch: float) -> dict:
     """One Table 2 row from an ``evaluate`` result of PGD-20: clean and robust counts beside the paper's figures
-    for that training (None where the paper has none)."""
+    for that training (None where the paper has none). The paper's Table 2 is on CIFAR-10 at ε = 8/255, whatever
+    data this row is on, and its keys say so."""
     paper = {r["training"]: r for r in reference.table2()}.get(training, {})
     return {"model": model, "training": training, "eps": eps, "clean": res["clean"], "robust": res["rows"][0]["robust"],
             "train_s_per_epoch": train_s_per_epoch,
-            "paper clean": paper["clean"] / 100 if "clean" in paper else None,
-            "paper robust": paper["pgd20"] / 100 if "pgd20" in paper else None}
+            PAPER_CLEAN: paper["clean"] / 100 if "clean" in paper else None,
+            PAPER_ROBUST: paper["pgd20"] / 100 if "pgd20" in paper else None}
 
 
 def payload(data, rows: list) -> dict:
@@ -29,7 +31,7 @@ def table2(payload, params):
     import seaborn as sns
     fig, ax = pyplot().subplots(figsize=(9, 4))
     long = accuracies(payload["rows"], "clean", "robust").melt(
-        id_vars=["training"], value_vars=["clean", "robust", "paper clean", "paper robust"], var_name="what",
+        id_vars=["training"], value_vars=["clean", "robust", PAPER_CLEAN, PAPER_ROBUST], var_name="what",
         value_name="accuracy")
     sns.barplot(data=long, y="training", x="accuracy", hue="what", ax=ax)
     ax.set_xlim(0, 1)
@@ -42,8 +44,8 @@ def section(results, env) -> dict:
     """Report: clean and PGD-20 accuracy per training method."""
     from .tables import ci, pct, table
     tables = [table([{"model": x["model"], "training": x["training"], "eps": x["eps"], "clean": ci(x["clean"]),
-                      "robust (PGD-20)": ci(x["robust"]), "paper clean (%)": pct(x.get("paper clean")),
-                      "paper robust (%)": pct(x.get("paper robust")), "train s/epoch": x.get("train_s_per_epoch")}
+                      "robust (PGD-20)": ci(x["robust"]), "paper, CIFAR-10 clean (%)": pct(x.get(PAPER_CLEAN)),
+                      "paper, CIFAR-10 robust (%)": pct(x.get(PAPER_ROBUST)), "train s/epoch": x.get("train_s_per_epoch")}
                      for x in r["rows"]])
               for r in results]
     return {"tables": tables}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import chapters, reference
+from .. import chapters, paths, reference
 from ..chapters.tables import table
 
 
@@ -98,7 +98,23 @@ def provenance_section(results, env) -> dict:
             "params": table(params) if params else "", "run": table(rows), "links": env["links"]}
 
 
+def claims_section(results, env) -> dict:
+    """The study's findings as checked claims (:mod:`natrob.claims`, the one registry README quotes): each with its
+    status on this report's result files and the numbers it read."""
+    from ..claims import check_claims
+    rows = check_claims(env["profile"], env["results_dir"])
+    shown = [{"claim": r["id"], "status": r["status"], "statement": r["text"], "numbers": r["numbers"]} for r in rows]
+    held = sum(r["status"] == "holds" for r in rows)
+    flag = " --published" if str(env["results_dir"]).startswith(str(paths.PUBLISHED)) else ""
+    command = f"python -m natrob.verify --claims --profile {env['profile']}{flag}"
+    return {"paragraphs": [f"{held} of {len(rows)} claims hold on these result files ({command}). A claim is what "
+                           "a retrained run on another CPU is checked against; the exact counts of one run are "
+                           "checked by verify's tolerances."],
+            "tables": [table(shown)] if shown else []}
+
+
 GENERAL = [
+    Section("claims", "The findings as checked claims", "Claims", "claims.html.j2", claims_section),
     Section("tablea1", "Table A1 — Neural ODE training configuration", "Table A1", "tablea1.html.j2", table_a1),
     Section("provenance", "Profile and provenance", "Provenance", "provenance.html.j2", provenance_section),
 ]

@@ -28,6 +28,9 @@ def timing_rows(timings: dict | None, last_run: dict | None = None, machine: dic
         ran, reused = list(last_run.get("ran", [])), list(last_run.get("reused", []))
         for name in sorted(ran + reused):
             note = "reused" if name in reused else "FAILED" if name == last_run.get("failed") else "ran"
+            again = (last_run.get("retried") or {}).get(name)
+            if again and name in ran:  # a cell timed out or the kernel died, and the runner ran it once more
+                note += f", run again after {'; '.join(again)}"
             rows.append({"what": name, "time": _seconds(timings.get(name)), "this run": note})
         if last_run.get("report_s") is not None:
             rows.append({"what": "report", "time": _seconds(last_run["report_s"]), "this run": "ran"})
@@ -38,6 +41,10 @@ def timing_rows(timings: dict | None, last_run: dict | None = None, machine: dic
         if last_run.get("wall_s") is not None:
             note += f"; wall clock {_seconds(last_run['wall_s'])} (side by side)"
         rows.append({"what": "total, this run", "time": _seconds(run_total(timings, last_run)), "this run": note})
+        if last_run.get("weights"):
+            w = last_run["weights"]
+            rows.append({"what": "weights", "time": "", "this run": "trained by this run or taken from the model store"
+                         if w == "train" else f"the published weights (manifest sha256 {w.split(':', 1)[-1]}...)"})
         if reused:
             every = [timings.get(n) for n in ran + reused] + [last_run.get("report_s")]
             rows.append({"what": "total, every notebook as last run", "this run": "reused ones from earlier runs",

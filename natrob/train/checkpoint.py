@@ -1,6 +1,8 @@
 """Checkpoints: atomic writes, ``weights_only=True`` loads, clear errors for corrupt or mismatched files."""
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -9,6 +11,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..results import torch_save
+from ..weights import READS_ENV
 
 
 def unwrap(model):
@@ -40,10 +43,37 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CheckpointError(f"checkpoint {path} is corrupt or not a natrob checkpoint ({type(exc).__name__}: "
-                              f"{str(exc)[:200]}); delete it to retrain") from exc
+                              f"{str(exc)[:200]}); {_mend(path)}") from exc
+    if path.name != "last.pt":  # last.pt resumes training; it is never what an evaluation reads
+        note_read(path)
+    return ckpt
+
+
+def _mend(path: Path) -> str:
+    """How to get going again after a damaged checkpoint: for a model-store file, the commands that keep it for
+    inspection and let the store make it again."""
+    if not (path.parent / "spec.json").exists():
+        return "replace it with a good copy"
+    return (f"to mend it, keep it for inspection and let the store make it again: `mv {path} {path}.damaged`, then "
+            "re-run the same command (the store retrains that model; `./run_all.sh --profile P --weights published` "
+            "puts a published profile's file back instead)")
+
+
+def note_read(path):
+    """Log that a run used the model-store file ``path``: ``<folder>/<name>`` appended to the file that
+    ``NATROB_MODEL_READS`` names, where the runner sets it (:mod:`natrob.weights` publishes exactly the files a
+    profile's run used). Files outside a store folder (``<store>/<model>-<data>-<key>/``) are not logged."""
+    log = os.environ.get(READS_ENV)
+    path = Path(path)
+    if not log or not (path.parent / "spec.json").exists():
+        return
+    line = json.dumps({"file": f"{path.parent.name}/{path.name}"}) + "\n"
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:  # one short O_APPEND write per line: side-by-side writers do not interleave
+        f.write(line)
 
 
 def load_into(model, ckpt: dict, path="<checkpoint>"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from ..locks import exclusive
 from ..models import build_model
 from ..provenance import provenance
 from ..results import read_json, write_json
-from .checkpoint import load_checkpoint, load_into, save_checkpoint
+from ..weights import MODE_ENV
+from .checkpoint import load_checkpoint, load_into, note_read, save_checkpoint
 from .config import TrainConfig
 from .loop import default_device, train
 
@@ -141,7 +143,12 @@ def _obtain(model, model_name, model_kwargs, dataset, cfg, seed, key, folder, de
         record["from_longer_run"] = {"key": longer[2], "epoch": cfg.epochs}
         save_checkpoint(final, model, history=longer[1])
         write_json(meta_path, record)
+        note_read(final)
         return model.to(device).eval(), record
+    if os.environ.get(MODE_ENV) == "published":
+        raise CheckpointError(f"model {folder.name} is not among the published weights this run installed, and a run "
+                              "on published weights trains nothing; retrain it with ./run_all.sh --weights train "
+                              "(with the same --profile and -p values)")
     folder.mkdir(parents=True, exist_ok=True)
     write_spec(folder, model_name, model_kwargs, dataset, cfg, seed)
     t0 = time.time()
@@ -149,10 +156,15 @@ def _obtain(model, model_name, model_kwargs, dataset, cfg, seed, key, folder, de
                     keep_epochs=keep_epochs, until_epoch=until_epoch)
     record = _record(model_name, model_kwargs, dataset, key, history, cfg, seed, device, time.time() - t0)
     if len(history) < cfg.epochs:
+        write_json(meta_path, record)  # who trained the epochs so far (published weights cite it); no final.pt yet
+        if (folder / f"epoch-{len(history)}.pt").exists():  # what a later run reads instead of training
+            note_read(folder / f"epoch-{len(history)}.pt")
         return model.eval(), record  # unfinished on purpose (until_epoch): no final.pt, the next call resumes
     save_checkpoint(final, model, history=history)
     write_json(meta_path, record)
+    note_read(final)
     return model.eval(), record
+
 
 
 def _record(model_name, model_kwargs, dataset, key, history, cfg, seed, device, wall_s) -> dict:
