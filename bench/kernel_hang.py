@@ -33,11 +33,26 @@ def _busy(stop):
         x = (x * 1103515245 + 12345) % 2 ** 31
 
 
-def _notebook(cells: int) -> nbformat.NotebookNode:
+WIDGET_CELL = """import ipywidgets as widgets
+import matplotlib.pyplot as plt
+def show(index=0, eps=0.3):
+    fig, ax = plt.subplots(1, 3, figsize=(6, 2))
+    for a in ax:
+        a.imshow([[index, eps], [eps, index]])
+    plt.show()
+show(0, 0.5)
+widgets.interact(show, index=widgets.IntSlider(0, 0, 9), eps=widgets.FloatSlider(0.3, min=0, max=0.5, step=0.05));"""
+
+
+def _notebook(cells: int, widgets: bool) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell("import ipykernel; v = ipykernel.__version__; print(v)")]
-    nb.cells += [nbformat.v4.new_code_cell(f"x{i} = {i} * 2") for i in range(cells)]
+    if widgets:  # notebook 03's explorer cell: interact() with a matplotlib figure, then a short cell
+        nb.cells += [nbformat.v4.new_code_cell("%matplotlib inline")]
+        nb.cells += [nbformat.v4.new_code_cell(WIDGET_CELL if i % 2 == 0 else f"x{i} = {i}") for i in range(cells)]
+    else:
+        nb.cells += [nbformat.v4.new_code_cell(f"x{i} = {i} * 2") for i in range(cells)]
     return nb
 
 
@@ -48,10 +63,14 @@ def main(argv=None) -> int:
     p.add_argument("--load", type=int, default=2, help="busy processes beside the runs")
     p.add_argument("--cell-timeout", type=int, default=20)
     p.add_argument("--kernel-path", default=None, help="a folder put first on the kernel's PYTHONPATH")
+    p.add_argument("--widgets", action="store_true", help="every other cell an ipywidgets interact() with a figure")
+    p.add_argument("--plain-client", action="store_true",
+                   help="jupyter_client's own kernel client (waits on a socket without timeout), not natrob's")
     a = p.parse_args(argv)
     import papermill as pm
 
-    from natrob.kernels import IPCKernelManager
+    from natrob.kernels import IPCKernelManager, PlainClientKernelManager
+    manager = PlainClientKernelManager if a.plain_client else IPCKernelManager
     if a.kernel_path:
         os.environ["PYTHONPATH"] = os.pathsep.join([a.kernel_path, os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
     stop = mp.Event()
@@ -61,13 +80,13 @@ def main(argv=None) -> int:
     hung, version = 0, "?"
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "cells.ipynb", Path(tmp) / "out.ipynb"
-        nbformat.write(_notebook(a.cells), src)
+        nbformat.write(_notebook(a.cells, a.widgets), src)
         try:
             for i in range(a.runs):
                 t0 = time.time()
                 try:
                     nb = pm.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False,
-                                             execution_timeout=a.cell_timeout, kernel_manager_class=IPCKernelManager)
+                                             execution_timeout=a.cell_timeout, kernel_manager_class=manager)
                     version = nb.cells[0].outputs[0]["text"].strip()
                     status = "ok"
                 except Exception as exc:  # a cell timeout, a dead kernel: either way the run did not end by itself
@@ -76,8 +95,9 @@ def main(argv=None) -> int:
                 print(f"run {i + 1:3d}: {status} in {time.time() - t0:.1f} s", flush=True)
         finally:
             stop.set()
-    print(f"{hung} of {a.runs} runs hung (ipykernel {version}, {a.cells} cells each, {a.load} busy processes, "
-          f"cell timeout {a.cell_timeout} s)")
+    print(f"{hung} of {a.runs} runs hung (ipykernel {version}, {a.cells} cells each"
+          f"{', every other one a widget' if a.widgets else ''}, {a.load} busy processes, cell timeout "
+          f"{a.cell_timeout} s, {'jupyter_client' if a.plain_client else 'natrob'}'s kernel client)")
     return 0
 
 

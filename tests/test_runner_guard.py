@@ -92,3 +92,54 @@ def test_two_runs_of_one_profile_started_together_both_end():
         refused = outs[[p.returncode for p in procs].index(2)][1]
         assert "held by another run (pid " in refused
     assert (paths.results_dir("tiny") / "01-lipschitz-digits.json").exists()
+
+
+def test_a_message_whose_wake_up_was_lost_is_read_within_a_slice(monkeypatch):
+    """The lost message: the reply is in the socket but the event that should wake the client was consumed. A wait
+    that started before it (poll without timeout) never returns; each new poll finds the message at once. natrob's
+    client polls in slices, so it reads the reply within one; jupyter_client's own channel would wait forever."""
+    import asyncio
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    from natrob import kernels
+
+    calls = []
+
+    async def stranded(self, timeout=None):  # the first wait misses the wake-up; a new poll sees the message
+        calls.append(timeout)
+        if len(calls) == 1:
+            if timeout is None:
+                await asyncio.sleep(3600)
+            await asyncio.sleep(timeout)
+            raise Empty
+        return {"msg_type": "execute_reply"}
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", stranded)
+    channel = kernels.SlicedChannel.__new__(kernels.SlicedChannel)
+    t0 = time.monotonic()
+    msg = asyncio.run(asyncio.wait_for(channel.get_msg(timeout=None), 30))
+    assert msg["msg_type"] == "execute_reply" and time.monotonic() - t0 < 3 * kernels.POLL_SLICE_S
+    assert calls[0] == kernels.POLL_SLICE_S and len(calls) == 2
+    calls.clear()
+    with pytest.raises(asyncio.TimeoutError):  # the plain channel: the same lost wake-up is a wait without end
+        asyncio.run(asyncio.wait_for(AsyncZMQSocketChannel.get_msg(channel, timeout=None), 3))
+    calls.clear()
+
+    async def silent(self, timeout=None):
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", silent)
+    t0 = time.monotonic()
+    with pytest.raises(Empty):  # nothing arrives: the caller's timeout still ends the wait
+        asyncio.run(channel.get_msg(timeout=2.5))
+    assert 2.4 < time.monotonic() - t0 < 4
+
+
+def test_the_runner_talks_to_kernels_through_the_sliced_client():
+    from natrob.kernels import IPCKernelManager, SlicedChannel
+    km = IPCKernelManager()
+    kc = km.client()
+    assert isinstance(kc.shell_channel, SlicedChannel) and isinstance(kc.iopub_channel, SlicedChannel)

@@ -4,7 +4,10 @@
                            [--eps 0.1 0.3] [--n 200] [--budget standard] [--out DIR] [--label NAME]
 
 ``factory`` is a function in the file that takes no arguments and returns the ``torch.nn.Module`` (logits for
-images in [0, 1]); ``--checkpoint`` loads with ``weights_only=True`` (DataParallel prefixes handled). Writes
+images in [0, 1]); ``--checkpoint`` loads with ``weights_only=True`` (DataParallel prefixes handled), or, when it
+holds a whole pickled module (``torch.save(model)``, e.g. inside DataParallel), as that module: its pickle may name
+only torch tensors, torch.nn modules, plain containers and classes the file defines (matched by name), anything
+else is refused by name (natrob.pickled), and the factory is not called. Writes
 ``DIR/audit.json`` (the result with its provenance) and ``DIR/index.html`` (the page a reviewer can attach), both
 at the end and atomically. Every attack's counts are kept in natrob's evaluation store as they finish, so a killed
 run resumes where it stopped. Exit status: 0 audited (whatever the verdict), 2 bad input (one line naming what and
@@ -26,7 +29,9 @@ def _parse(argv):
     p = argparse.ArgumentParser(prog="python -m natrob.audit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="path/to/file.py:factory")
-    p.add_argument("--checkpoint", default=None, help="weights to load into the factory's model")
+    p.add_argument("--checkpoint", default=None,
+                   help="weights to load into the factory's model, or a whole pickled module (torch.save(model)) whose "
+                        "classes the file defines")
     p.add_argument("--dataset", default="mnist", help="digits, mnist, mnist-testsplit or cifar10 (default mnist)")
     p.add_argument("--root", default=None, help="data folder (default: NATROB_DATA, else ./data in the checkout, else ../shared/data beside it)")
     p.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.3], help="L-inf radii in [0, 1] pixel units")
