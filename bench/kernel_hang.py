@@ -4,8 +4,9 @@
 
 Runs a notebook of ``--cells`` trivial cells ``--runs`` times through papermill, as natrob's runner does
 (:class:`natrob.kernels.IPCKernelManager`, unix sockets), while ``--load`` busy processes keep the cores loaded,
-each run with a cell timeout of ``--cell-timeout`` s (a cell takes milliseconds; a run that reaches the timeout
-lost a message). ``--kernel-path DIR`` puts DIR first on the kernel's ``PYTHONPATH``: a ``pip install --target DIR
+each run with a cell timeout of ``--cell-timeout`` s (a cell takes milliseconds to a second; a run that fails at the
+timeout lost a message, and a run that took the timeout and then went on lost a wake-up that the socket's last look
+at the deadline recovered: without a timeout, as the runner had before, it would have waited forever). ``--kernel-path DIR`` puts DIR first on the kernel's ``PYTHONPATH``: a ``pip install --target DIR
 --no-deps ipykernel==X`` measures another ipykernel. Prints, per run, ok or HUNG and the seconds; at the end the
 count of hung runs and the ipykernel version the kernels ran.
 
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
     load = [mp.Process(target=_busy, args=(stop,), daemon=True) for _ in range(a.load)]
     for q in load:
         q.start()
-    hung, version = 0, "?"
+    hung, stalled, version = 0, 0, "?"
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "cells.ipynb", Path(tmp) / "out.ipynb"
         nbformat.write(_notebook(a.cells, a.widgets), src)
@@ -88,14 +89,16 @@ def main(argv=None) -> int:
                     nb = pm.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False,
                                              execution_timeout=a.cell_timeout, kernel_manager_class=manager)
                     version = nb.cells[0].outputs[0]["text"].strip()
-                    status = "ok"
+                    # a wait that only the cell timeout ended: a lost wake-up the socket's last look recovered
+                    stalled += time.time() - t0 >= a.cell_timeout
+                    status = "STALLED (waited a cell timeout)" if time.time() - t0 >= a.cell_timeout else "ok"
                 except Exception as exc:  # a cell timeout, a dead kernel: either way the run did not end by itself
                     hung += 1
                     status = f"HUNG ({type(exc).__name__})"
                 print(f"run {i + 1:3d}: {status} in {time.time() - t0:.1f} s", flush=True)
         finally:
             stop.set()
-    print(f"{hung} of {a.runs} runs hung (ipykernel {version}, {a.cells} cells each"
+    print(f"{hung} of {a.runs} runs hung and {stalled} stalled for a cell timeout (ipykernel {version}, {a.cells} cells each"
           f"{', every other one a widget' if a.widgets else ''}, {a.load} busy processes, cell timeout "
           f"{a.cell_timeout} s, {'jupyter_client' if a.plain_client else 'natrob'}'s kernel client)")
     return 0
