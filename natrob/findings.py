@@ -445,7 +445,7 @@ def _mech_strongest(mech: dict) -> list:
     s = mech.get("strongest") or {}
     out = [f"The strongest evaluation through the nearest pipeline, {s.get('config', '?')} "
            f"({num(s.get('n'), 'd')} points, clean {kn(s.get('clean'))}):", ""]
-    return out + table(["attack", "ε", "robust"], [[r.get("attack", "?"), num(r.get("eps"), "g"),
+    return out + table(["attack", "ε", "robust"], [[r.get("pipeline") or r.get("attack", "?"), num(r.get("eps"), "g"),
                                                     kn(r.get("robust"))] for r in s.get("rows") or []])
 
 

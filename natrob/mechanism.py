@@ -264,11 +264,16 @@ def _strongest(params, model, folder, last, configs, x, y, attack, seed):
     net = _model_at(model, folder, nearest["epoch"], last)
     aa = audit_attacks(params["AUDIT_BUDGET"], attack, ["autoattack"])["autoattack"]
     out = {"config": nearest["config"], "n": n, "eps": eps, "rows": []}
-    for label, pipe, spec in ((f"AutoAttack through the {proto} pipeline", Pipeline(net, proto), aa),
-                              (f"{attack['label']} in float64", Pipeline(net, Protocol.FLOAT64), dict(attack))):
+    # a row's key names the role, not the pipeline: which pipeline is nearest can change with another CPU's rounding
+    for label, role, pipe, spec in (
+            (f"AutoAttack through the {proto} pipeline", "AutoAttack through the nearest pipeline", Pipeline(net, proto),
+             aa),
+            (f"{attack['label']} in float64", f"{attack['label']} in float64", Pipeline(net, Protocol.FLOAT64),
+             dict(attack))):
         res = evaluate(pipe, x[:n], y[:n], eps, [spec], cascade=False, seed=seed, model_name=label, progress=False)
         for r in res["rows"]:
-            out["rows"].append({"attack": label, "eps": r["eps"], "robust": r["robust"], "error": r["error"]})
+            out["rows"].append({"attack": role, "pipeline": label, "eps": r["eps"], "robust": r["robust"],
+                                "error": r["error"]})
         out["clean"] = res["clean"]
     return out
 

@@ -152,7 +152,7 @@ BREAKS = [  # (claim id, profile, file, edit that makes its sentence false)
     ("amp-saturates-first", "mnist", claims.MECHANISM,
      lambda d: d["map"]["thresholds"]["float16-amp"].__setitem__("alone", None)),
     ("pipelines-far-from-paper", "mnist", claims.MECHANISM, _pipeline_near),
-    ("strongest-breaks-amp", "quick", claims.MECHANISM, _strongest),
+    ("strongest-breaks-nearest", "quick", claims.MECHANISM, _strongest),
     ("boundary-overstates", "mnist", claims.BOUNDARY, _boundary),
     ("nearest-are-saturated", "quick", claims.MECHANISM,  # the scaled net's margin now short of float32's threshold
      lambda d: d["map"]["thresholds"]["float32"].__setitem__("alone", 2 * d["map"]["thresholds"]["float32"]["alone"])),

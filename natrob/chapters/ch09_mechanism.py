@@ -245,7 +245,7 @@ def section(results, env) -> dict:
             rows.append(row)
         tables.append(table(rows))
         if r.get("strongest"):
-            tables.append(table([{"attack": x["attack"], "eps": x["eps"], "robust": ci(x["robust"]),
+            tables.append(table([{"attack": x.get("pipeline") or x["attack"], "eps": x["eps"], "robust": ci(x["robust"]),
                                   "error": x["error"] or ""} for x in r["strongest"]["rows"]]))
     return {"paragraphs": paragraphs, "tables": tables}
 
