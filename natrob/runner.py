@@ -420,6 +420,21 @@ def hold_profile(profile: str):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _restored(*names):
+    """The environment variables ``names`` as they were before the block (a run sets them for its kernels and child
+    runs; a caller in the same process, a test say, must not inherit them)."""
+    saved = {n: os.environ.get(n) for n in names}
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
+
+
 def _weights_mode(a, out=sys.stdout) -> str:
     """``published`` or ``train`` for this run, after putting the published weights in the model store (the
     parent only); raises WeightsError (missing or altered file, or --weights published without a manifest)."""
@@ -455,7 +470,7 @@ def main(argv=None) -> int:
         print(f"run_all: {exc}", file=sys.stderr)
         return 2
     try:
-        with contextlib.nullcontext() if a.child else hold_profile(a.profile):
+        with contextlib.nullcontext() if a.child else hold_profile(a.profile), _restored(MODE_ENV, READS_ENV):
             return _main(a, params, todo)
     except (ProfileBusy, WeightsError) as exc:
         print(f"run_all: {exc}", file=sys.stderr)

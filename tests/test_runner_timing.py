@@ -79,7 +79,7 @@ def test_provenance_renders_without_a_machine(extra):
 def test_runner_prints_and_records_the_table(monkeypatch, capsys):
     """main() with notebook execution and the f call stubbed: the table lists every notebook (reused on a second
     run), and _runs.json keeps _timings (name -> seconds) beside _last_run and _machine."""
-    def fake_run(nb, params, out_dir):
+    def fake_run(nb, params, out_dir, timeout=None):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / nb.name).write_text("{}")
         return {"notebook": nb.name, "ok": True, "wall_s": 1.25, "executed": str(out_dir / nb.name)}
@@ -88,7 +88,7 @@ def test_runner_prints_and_records_the_table(monkeypatch, capsys):
     monkeypatch.setattr(runner, "_gpu_count", lambda: 0)
     names = [nb.name for nb in runner.notebooks()]
     for reused in (False, True):
-        assert runner.main(["--profile", "tiny", "--no-report", "--jobs", "1"]) == 0
+        assert runner.main(["--profile", "tiny", "--no-report", "--jobs", "1", "--weights", "train"]) == 0
         out = capsys.readouterr().out
         table = out[out.index("[run_all] timings:"):].splitlines()
         for name in names:

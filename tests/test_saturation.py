@@ -182,7 +182,7 @@ def test_width_margins_read_the_store_and_train_nothing(digits):
         right = int((net.double()(x.double()).argmax(1) == y).sum())
     assert int((m > 0).sum()) == right
     m32 = clean_margins(net, x, y, Protocol.FLOAT32)  # the widths' margins are float32's (no gradient to saturate)
-    assert out[-1]["margins"] == pytest.approx(margin_percentiles(m32[torch.isfinite(m32)]), rel=1e-6)
+    assert out[-1]["margins"] == pytest.approx(margin_percentiles(m32[torch.isfinite(m32)]), rel=1e-5)  # float32 sums
     assert out[-1]["margins"] == pytest.approx(margin_percentiles(m[torch.isfinite(m)]), rel=1e-3, abs=1e-4)
     _, logits = input_gradients(net.float(), x, y, [1.0], Protocol.FLOAT64, alone=True)
     assert torch.allclose(m, margins(logits, y), atol=1e-6)
