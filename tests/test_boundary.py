@@ -24,7 +24,8 @@ def _check_contract(attack: BoundaryAttack, model, x, y, res: BoundaryResult):
     assert res.x_adv.shape == x.shape and res.success.shape == res.linf.shape == res.l2.shape == y.shape
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1  # images stay in the box
     found, walked = res.success, res.success & (res.linf > 0)
-    assert (model(res.x_adv[found]).argmax(1) != y[found]).all()  # every reported example is adversarial
+    assert (model(res.x_adv).argmax(1)[found] != y[found]).all()  # every reported example is adversarial, judged in
+    # the batch the attack judged it in (a point on the boundary can flip in another batch's rounding: AVX2 kernels)
     # a point without an example: the clean image, at infinite size
     assert torch.equal(res.x_adv[~found], x[~found])
     assert torch.isinf(res.linf[~found]).all() and torch.isinf(res.l2[~found]).all()
