@@ -111,3 +111,18 @@ def test_a_side_by_side_run_counts_its_training_jobs_apart_from_its_notebooks():
     (total,) = [ln for ln in table.splitlines() if "total, this run" in ln]
     assert _seconds(total) == 192.0
     assert "1 notebook ran, 0 reused, 1 training job; wall clock 200.0 s (side by side)" in total
+
+
+def test_provenance_shows_natrob_beside_its_peers_from_the_published_run(tmp_path, monkeypatch):
+    """The report renders bench/peers.py's published run (reference-results/peers.json): a row per comparison with
+    both times and their ratio; without the file, no such section."""
+    import shutil
+    from natrob import paths
+    page = _provenance_html({"timings": None})
+    run = json.loads((paths.PUBLISHED / "peers.json").read_text())
+    first = run["rows"][0]
+    assert "natrob beside its peers" in page and first["what"] in page and f"{first['ratio']:.2f}" in page
+    assert page.count("<tr>") >= len(run["rows"])
+    monkeypatch.setattr(paths, "PUBLISHED", tmp_path)
+    shutil.copytree(paths.REPO / "reference-results" / "tiny", tmp_path / "tiny")
+    assert "natrob beside its peers" not in _provenance_html({"timings": None})

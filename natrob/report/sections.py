@@ -88,13 +88,32 @@ _RUN_ROWS = (("profile", "profile"), ("git_commit", "commit"), ("created", "rend
              ("host", "host"))
 
 
+def peers_table() -> str:
+    """natrob beside its peers (``bench/peers.py``'s published run, ``reference-results/peers.json``): each row the
+    peer's and natrob's time, their ratio and both results; empty where none is published."""
+    from ..results import read_json
+    path = paths.PUBLISHED / "peers.json"
+    if not path.exists():
+        return ""
+    run = read_json(path)
+    rows = [{"what": r["what"], "peer": r["peer"], "natrob": r["natrob"], "peer time (s)": round(r["peer_s"], 2),
+             "natrob time (s)": round(r["natrob_s"], 2), "peer / natrob": round(r["ratio"], 2),
+             "results (peer / natrob)": f"{r['peer_result']} / {r['natrob_result']}"} for r in run.get("rows", [])]
+    machine = run.get("machine") or {}
+    ms = machine.get("f_call_ms")
+    ms = f"{ms:.0f}" if isinstance(ms, (int, float)) else "?"
+    return table(rows) + (f"<p>{run.get('date', '?')}, {machine.get('device', '?')}, MNIST-128 f call {ms} ms "
+                           "(python bench/peers.py).</p>" if rows else "")
+
+
 def provenance_section(results, env) -> dict:
     """Which profile and commit produced each result file; parameters, timings and this rendering's own run."""
     params = [{"parameter": k, "value": plain(v)} for k, v in (env["params"] or {}).items()]
     run = env["run"] or {}
     rows = [{"what": label, "value": plain(run.get(key))} for key, label in _RUN_ROWS if key in run]
     rows += [{"what": f"{lib} version", "value": plain(v)} for lib, v in (run.get("versions") or {}).items()]
-    return {"files": table(env["files"], html_columns=("profile",)), "timing_table": _timing_table(env["timings"], env.get("runs")),
+    return {"files": table(env["files"], html_columns=("profile",)), "peers": peers_table(),
+            "timing_table": _timing_table(env["timings"], env.get("runs")),
             "params": table(params) if params else "", "run": table(rows), "links": env["links"]}
 
 
