@@ -4,9 +4,10 @@ TisODE (Yan et al., "On Robustness of Neural Ordinary Differential Equations", I
 publishes ``checkpoints/MNIST_{CNN,ODE,tisode}_gaus_1/model_best.pth``: whole modules pickled by torch 1.0 (the
 TisODE one inside ``nn.DataParallel``), whose classes the pickles name as ``networks.<Class>``. natrob.pickled
 rebuilds them from their pickled state, matching each name to the class of the same name here, so no constructor
-runs: this file supplies only forward passes, written for natrob from the architecture the training logs print.
-Attribute names (``net``, ``odefunc``, ``_layer``, ``integration_time``, ``step_size``) are those the pickled
-state carries.
+runs when a checkpoint is read: the forward passes are what matters, written for natrob from the architecture the
+training logs print. Attribute names (``net``, ``odefunc``, ``_layer``, ``integration_time``, ``step_size``) are
+those the pickled state carries. The constructors (``channels`` wide, for ``in_channels``-channel images) build the
+same architecture afresh: notebook 10 trains small ones as a stand-in where the published checkpoints are absent.
 
     python -m natrob.audit --model examples/tisode_networks.py:ODENet_tisode \\
         --checkpoint TisODE/checkpoints/MNIST_tisode_gaus_1/model_best.pth --dataset mnist
@@ -31,6 +32,22 @@ def euler(func, y, t0, t1, step: float):
     return y
 
 
+def norm(channels: int) -> nn.Module:
+    """Group normalisation with at most 32 groups, as the checkpoints carry."""
+    return nn.GroupNorm(min(32, channels), channels)
+
+
+def downsampling(in_channels: int, channels: int) -> list:
+    """A 3x3 convolution (no padding) and a stride-2 4x4 one, each normalised: 28 x 28 -> 13 x 13 on MNIST."""
+    return [nn.Conv2d(in_channels, channels, 3, 1), norm(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 4, 2, 1), norm(channels), nn.ReLU(inplace=True)]
+
+
+def head(channels: int, classes: int) -> list:
+    """Global average pooling and a linear layer to the logits."""
+    return [nn.AdaptiveAvgPool2d((1, 1)), Flatten(), nn.Linear(channels, classes)]
+
+
 class Flatten(nn.Module):
     def forward(self, x):
         return x.reshape(len(x), -1)
@@ -39,12 +56,24 @@ class Flatten(nn.Module):
 class ResBlock(nn.Module):
     """x + relu(norm2(conv2(relu(norm1(conv1(x))))))."""
 
+    def __init__(self, channels: int = 64):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm1 = norm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm2 = norm(channels)
+
     def forward(self, x):
         out = self.relu(self.norm1(self.conv1(x)))
         return self.relu(self.norm2(self.conv2(out))) + x
 
 
 class CNN_MNIST(nn.Module):
+    def __init__(self, channels: int = 64, in_channels: int = 1, classes: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(*downsampling(in_channels, channels), ResBlock(channels), *head(channels, classes))
+
     def forward(self, x):
         return self.net(x)
 
@@ -52,11 +81,21 @@ class CNN_MNIST(nn.Module):
 class ConcatConv2d(nn.Module):
     """A convolution over the state with the time as one more (constant) input channel, in front."""
 
+    def __init__(self, channels: int = 64):
+        super().__init__()
+        self._layer = nn.Conv2d(channels + 1, channels, 3, 1, 1)
+
     def forward(self, t, x):
         return self._layer(torch.cat([torch.full_like(x[:, :1], float(t)), x], 1))
 
 
 class ODEfunc(nn.Module):
+    def __init__(self, channels: int = 64):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+        self.conv1, self.norm1 = ConcatConv2d(channels), norm(channels)
+        self.conv2, self.norm2 = ConcatConv2d(channels), norm(channels)
+
     def forward(self, t, x):
         out = self.relu(self.norm1(self.conv1(t, x)))
         return self.relu(self.norm2(self.conv2(t, out)))
@@ -65,18 +104,34 @@ class ODEfunc(nn.Module):
 class ODEBlock(nn.Module):
     """The state at the last of ``integration_time`` (0 -> 1 in the checkpoint), Euler steps of ODE_STEP."""
 
+    def __init__(self, odefunc: nn.Module):
+        super().__init__()
+        self.odefunc = odefunc
+        self.integration_time = torch.tensor([0.0, 1.0])
+
     def forward(self, x):
         t = self.integration_time.float()
         return euler(self.odefunc, x, t[0], t[-1], ODE_STEP)
 
 
 class ODENet_MNIST(nn.Module):
+    def __init__(self, channels: int = 64, in_channels: int = 1, classes: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(*downsampling(in_channels, channels), ODEBlock(ODEfunc(channels)),
+                                 *head(channels, classes))
+
     def forward(self, x):
         return self.net(x)
 
 
 class ODEfunc_tisode(nn.Module):
     """Time-invariant: ``t`` is not used."""
+
+    def __init__(self, channels: int = 64):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+        self.conv1, self.norm1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False), norm(channels)
+        self.conv2, self.norm2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False), norm(channels)
 
     def forward(self, t, x):
         out = self.relu(self.norm1(self.conv1(x)))
@@ -86,6 +141,14 @@ class ODEfunc_tisode(nn.Module):
 class ODENet_tisode(nn.Module):
     """Logits from the state at ``integration_time[2]`` (the original's prediction; its forward also returns the
     steady-state terms of the training loss, left out here), Euler steps of the pickled ``step_size``."""
+
+    def __init__(self, channels: int = 64, in_channels: int = 1, classes: int = 10, step_size: float = 0.05):
+        super().__init__()
+        self.integration_time = torch.tensor([0.0, 0.75, 1.0, 1.05])  # TisODE's --TimePeriod 0_0.75_1_1.05
+        self.step_size = step_size
+        self.downsampling_layers = nn.Sequential(*downsampling(in_channels, channels))
+        self.feature_layers = ODEfunc_tisode(channels)
+        self.fc_layers = nn.Sequential(*head(channels, classes))
 
     def forward(self, x):
         t = self.integration_time.float()

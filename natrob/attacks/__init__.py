@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import UnknownNameError
+from .adam_step import AdamStep
 from .autoattack import APGD_CE, APGD_T, FAB_T, AutoAttack, AutoAttackRand, Square
 from .base import Attack, cw_margin, input_grad
 from .boundary import BoundaryAttack, BoundaryResult, robust_curve
@@ -14,6 +15,7 @@ from .variant import ProtocolVariant
 
 ATTACKS = {
     "fgsm": FGSM,
+    "adam-step": AdamStep,
     "pgd": PGD,
     "di2fgsm": DI2FGSM,
     "boundary": BoundaryAttack,
@@ -39,6 +41,6 @@ def make_attack(name: str, **params) -> Attack:
     return ATTACKS[name](**params)
 
 
-__all__ = ["ATTACKS", "make_attack", "Attack", "FGSM", "PGD", "DI2FGSM", "BoundaryAttack", "BoundaryResult",
+__all__ = ["ATTACKS", "make_attack", "Attack", "FGSM", "AdamStep", "PGD", "DI2FGSM", "BoundaryAttack", "BoundaryResult",
            "robust_curve", "Transfer", "ProtocolVariant", "AutoAttack", "AutoAttackRand", "APGD_CE", "APGD_T", "FAB_T", "Square", "RandomNoise",
            "UniformNoise", "ConstantImage", "input_grad", "cw_margin"]

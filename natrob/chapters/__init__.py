@@ -139,6 +139,20 @@ CHAPTERS = (
                              "widths": "per width of notebook 08 and stored epoch: summed lr, margins",
                              "configurations": "Table 1 per pipeline (percent) and RMS to the paper"}),),
             payload=None),
+    Chapter("10", _M + "ch10_published",
+            {"10-published-odes": ("clean[].clean", "subnormal[].logits_identical", "logged[].replayed",
+                                   "logged[].fgsm", "pgd[].robust", "audit.findings[].clean",
+                                   "audit.findings[].paper_attack", "audit.findings[].worst_case",
+                                   "audit.models.*.per_eps[].clean", "audit.models.*.per_eps[].attacks.*.robust",
+                                   "audit.models.*.per_eps[].worst_case")},
+            {"10-published-odes": ("10-published-odes", "published_odes")},
+            (Section("published", "Published Neural-ODE models under the audit (notebook 10)", "10 published",
+                     "section", "10-published-odes", ("10-published",), order=70,
+                     schema={"verdict": "one sentence on TisODE's claim", "findings": "sentences from the numbers",
+                             "source": "repository, commit, and per checkpoint its sha256",
+                             "logged": "per model and eps: the log, its attack replayed, FGSM (counts)",
+                             "pgd": "per model and eps: the paper's PGD (a count)",
+                             "audit": "the audit's findings, checks and per-model counts"}),)),
 )
 
 
