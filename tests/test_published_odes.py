@@ -101,7 +101,8 @@ def test_standins_pickle_like_tisode_and_load_through_the_users_path(tmp_path):
                            shape=(1, 8, 8), num_classes=10)
     paths = po.make_standins(tmp_path, data, NETWORKS, channels=4, epochs=1, lr=0.01, batch_size=32)
     assert po.locate(tmp_path) == paths and po.locate(tmp_path / "checkpoints") == paths
-    assert {"networks.ODENet_tisode", "torch.nn.parallel.data_parallel.DataParallel"} <= _legacy_globals(paths["TisODE"])
+    named = _legacy_globals(paths["TisODE"])
+    assert {"networks.ODENet_tisode", "torch.nn.parallel.data_parallel.DataParallel"} <= named
     for m in po.MODELS:
         net = load_module_checkpoint(paths[m.label], NETWORKS)
         assert type(net).__name__ == m.cls and net(data.train_x[:3]).shape == (3, 10)

@@ -191,7 +191,8 @@ def cost(p: dict, u) -> dict:
     """Three MNIST-sized models (about a 64-channel ODE net each): the audit's attacks on every point at each
     eps, and the paper's PGD on its points; the cascade on surviving points is not counted."""
     units = u.audit_units(p)
-    n = p.get("PUB_AUDIT_N", 0) * len(p.get("PUB_AUDIT_EPS", [])) + p.get("PUB_PGD_N", 0) * len(p.get("PUB_PGD_EPS", []))
+    n = (p.get("PUB_AUDIT_N", 0) * len(p.get("PUB_AUDIT_EPS", []))
+         + p.get("PUB_PGD_N", 0) * len(p.get("PUB_PGD_EPS", [])))
     return {"notebook": "10", "what": f"TisODE's 3 models: audit of {p.get('PUB_AUDIT_N')} points x "
                                       f"{len(p.get('PUB_AUDIT_EPS', []))} eps, the paper's PGD on {p.get('PUB_PGD_N')}",
             "hours": sum(u.attack_h("odenet", n, units) for _ in range(3))}
