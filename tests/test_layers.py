@@ -131,22 +131,23 @@ def test_report_imports_no_compute_module():
 
 
 def test_a_new_chapter_reaches_every_registry(tmp_path, monkeypatch):
-    """What a new notebook (here a fake 09) adds: a module and one record; schemas, figures, sections and cost rows follow from it."""
+    """What a new notebook (here a fake 99, a number no notebook has) adds: a module and one record; schemas,
+    figures, sections and cost rows follow from it."""
     from natrob import costs, figures, schemas
     from natrob.profiles import load_profile
     from natrob.report.sections import sections
     from natrob.stats import count
-    (tmp_path / "ch09_example.py").write_text(
+    (tmp_path / "ch99_example.py").write_text(
         "def example(payload, params):\n    return ('figure', payload['rows'][0]['robust']['k'])\n"
         "def section(results, env):\n    return {'paragraphs': ['one per width'], 'tables': []}\n"
-        "def cost(p, u):\n    return {'notebook': '09', 'what': 'widths', 'hours': u.train_h(p['ODE'])}\n")
+        "def cost(p, u):\n    return {'notebook': '99', 'what': 'widths', 'hours': u.train_h(p['ODE'])}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    record = chapters.Chapter("09", "ch09_example", {"09-example": ("rows[].robust",)}, {"09-example": ("09-example", "example")},
-                              (chapters.Section("example", "Width", "09", "section", "09-example", ("09-",), order=66),))
+    record = chapters.Chapter("99", "ch99_example", {"99-example": ("rows[].robust",)}, {"99-example": ("99-example", "example")},
+                              (chapters.Section("example", "Width", "99", "section", "99-example", ("99-",), order=66),))
     monkeypatch.setattr(chapters, "CHAPTERS", chapters.CHAPTERS + (record,))
     payload = {"rows": [{"example": 128, "robust": count(3, 8)}]}
-    assert schemas.check_schema("09-example-mnist", payload)  # its counts are declared, so verify compares them
-    assert figures.registry()["09-example"][1](payload, {}) == ("figure", 3)
+    assert schemas.check_schema("99-example-mnist", payload)  # its counts are declared, so verify compares them
+    assert figures.registry()["99-example"][1](payload, {}) == ("figure", 3)
     new = [s for s in sections() if s.id == "example"]
     assert len(new) == 1 and new[0].template == "chapter.html.j2"
     assert new[0].context([], {})["paragraphs"] == ["one per width"]
@@ -156,7 +157,7 @@ def test_a_new_chapter_reaches_every_registry(tmp_path, monkeypatch):
     rows = costs.paper_estimate(p, {"train": 1e-3, "step": 1e-4, "query": 1e-5},
                                 {m: 1e-4 for m in ("resnet50", "resnet56", "resnet3block", "preact_resnet18")},
                                 chapters.CHAPTERS)
-    assert [r["notebook"] for r in rows][-1] == "09"
+    assert [r["notebook"] for r in rows][-1] == "99"
 
 
 def test_every_chapter_record_names_functions_its_module_has():

@@ -9,7 +9,7 @@ import pytest
 
 from natrob import paths
 from natrob.schemas import SchemaError, check_schema, counts, matches, schema_for, schemas, show_key
-from natrob.stats import count
+from natrob.stats import count, wilson
 from natrob.verify import compare, main, verify
 
 PROFILES = sorted(p.name for p in paths.PUBLISHED.iterdir() if p.is_dir())
@@ -50,8 +50,13 @@ def test_every_count_has_one_declared_key(path):
     found = check_schema(path.name, data)  # raises on a collision or an undeclared count
     assert len(found) == _raw_counts(data)  # no count lost to a shared key, none outside the walk
     assert len({show_key(k) for k in found}) == len(found)
-    for key, c in found.items():
-        assert c["k"] is None or 0 <= c["k"] <= c["n"], show_key(key)
+    for key, c in found.items():  # the stored accuracy and interval are those of k of n (none edited apart)
+        if c["k"] is None:
+            assert c["accuracy"] is None and c["ci95"] is None, show_key(key)
+            continue
+        lo, hi = wilson(c["k"], c["n"])  # raises unless 0 <= k <= n
+        assert c["n"] > 0 and round(c["accuracy"] * c["n"]) == c["k"], show_key(key)
+        assert abs(c["ci95"][0] - lo) < 1e-9 and abs(c["ci95"][1] - hi) < 1e-9, show_key(key)
 
 
 def test_every_declared_pattern_occurs_in_some_published_file():
