@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import reference
+from .eps import at_eps
 from .errors import ConfigError, SolverFailure
 from .evalstore import weights_fingerprint
 from .prediction import predict
@@ -222,7 +223,7 @@ def _variant_eps(cell, model, x, y, eps, paper, reference_cell, seed) -> tuple:
         row[attack], row[f"{attack}_outside_box"], row[f"{attack}_max_linf_pixel"] = (
             r["robust"], r["outside_box"], r["max_linf_pixel"])
     row["attacks"] = {s["label"]: res["rows"][s["id"]]["robust"] for s in plan}
-    ref_row = next(r for r in reference_cell["per_eps"] if r["eps"] == eps)
+    ref_row = at_eps(reference_cell["per_eps"], eps)
     row["noise"] = ref_row["noise"]
     row["worst_set"] = [f"FGSM and {paper['label']} ({cell['protocol']})",
                         f"the correct-threat-model worst case of {reference_cell['label']}"]

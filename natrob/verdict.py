@@ -19,6 +19,7 @@ not robust, batch dependence) is named with its counts.
 from __future__ import annotations
 
 from .checks import by_role, gap, skipped_parts
+from .eps import same_eps
 from .stats import ci, constant_image_limit, count, wilson
 
 FINDINGS = ("reproduced", "converged", "masking", "feasible")
@@ -67,7 +68,9 @@ def _converged(pgd, pgd_any, strong, attacks, flags, n) -> dict:
 
 
 def _flags(checks, eps, finding):
-    return [c for c in checks if c["status"] == "flag" and c["finding"] == finding and c["eps"] in (eps, None, 1.0)]
+    # a check at eps None or 1.0 (a whole-model check) applies at every eps
+    return [c for c in checks if c["status"] == "flag" and c["finding"] == finding
+            and (c["eps"] is None or same_eps(c["eps"], eps) or same_eps(c["eps"], 1.0))]
 
 
 def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_share: float) -> dict:
@@ -88,13 +91,13 @@ def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_s
            "clean_non_finite": per_eps.get("clean_non_finite", 0)}
     out["reproduced"] = _reproduced(paper, pgd, pgd_any, n)
     out["converged"] = _converged(pgd, pgd_any, strong, attacks, [c for c in _flags(checks, eps, "converged")
-                                                                 if c["eps"] == eps], n)
+                                                                 if same_eps(c["eps"], eps)], n)
     flags = _flags(checks, eps, "masking")
     out["masking"] = {"status": "signs" if flags else "no sign", "checks": [c["check"] for c in flags],
                       "problems": [c.get("problem", c["check"]) for c in flags],
                       "detail": "; ".join(f"{c['check']}: {c['detail']}" for c in flags)}
     out["feasible"] = _feasible(eps, paper, bound_share, n)
-    limits = [c for c in _flags(checks, eps, "evaluation") if c["eps"] in (eps, None)]
+    limits = [c for c in _flags(checks, eps, "evaluation") if c["eps"] is None or same_eps(c["eps"], eps)]
     out["evaluation"] = {"status": "limited" if limits else "complete", "checks": [c["check"] for c in limits],
                          "limits": [c for c in limits if c["check"] != "every attack ran in full"],
                          "detail": "; ".join(f"{c['check']}: {c['detail']}" for c in limits)}

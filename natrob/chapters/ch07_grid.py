@@ -8,6 +8,7 @@ from __future__ import annotations
 
 
 from .. import reference
+from ..eps import EPS_TOL, at_eps, same_eps
 from ..fingerprint import distance, paper_row, percentages
 from .drawing import dataset_name, frame, legend_outside, pyplot
 from ..stats import fmt, wilson
@@ -109,7 +110,7 @@ def summary(cells: list, dataset: str, note: str = "") -> str:
                 f"({gaps}; ours minus paper).")
         verdicts = []
         for g in row["gaps"]:
-            r = next(r for r in c["per_eps"] if r["eps"] == g["eps"])
+            r = at_eps(c["per_eps"], g["eps"])
             w = r["worst"]
             verdicts.append(f"at eps={g['eps']:g} the worst case is {fmt(w['k'], w['n'])} against {pgd} "
                             f"{fmt(r['pgd']['k'], r['pgd']['n'])} and the paper's {100 * g['paper_pgd']:.2f}%: "
@@ -179,9 +180,9 @@ def grid(payload, params):
                                   sharey=True, squeeze=False)
     paper = {float(k): v for k, v in payload.get("paper", {}).items()}
     for ax, eps in zip(axes[0], eps_list):
-        sns.scatterplot(data=long[long.eps == eps], x="accuracy (%)", y="cell", hue="evaluation", style="evaluation",
-                        s=60, ax=ax)
-        p = next((v for k, v in paper.items() if abs(k - eps) < 1e-9), None)
+        sns.scatterplot(data=long[(long.eps - eps).abs() < EPS_TOL], x="accuracy (%)", y="cell", hue="evaluation",
+                        style="evaluation", s=60, ax=ax)
+        p = next((v for k, v in paper.items() if same_eps(k, eps)), None)
         if p is not None:
             ax.axvline(100 * p["fgsm"], color="C0", ls=":", lw=1, label="paper FGSM")
             ax.axvline(100 * p["pgd"], color="C1", ls="--", lw=1, label=f"paper {reference.paper_attack()['label']}")
