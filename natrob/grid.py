@@ -31,7 +31,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from . import reference
+from . import budgets, reference
 from .eps import at_eps
 from .errors import ConfigError, SolverFailure
 from .evalstore import weights_fingerprint
@@ -44,7 +44,6 @@ from .stats import count
 
 TORCHDIFFEQ_DEFAULT = {"rtol": 1e-7, "atol": 1e-9}
 GRAD_PATHS = ("direct", "adjoint")
-DEFAULT_BUDGET = {"pgd_steps": 100, "pgd_restarts": 1, "square_queries": 0, "cw": True, "float64": "base"}
 
 
 # ------------------------------------------------------------------------------------------- settings
@@ -161,7 +160,8 @@ def attack_plan(paper: dict, budget: dict, float64_model=None) -> list:
     name = paper["label"]
     plan = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, dict(paper),
             {"name": "uniform-noise", "trials": 1, "id": "uniform-noise", "label": "uniform noise (PGD's random start)"}]
-    if budget.get("cw", True):
+    budget = budgets.grid_settings(budget)
+    if budget["cw"]:
         plan += [{"name": "fgsm", "loss": "cw", "id": "fgsm-cw", "label": "FGSM (CW margin loss)"},
                  {**pgd, "loss": "cw", "early_stop": True, "id": "pgd-cw", "label": f"{name} (CW margin loss)"}]
     if float64_model is not None:
@@ -169,12 +169,12 @@ def attack_plan(paper: dict, budget: dict, float64_model=None) -> list:
                   "label": "FGSM (float64)"},
                  {"name": "transfer", "source": float64_model, "attack": {**pgd, "early_stop": True}, "id": "pgd-float64",
                   "label": f"{name} (float64)"}]
-    more, restarts = int(budget.get("pgd_steps", 100)), int(budget.get("pgd_restarts", 1))
+    more, restarts = int(budget["pgd_steps"]), int(budget["pgd_restarts"])
     if more > 0:
         plan += [{"name": "pgd", "steps": more, "alpha_rel": 0.25, "restarts": restarts, "loss": loss, "early_stop": True,
                   "id": f"pgd-more-{loss}", "label": f"PGD-{more}x{restarts} ({loss.upper()}, step eps/4)", "on": "survivors"}
                  for loss in ("cw", "ce")]
-    if int(budget.get("square_queries", 0)) > 0:
+    if int(budget["square_queries"]) > 0:
         plan.append({"name": "square", "n_queries": int(budget["square_queries"]), "id": "square", "label": "Square",
                      "on": "survivors"})
     return plan
@@ -242,12 +242,12 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int | None = None, alpha:
 
     Arguments: ``cell`` from :func:`build_cells`; ``model`` the trained ODE net it names (its solver settings
     are changed for the cell and restored afterwards); ``steps``/``alpha`` override the paper's PGD (None keeps
-    ``reference_numbers.json``'s 40 steps of 0.01); ``budget`` as :data:`DEFAULT_BUDGET`; ``max_nfe`` the NFE cap
+    ``reference_numbers.json``'s 40 steps of 0.01); ``budget`` as :data:`natrob.budgets.GRID_DEFAULTS`; ``max_nfe`` the NFE cap
     per solve; ``float64`` adds the float64 attacks; ``reference_cell`` (protocol variants) the measured standard
     cell of the configuration that judges, whose worst case is folded into this cell's. Returns a JSON-ready
     dict (plus private ``_worst`` masks). Raises ConfigError for an unknown protocol or a variant without its
     reference cell."""
-    budget, paper = {**DEFAULT_BUDGET, **(budget or {})}, reference.paper_attack(steps, alpha)
+    budget, paper = budgets.grid_settings(budget), reference.paper_attack(steps, alpha)
     check_protocol(cell["protocol"])
     standard = cell["protocol"] == "standard"
     if not standard and reference_cell is None:
