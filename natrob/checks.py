@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import math
 
+from .notes import NONE_LEFT
 from .stats import constant_image_limit, fmt
 
 TOL = 0.02   # slack between attacks on small samples, as a fraction of the sample (at least one point)
 GAP = 0.05   # a difference this large (in points of the sample) is a finding, not noise
-# a survivors-only attack with no survivor left to attack (natrob.plan): its count 0 of n is implied, so the
-# note says why it did not run but is no limit of the measurement
-NONE_LEFT = "no point survived the attacks before it"
 
 
 def _notes(a: dict) -> list:

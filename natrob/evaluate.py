@@ -57,8 +57,6 @@ import torch
 from tqdm.auto import tqdm
 
 from . import evalstore
-from .attacks import PGD
-from .attacks.variant import ProtocolVariant
 from .attacks.base import check_batch
 from .contract import NON_FINITE, NOT_PREDICTED, SOLVER_FAILED, Prepared, prepare
 from .errors import ConfigError, check_eps
@@ -152,16 +150,7 @@ class _Run:
         if entry is not None:
             return entry, True
         torch.manual_seed(_seed_for(self.seed, spec_fp, eps))
-        attack = build_attack(spec, eps)
-        if self.freeze and isinstance(attack, PGD):
-            attack.freeze_fooled = True
-        # a protocol variant's PGD crafts on the judged model (or its softmax) except cross-solver's twin; a transfer
-        # attack's source is another model: its PGD is never frozen
-        inner = getattr(attack, "attack", None)
-        if self.freeze and isinstance(attack, ProtocolVariant) and attack.crafts_on_judge and isinstance(inner, PGD):
-            inner.freeze_fooled = True
-        if self.stall and isinstance(attack, PGD):
-            attack.stop_stalled = True
+        attack = build_attack(spec, eps, freeze_fooled=self.freeze, stop_stalled=self.stall)
         entry = attack_points(attack, self.model, self.x, self.y, idx, eps, self.batch_size, self.per_sample,
                               self.draws)
         if k and entry["error"] is None:
@@ -299,7 +288,7 @@ def _row(spec, eps, run, entry, marks, robust=None, n_attacked=0, cached=False) 
 
 def unattacked_row(spec: dict, eps: float, n: int, skipped: list) -> dict:
     """The row of an attack that had no point left to attack (``skipped`` says why, e.g.
-    :data:`natrob.checks.NONE_LEFT`): 0 of ``n`` robust by implication, in the schema of every row (:func:`_row`)."""
+    :data:`natrob.notes.NONE_LEFT`): 0 of ``n`` robust by implication, in the schema of every row (:func:`_row`)."""
     from types import SimpleNamespace
     entry = _not_run(None) | {"skipped": list(skipped)}
     return _row(spec, eps, SimpleNamespace(n=n, cascade=True), entry, _marks(entry, n, "cpu"), robust=0)

@@ -271,3 +271,23 @@ def test_randomized_model_judged_by_majority_vote(trained_cnn, digits):
     base, _ = predict(trained_cnn, x)
     voted, _ = predict(Flip(trained_cnn), x, draws=3)
     assert torch.equal(voted, base)
+
+
+def test_speed_switches_are_given_to_the_pgd_a_spec_builds():
+    """The harness hands PGD its speed switches when it builds it: the spec's own PGD, a protocol variant's inner
+    PGD where it crafts on the judged model, never the attack a transfer runs on its source."""
+    from natrob.attack_runs import build_attack
+    from natrob.attacks import PGD
+    pgd = build_attack({"name": "pgd", "steps": 2}, 0.1, freeze_fooled=True, stop_stalled=True)
+    assert isinstance(pgd, PGD) and pgd.freeze_fooled and pgd.stop_stalled
+    plain = build_attack({"name": "pgd", "steps": 2}, 0.1)
+    assert not plain.freeze_fooled and not plain.stop_stalled
+    inner = {"name": "pgd", "steps": 2}
+    judged = build_attack({"name": "protocol-variant", "protocol": "no-clip", "attack": inner}, 0.1, freeze_fooled=True)
+    assert judged.attack.freeze_fooled
+    twin = build_attack({"name": "protocol-variant", "protocol": "cross-solver", "craft_solver": {"rtol": 1e-3},
+                         "attack": inner}, 0.1, freeze_fooled=True)
+    assert not twin.attack.freeze_fooled
+    source = build_attack({"name": "transfer", "source": None, "attack": inner}, 0.1, freeze_fooled=True)
+    assert not source.attack.freeze_fooled
+    assert not hasattr(build_attack({"name": "fgsm"}, 0.1, freeze_fooled=True), "freeze_fooled")

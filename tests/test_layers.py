@@ -19,7 +19,7 @@ COMPUTING = ("natrob.evaluate", "natrob.evalstore", "natrob.prediction", "natrob
              "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp",
              "natrob.weights")
 SHARED = ("natrob.errors", "natrob.paths", "natrob.stats", "natrob.results", "natrob.reference", "natrob.provenance",
-          "natrob.fingerprint", "natrob.locks",
+          "natrob.fingerprint", "natrob.locks", "natrob.eps", "natrob.notes",
           "natrob.profiles")
 FLOORS = {"shared": (0, SHARED), "computing": (1, COMPUTING), "presenting": (2, PRESENTING)}
 

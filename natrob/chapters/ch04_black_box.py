@@ -41,7 +41,8 @@ def fig3(payload, params):
 
 def section(results, env) -> dict:
     """Report: Boundary Attack summary per model."""
-    from .tables import ci, table
+    from ..stats import ci
+    from .tables import table
     tables = [table([{"model": x["model"], "clean": ci(x["clean"]), "adversarial example found": ci(x["found"]),
                       "median L-inf": x.get("median_linf"), "median L2": x.get("median_l2"),
                       "queries": x.get("queries")} for x in r["summary"]])

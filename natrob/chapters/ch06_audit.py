@@ -49,13 +49,14 @@ def audit(payload, params):
 
 
 def _labelled(label, c) -> str:
-    from .tables import ci
+    from ..stats import ci
     return "–" if c is None else f"{label}: {ci(c)}" if label else ci(c)
 
 
 def section(results, env) -> dict:
     """Report: the headline sentences, four findings per model and eps, and the sanity checks."""
-    from .tables import ci, pct, status, table
+    from ..stats import ci
+    from .tables import pct, status, table
     audits = []
     for a in results:
         rows = [{"model": f["model"], "eps": f["eps"], "clean": ci(f["clean"]), "paper (%)": pct(f["paper"]),
