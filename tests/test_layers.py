@@ -120,8 +120,8 @@ def test_report_imports_no_compute_module():
             "from natrob import chapters\n"
             "from natrob.report.sections import sections\n"
             "for s in sections(): pass\n"
-            "for ch, s in chapters.sections(): ch.function(s.context)\n"
-            "for name, (prefix, ch) in chapters.figure_table().items(): ch.function(ch.figures[name][1])\n"
+            "for ch, s in chapters.sections(): s.context\n"
+            "for name, (prefix, ch) in chapters.figure_table().items(): ch.figures[name].draw\n"
             "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'natrob' and m in "
             f"{list(COMPUTING)!r})\n"
             "print(bad)\n")
@@ -142,8 +142,12 @@ def test_a_new_chapter_reaches_every_registry(tmp_path, monkeypatch):
         "def section(results, env):\n    return {'paragraphs': ['one per width'], 'tables': []}\n"
         "def cost(p, u):\n    return {'notebook': '99', 'what': 'widths', 'hours': u.train_h(p['ODE'])}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    record = chapters.Chapter("99", "ch99_example", {"99-example": ("rows[].robust",)}, {"99-example": ("99-example", "example")},
-                              (chapters.Section("example", "Width", "99", "section", "99-example", ("99-",), order=66),))
+    import ch99_example as module
+    record = chapters.Chapter(
+        number="99", cost=module.cost, results={"99-example": ("rows[].robust",)},
+        figures={"99-example": chapters.Figure(result="99-example", draw=module.example)},
+        sections=(chapters.Section(id="example", title="Width", nav="99", context=module.section,
+                                   results="99-example", figures=("99-",), order=66),))
     monkeypatch.setattr(chapters, "CHAPTERS", chapters.CHAPTERS + (record,))
     payload = {"rows": [{"example": 128, "robust": count(3, 8)}]}
     assert schemas.check_schema("99-example-mnist", payload)  # its counts are declared, so verify compares them
@@ -160,14 +164,14 @@ def test_a_new_chapter_reaches_every_registry(tmp_path, monkeypatch):
     assert [r["notebook"] for r in rows][-1] == "99"
 
 
-def test_every_chapter_record_names_functions_its_module_has():
+def test_every_chapter_record_holds_functions_of_its_own_module():
     for ch in chapters.CHAPTERS:
-        names = [*([ch.payload] if ch.payload else []), *(f for _, f in ch.figures.values()),
-                 *(s.context for s in ch.sections)]
-        names += [ch.cost] if ch.cost else []
-        for name in names:
-            assert callable(ch.function(name)), (ch.number, name)
+        functions = [*([ch.payload] if ch.payload else []), *(f.draw for f in ch.figures.values()),
+                     *(s.context for s in ch.sections), *([ch.cost] if ch.cost else [])]
+        for f in functions:  # a record reaches into its own chapter's module, never a neighbour's
+            assert callable(f) and f.__module__.startswith(f"natrob.chapters.ch{ch.number}_"), (ch.number, f)
         assert all(prefix.startswith(ch.number + "-") for prefix in ch.results), ch.results
+        assert all(f.result in ch.results for f in ch.figures.values()), ch.figures
     numbers = [ch.number for ch in chapters.CHAPTERS]
     assert numbers == sorted(set(numbers))
     notebooks = sorted(p.name[:2] for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
