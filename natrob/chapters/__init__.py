@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .. import jobs
 from . import (ch01_lipschitz, ch02_step_size, ch03_white_box, ch04_black_box, ch05_table2, ch06_audit, ch07_grid,
                ch08_width, ch09_mechanism)
 
@@ -65,15 +66,16 @@ class Chapter:
     ``figures`` {figure name: :class:`Figure`}; ``sections`` its report sections; ``cost`` its cost-row function
     ``cost(p, units) -> row`` (None: no device cost); ``payload`` the function that builds its result payload from
     the notebook's measurements (None where a compute module builds it and the chapter only adds the sentences: 08
-    :mod:`natrob.width`, 09 :mod:`natrob.mechanism`); ``jobs`` the function ``jobs(params) -> [job]`` naming the
-    training jobs the runner may start before the notebook (:mod:`natrob.jobs`; None: none)."""
+    :mod:`natrob.width`, 09 :mod:`natrob.mechanism`); ``jobs`` the function ``jobs(params, profile) -> [(label,
+    command)]`` naming the models a side-by-side run trains as jobs of their own before the notebook
+    (:mod:`natrob.jobs`; None: none)."""
     number: str
     results: dict[str, tuple[str, ...]]
     figures: dict[str, Figure] = field(default_factory=dict)
     sections: tuple[Section, ...] = ()
     cost: Callable[[dict, object], dict] | None = None
     payload: Callable[..., dict] | None = None
-    jobs: Callable[[dict], list] | None = None
+    jobs: Callable[[dict, str], list] | None = None
 
 
 CHAPTERS = (
@@ -150,7 +152,7 @@ CHAPTERS = (
                                   "scope": "which part of the full grid this profile runs",
                                   "cells": "per cell: counts per eps"}),)),
     Chapter(
-        number="08", cost=ch08_width.cost,
+        number="08", cost=ch08_width.cost, jobs=jobs.width_training,
         results={"08-width": ("cells[].clean", "cells[].zero_grad_float32", "cells[].zero_grad_float64",
                               "cells[].fgsm[].robust", "table1.*.clean", "table1.*.rows.*[].robust",
                               "worst_case.clean", "worst_case.rows[].robust", "worst_case.worst[].robust",
