@@ -79,8 +79,8 @@ def _in(results: dict, file: str, *path):
 
 
 def _select(rows, where: str, **match) -> list:
-    """The rows of list ``rows`` whose fields equal ``match`` (an ``eps`` by :func:`natrob.eps.same_eps`; a callable value is a
-    test of the field); Missing naming ``where`` and ``match`` when there is none."""
+    """The rows of list ``rows`` whose fields equal ``match`` (an ``eps`` by :func:`natrob.eps.same_eps`; a
+    callable value is a test of the field); Missing naming ``where`` and ``match`` when there is none."""
     def fits(row):
         for f, want in match.items():
             have = row.get(f) if isinstance(row, dict) else None

@@ -271,8 +271,8 @@ def _indicator_counts(entry, marks) -> tuple:
 
 def _row(spec, eps, run, entry, marks, robust=None, n_attacked=0, cached=False) -> dict:
     """The one result row of (attack ``spec``, ``eps``), for an attack that ran and for one that did not: ``entry``
-    is what the attack left (:func:`natrob.attack_runs.attack_points`, the store, or :func:`_not_run`), ``marks`` its points as
-    masks (:func:`_marks`), ``robust`` the count ``k`` (None: not measured)."""
+    is what the attack left (:func:`natrob.attack_runs.attack_points`, the store, or :func:`_not_run`), ``marks``
+    its points as masks (:func:`_marks`), ``robust`` the count ``k`` (None: not measured)."""
     nfes = entry["nfes"]
     silent, incomplete = _indicator_counts(entry, marks)
     return {"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
@@ -328,7 +328,8 @@ def _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start) ->
     rows = [_row(s, e, run, entry, marks) for e in eps_list for s in attacks]
     failures = int((clean_pred == SOLVER_FAILED).sum()) if clean_pred is not None else 0
     result = _common(name, run, eps_list, t_start) | {
-        "evaluable": False, "not_evaluable": reason, "clean": count(None, n), "clean_error": reason, "clean_solver_failures": failures,
+        "evaluable": False, "not_evaluable": reason, "clean": count(None, n), "clean_error": reason,
+        "clean_solver_failures": failures,
         "clean_non_finite": int((clean_pred == NON_FINITE).sum()) if clean_pred is not None else 0,
         "clean_nfe_mean": None, "rows": rows, "solver_failures_total": 0, "non_finite_total": 0,
         "worst_case": [{"eps": e, "robust": count(None, n), "attacks_failed": [], "counts": {}} for e in eps_list],
@@ -339,8 +340,9 @@ def _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start) ->
 
 def csv_rows(result) -> list:
     """One flat row per (eps, attack) for a CSV beside the result JSON."""
-    return [{"model": result["model"], "eps": r["eps"], "attack": r["attack"], "id": r["id"], "robust": r["robust"]["k"],
-             "n": r["robust"]["n"], "accuracy": r["robust"]["accuracy"], "ci95_low": (r["robust"]["ci95"] or [None])[0],
-             "ci95_high": (r["robust"]["ci95"] or [None, None])[1], "clean_correct": result["clean"]["k"],
-             "solver_failures": r["solver_failures"], "nfe_mean": r["nfe_mean"], "wall_s": r["wall_s"], "error": r["error"]}
+    return [{"model": result["model"], "eps": r["eps"], "attack": r["attack"], "id": r["id"],
+             "robust": r["robust"]["k"], "n": r["robust"]["n"], "accuracy": r["robust"]["accuracy"],
+             "ci95_low": (r["robust"]["ci95"] or [None])[0], "ci95_high": (r["robust"]["ci95"] or [None, None])[1],
+             "clean_correct": result["clean"]["k"], "solver_failures": r["solver_failures"],
+             "nfe_mean": r["nfe_mean"], "wall_s": r["wall_s"], "error": r["error"]}
             for r in result["rows"]]

@@ -19,15 +19,15 @@ the longest first; the model store trains each model once under a lock, and the 
 
 At the end it prints the run's timing table (:func:`natrob.report.timings.timing_table`): each notebook that ran or
 was reused, the report, the run's total, the machine's MNIST-128 f call (:func:`natrob.fcall.f_call_ms`) and the
-machine, and records it in
-``_runs.json`` (``_timings``, ``_last_run``, ``_machine``) and in the report's provenance section, so a cost
-quoted in the README is copied from a run.
+machine, and records it in ``_runs.json`` (``_timings``, ``_last_run``, ``_machine``) and in the report's
+provenance section, so a cost quoted in the README is copied from a run.
 
 This module schedules; executing one notebook is :mod:`natrob.execution`'s, the f call :mod:`natrob.fcall`'s, and
 the training jobs a notebook declares (notebook 08's widths) its chapter record's (:mod:`natrob.jobs`).
 
-Nothing waits forever: every cell has a timeout (:func:`natrob.execution.cell_timeout`, from the profile's ``CELL_TIMEOUT``: a margin
-over the notebook's time in the published run, plus the training allowance when weights are trained), a notebook
+Nothing waits forever: every cell has a timeout (:func:`natrob.execution.cell_timeout`, from the profile's
+``CELL_TIMEOUT``: a margin over the notebook's time in the published run, plus the training allowance when weights
+are trained), a notebook
 that times out or whose kernel dies is run once more and the table says so. One run holds a profile's folder at a
 time (:func:`hold_profile`): a second run of the same profile is told which process holds it and exits 2.
 """

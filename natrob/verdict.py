@@ -121,8 +121,8 @@ def not_evaluated(model: str, eps: float, n: int, reason: str, paper) -> dict:
     row = {"status": "not evaluated", "detail": reason}
     return {"model": model, "eps": eps, "n": n, "clean": count(None, n), "paper": paper,
             "paper_attack": count(None, n), "paper_attack_label": None, "worst_case": count(None, n),
-            "evaluable": False, "not_evaluable": reason, "errors": [], "skipped": [], **{k: dict(row) for k in FINDINGS},
-            "evaluation": dict(row)}
+            "evaluable": False, "not_evaluable": reason, "errors": [], "skipped": [],
+            **{k: dict(row) for k in FINDINGS}, "evaluation": dict(row)}
 
 
 def _eps_list(rows):
@@ -137,7 +137,8 @@ def _reproduction_parts(rows, n) -> list:
     if nrep:
         worst = max(nrep, key=lambda r: r["paper"] - r["paper_attack"]["k"] / n)
         parts.append(f"the paper's {worst['paper_attack_label']} figure is not reproduced at eps = {_eps_list(nrep)} "
-                     f"(e.g. eps={worst['eps']:g}: paper {100 * worst['paper']:.2f}%, ours {ci(worst['paper_attack'])}, "
+                     f"(e.g. eps={worst['eps']:g}: paper {100 * worst['paper']:.2f}%, "
+                     f"ours {ci(worst['paper_attack'])}, "
                      f"worst case over all attacks {ci(worst['worst_case'])})")
     if rep:
         parts.append(f"reproduced at eps = {_eps_list(rep)}")
@@ -161,7 +162,8 @@ def _convergence_parts(rows) -> list:
             f"{r['converged']['points']} points at {r['eps']:g}" +
             "".join(f", {p}" for p in r["converged"].get("problems", [])) for r in unconv) + ")")
     if unmeasured:
-        parts.append(f"convergence not measured at eps = {_eps_list(unmeasured)} ({unmeasured[0]['converged']['detail']})")
+        parts.append(f"convergence not measured at eps = {_eps_list(unmeasured)} "
+                     f"({unmeasured[0]['converged']['detail']})")
     if conv:
         parts.append(f"{label} converged at every audited eps" if len(conv) == len(rows)
                      else f"{label} converged at eps = {_eps_list(conv)}")

@@ -87,7 +87,8 @@ def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = 
     ]
     for steps in b["pgd_steps"]:
         standalone.append({"name": "pgd", "steps": steps, "alpha_rel": 0.25, "restarts": restarts,
-                           "id": budgets.pgd_id(steps, restarts), "role": "strong-white-box", "label": f"PGD-{steps}x{restarts}"})
+                           "id": budgets.pgd_id(steps, restarts), "role": "strong-white-box",
+                           "label": f"PGD-{steps}x{restarts}"})
     standalone.append({"name": "square", "n_queries": b["square_queries"], "id": "square",
                        "role": "black-box", "label": "Square"})
     if randomized:
@@ -210,7 +211,8 @@ def attack_at_eps(model, x, y, eps, plan, draws, label, progress, seed, per_samp
 
 def unbounded_attack(model, x, y, budget, label, draws, per_sample=False) -> dict:
     """PGD at eps = 1 (the whole image space): any working attack must break ~every clean-correct point."""
-    res = evaluate(model, x, y, [1.0], [{"name": "pgd", "steps": budgets.audit_settings(budget)["unbounded_steps"], "alpha": 0.05,
+    steps = budgets.audit_settings(budget)["unbounded_steps"]
+    res = evaluate(model, x, y, [1.0], [{"name": "pgd", "steps": steps, "alpha": 0.05,
                                          "id": "pgd-unbounded", "label": "PGD eps=1"}],
                    cascade=False, progress=False, model_name=label, draws=draws, per_sample=per_sample)
     row = res["rows"][0]

@@ -5,16 +5,20 @@ notebook's measurements into its result file and what presents that file: ``payl
 payload, one function per figure draws it from the payload, one function per report section turns the result
 files into the section's context, and ``cost(p, unit)`` estimates the chapter's device-hours under profile ``p``
 (:mod:`natrob.gpu_check`). Its record in :data:`CHAPTERS` holds them (the functions themselves, so an editor's
-go-to-definition reaches them), with the counts its result files hold (the declared schema, :mod:`natrob.schemas`). These registries are derived from :data:`CHAPTERS`, never written twice:
+go-to-definition reaches them), with the counts its result files hold (the declared schema, :mod:`natrob.schemas`).
+These registries are derived from :data:`CHAPTERS`, never written twice:
 
 - ``natrob.schemas.schemas()``: result-file prefix -> count patterns (``verify`` compares what is declared there);
 - ``natrob.figures.registry()``: figure name -> (result prefix, drawing function);
 - ``natrob.report.sections.sections()``: the report's sections, in order, and its navigation;
-- ``natrob.costs.paper_estimate``: one cost row per chapter (its ``cost(p, units)`` with a :class:`natrob.costs.Units`).
+- ``natrob.costs.paper_estimate``: one cost row per chapter (its ``cost(p, units)`` with a
+  :class:`natrob.costs.Units`);
+- ``natrob.runner.training_jobs``: the training jobs a side-by-side run starts first (a record's ``jobs``).
 
 Adding notebook 10 touches three files: the notebook, its module (``natrob/chapters/ch10_*.py``), and one
-:class:`Chapter` entry here (imported beside the others, appended to :data:`CHAPTERS`, every field by keyword). A section without a template of its own is rendered by ``chapter.html.j2`` from
-the ``paragraphs`` and ``tables`` its context returns.
+:class:`Chapter` entry here (imported beside the others, appended to :data:`CHAPTERS`, every field by keyword).
+A section without a template of its own is rendered by ``chapter.html.j2`` from the ``paragraphs`` and ``tables``
+its context returns.
 
 Chapter modules import no compute module at import time (the report imports them to render result files; a test
 checks that ``natrob.report`` pulls in neither torch nor the harness), so this module imports them all at import

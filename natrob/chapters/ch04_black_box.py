@@ -53,5 +53,6 @@ def section(results, env) -> dict:
 def cost(p: dict, u) -> dict:
     """BOUNDARY_QUERIES forward queries per point on both models."""
     b = (0, p["BOUNDARY_QUERIES"])
-    return {"notebook": "04", "what": f"Boundary, {p['BOUNDARY_QUERIES']} queries x {p['BOUNDARY_N']} points x 2 models",
+    return {"notebook": "04",
+            "what": f"Boundary, {p['BOUNDARY_QUERIES']} queries x {p['BOUNDARY_N']} points x 2 models",
             "hours": u.attack_h("odenet", p["BOUNDARY_N"], b) + u.attack_h("resnet50", p["BOUNDARY_N"], b)}

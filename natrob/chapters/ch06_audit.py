@@ -70,8 +70,10 @@ def section(results, env) -> dict:
         errors = [e | {"model": m} for m, r in a.get("models", {}).items() for pe in r.get("per_eps", [])
                   for e in pe.get("errors", [])]
         audits.append({"dataset": a.get("dataset", {}).get("name", "?"), "headline": a.get("headline", []),
-                       "n": a.get("n"), "findings": table(rows, html_columns=("reproduced", "converged", "masking", "feasible")),
-                       "n_flagged": len(flagged), "n_checks": len(checks), "flagged": table(flagged, cols) if flagged else "",
+                       "n": a.get("n"),
+                       "findings": table(rows, html_columns=("reproduced", "converged", "masking", "feasible")),
+                       "n_flagged": len(flagged), "n_checks": len(checks),
+                       "flagged": table(flagged, cols) if flagged else "",
                        "checks": table(checks, ["status"] + cols),
                        "errors": table(errors, ["model", "eps", "attack", "error"]) if errors else ""})
     return {"audits": audits}

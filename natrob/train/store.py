@@ -110,8 +110,9 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
     that many epochs of ``cfg``'s schedule and return that model, unfinished (``record['epochs_done']`` <
     ``cfg.epochs``; no ``final.pt``; a later call resumes; where the run has gone on past it and kept that
     epoch, exactly that epoch's weights). A longer run of the same schedule (finished or not) that kept epoch
-    ``cfg.epochs`` serves a shorter one without training (``record['from_longer_run']``). ``record`` holds the training history, clean test accuracy,
-    store key and provenance (also in ``meta.json``). The model is returned in eval mode."""
+    ``cfg.epochs`` serves a shorter one without training (``record['from_longer_run']``). ``record`` holds the
+    training history, clean test accuracy, store key and provenance (also in ``meta.json``). The model is
+    returned in eval mode. The entry's folder is :func:`entry_folder`."""
     model_kwargs = dict(model_kwargs or {})
     key = store_key(model_name, model_kwargs, dataset, cfg, seed)
     folder = entry_folder(model_name, dataset.name, key, store_dir)
