@@ -28,10 +28,12 @@ def batch(digits):
 
 # L-inf attacks that move every pixel to a face of the ball (a sign step, or PGD/APGD/Square iterates that end
 # on it); the rest (Boundary, FAB, uniform noise, the constant image) may stop inside it
-REACH_RADIUS = ("fgsm", "pgd", "di2fgsm", "autoattack", "autoattack-rand", "apgd-ce", "apgd-t", "square", "random-noise")
+REACH_RADIUS = ("fgsm", "pgd", "di2fgsm", "autoattack", "autoattack-rand", "apgd-ce", "apgd-t", "square",
+                "random-noise")
 
 
-@pytest.mark.parametrize("name", [n for n in ATTACKS if n not in ("transfer", "protocol-variant")])  # wrappers: below, test_variant
+# the two wrappers are tested below (transfer) and in test_variant (protocol variants)
+@pytest.mark.parametrize("name", [n for n in ATTACKS if n not in ("transfer", "protocol-variant")])
 @pytest.mark.parametrize("eps", [0.05, 0.3])
 def test_perturbation_stays_in_ball_and_box(name, eps, trained_cnn, batch):
     """Each real attack's output lies in the eps-ball and [0, 1] by the test's own arithmetic; it is its search's
@@ -242,7 +244,8 @@ def test_frozen_pgd_counts_the_same_points_for_fewer_gradients(eps, trained_cnn,
     def differ(a, b):
         return int((a != b).sum())
     assert differ(b0, b1) <= 2
-    assert differ(d0["seen_adversarial"], d1["seen_adversarial"]) <= 2 and differ(d0["incomplete"], d1["incomplete"]) <= 2
+    assert differ(d0["seen_adversarial"], d1["seen_adversarial"]) <= 2
+    assert differ(d0["incomplete"], d1["incomplete"]) <= 2
     assert differ(b1, d1["seen_adversarial"]) <= 1  # every point fooled on the way returns a fooling image
     torch.manual_seed(0)  # the same random start: PGD's early stop also ends each point at its first fooling iterate
     first = PGD(eps, alpha=eps / 8, steps=40, early_stop=True)(trained_cnn, x, y)
@@ -306,7 +309,8 @@ def test_pgd_ending_at_a_fixed_point_returns_what_every_step_would(mode, scale, 
     (x0, d0, s0), (x1, d1, s1) = out[False], out[True]
     assert torch.equal(x0, x1)
     if mode != "early_stop":
-        assert torch.equal(d0["seen_adversarial"], d1["seen_adversarial"]) and torch.equal(d0["incomplete"], d1["incomplete"])
+        assert torch.equal(d0["seen_adversarial"], d1["seen_adversarial"])
+        assert torch.equal(d0["incomplete"], d1["incomplete"])
     assert s1 <= s0
     if scale > 1 and mode != "plain":
         assert s1 < s0 / 4  # the saturated points never move: the run stops within a few steps

@@ -68,7 +68,8 @@ def test_solver_failure_mid_attack(small_odenet, digits):
             from natrob.errors import SolverFailure
             if len(xb) > 1 and not any(torch.equal(xb[0], xc) for xc in self.x_clean):
                 raise SolverFailure("underflow in dt (provoked)")
-            if len(xb) == 1 and (xb - self.x_clean).abs().flatten(1).amax(1).min() > 0 and xb.sum() > self.x_clean.sum() / len(self.x_clean):
+            moved = (xb - self.x_clean).abs().flatten(1).amax(1).min() > 0
+            if len(xb) == 1 and moved and xb.sum() > self.x_clean.sum() / len(self.x_clean):
                 raise SolverFailure("underflow in dt (provoked, single)")
             return self.inner(xb)
 
@@ -150,7 +151,8 @@ def test_results_written_with_provenance(trained_cnn, digits):
     prov = data["provenance"]
     assert prov["params"] == {"eps": [0.1]} and prov["seed"] == 0 and "profile" in prov
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", prov["git_commit"]), prov["git_commit"]
-    assert prov["versions"]["python"] == platform.python_version() and prov["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert prov["versions"]["python"] == platform.python_version()
+    assert prov["versions"]["torch"] == torch.__version__.split("+")[0]
     assert prov["versions"]["natrob"] and prov["device"].startswith("cpu:")
     assert prov["wall_time_s"] == res["wall_s"] > 0
     assert data["output"]["dtype"] == "torch.float32" and data["output"]["input_cast"] is None  # the precision

@@ -14,7 +14,8 @@ slow = pytest.mark.slow
 
 
 def test_committed_notebooks_have_no_outputs():
-    tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=paths.REPO, capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=paths.REPO, capture_output=True,
+                             text=True).stdout.split()
     nbs = [p for p in tracked if p.endswith(".ipynb")] or [str(p.relative_to(paths.REPO)) for p in notebooks()]
     # one committed notebook per chapter record, none without a record and no record without its notebook
     assert sorted(p.split("/")[-1][:2] for p in nbs) == [ch.number for ch in chapters.CHAPTERS]
@@ -23,8 +24,10 @@ def test_committed_notebooks_have_no_outputs():
         for cell in nb["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and not cell.get("execution_count"), p
-        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]), f"{p}: no parameters cell"
-        ids = [c.get("id") for c in nb["cells"]]  # nbformat 4.5: every cell has a unique id (a warning now, an error soon)
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]), \
+            f"{p}: no parameters cell"
+        # nbformat 4.5: every cell has a unique id (a warning now, soon an error)
+        ids = [c.get("id") for c in nb["cells"]]
         assert all(ids) and len(set(ids)) == len(ids), f"{p}: a cell without an id, or a repeated one"
 
 
@@ -88,7 +91,8 @@ def tiny_run(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return {"rc": rc, "results": results, "weights": weights, "trained": trained, "report": report, "figures": figures, "rc2": rc2, "second": buf.getvalue(),
+    return {"rc": rc, "results": results, "weights": weights, "trained": trained, "report": report,
+            "figures": figures, "rc2": rc2, "second": buf.getvalue(),
             "executed": executed, "quick_before": quick_before, "quick_after": quick_after,
             "verify_rc": verify_rc, "verify": verify_out.getvalue(), "rc_extra": rc_extra, "audit_extra": audit_extra}
 
@@ -181,7 +185,8 @@ def test_result_files_are_consistent(tiny_run):
     assert {c["protocol"] for c in g["cells"]} >= {"standard", "no-clip", "cross-solver", "normalised-eps"}
     for c in g["cells"]:
         assert c["correct_threat_model"] == (c["protocol"] == "standard")
-        assert c["solver_config"]["rtol"] == c["solver"]["rtol"] and c["solver_config"]["adjoint"] == (c["grad"] == "adjoint")
+        assert c["solver_config"]["rtol"] == c["solver"]["rtol"]
+        assert c["solver_config"]["adjoint"] == (c["grad"] == "adjoint")
         assert c["clean"]["n"] == g["provenance"]["params"]["GRID_N"]
         for r in c["per_eps"]:
             assert r["worst"]["k"] <= min(r["pgd"]["k"], r["fgsm"]["k"]) and r["pgd"]["k"] <= c["clean"]["k"]
@@ -223,7 +228,8 @@ def test_failing_notebook_names_the_cell(tmp_path):
     p = nbformat.v4.new_code_cell("X = 1")
     p.metadata["tags"] = ["parameters"]
     nb.cells = [p, nbformat.v4.new_code_cell("from ipykernel.connect import get_connection_info\n"
-                                             "info = get_connection_info(unpack=True)\nprint('transport', info['transport'])"),
+                                             "info = get_connection_info(unpack=True)\n"
+                                             "print('transport', info['transport'])"),
                 nbformat.v4.new_code_cell("raise ValueError(f'bad X={X}')")]
     path = tmp_path / "99-fails.ipynb"
     nbformat.write(nb, path)
