@@ -68,8 +68,8 @@ def test_solver_failure_mid_attack(small_odenet, digits):
             from natrob.errors import SolverFailure
             if len(xb) > 1 and not any(torch.equal(xb[0], xc) for xc in self.x_clean):
                 raise SolverFailure("underflow in dt (provoked)")
-            moved = (xb - self.x_clean).abs().flatten(1).amax(1).min() > 0
-            if len(xb) == 1 and moved and xb.sum() > self.x_clean.sum() / len(self.x_clean):
+            single = len(xb) == 1 and (xb - self.x_clean).abs().flatten(1).amax(1).min() > 0
+            if single and xb.sum() > self.x_clean.sum() / len(self.x_clean):
                 raise SolverFailure("underflow in dt (provoked, single)")
             return self.inner(xb)
 

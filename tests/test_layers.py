@@ -11,8 +11,10 @@ from natrob import chapters, paths
 PRESENTING = ("natrob", "natrob.runner", "natrob.report", "natrob.chapters", "natrob.verify", "natrob.claims",
               "natrob.notebook",
               "natrob.figures", "natrob.plots", "natrob.kernels", "natrob.gpu_check", "natrob.schemas",
+              "natrob.execution", "natrob.fcall", "natrob.jobs",
               "natrob.audit.__main__")
-COMPUTING = ("natrob.evaluate", "natrob.evalstore", "natrob.prediction", "natrob.contract", "natrob.plan",
+COMPUTING = ("natrob.evaluate", "natrob.evalrows", "natrob.evalstore", "natrob.prediction", "natrob.contract",
+             "natrob.plan",
              "natrob.audit", "natrob.grid", "natrob.protocols", "natrob.attacks", "natrob.models", "natrob.train",
              "natrob.checks", "natrob.verdict", "natrob.lipschitz", "natrob.data", "natrob.saturation",
              "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.pickled", "natrob.probes",
