@@ -53,7 +53,7 @@ def main():
               f"NFE {nfe[proto]}  exactly-zero gradients at logits x {a.scale:g}: {zeros[proto]} of {a.batch}")
     print(f"  natrob.amp is {med[Protocol.FLOAT16_AMP_CPU] / med[Protocol.FLOAT16_AMP]:.1f}x faster than torch's "
           "CPU float16 kernels")
-    from natrob.runner import f_call_ms
+    from natrob.fcall import f_call_ms
     print(f"  MNIST-128 f call (batch 128, 1 thread): {f_call_ms():.0f} ms")
 
 

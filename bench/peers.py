@@ -24,7 +24,7 @@ state; times are medians of the rounds and the ratio is the median of the rounds
 with seed r on both sides (the attack object alone: the same random start; the harness seeds each attack from its
 own seed) and show each round's robust count: a count differs from seed to seed by a point or two. Prints one
 markdown table (a footnote under it for every row where natrob is slower: why, and what it buys), the machine's
-MNIST-128 f call (``natrob.runner.f_call_ms``), the CPU, threads and sizes; ``--out`` writes the same as JSON.
+MNIST-128 f call (``natrob.fcall.f_call_ms``), the CPU, threads and sizes; ``--out`` writes the same as JSON.
 Loads (or trains) the quick profile's nets from the model store (``NATROB_ARTIFACTS``). About 5 minutes on one
 thread of a 2-core machine (the other core busy); ``--quick`` is a smoke run of about a minute (tiny sizes, one
 round).
@@ -49,7 +49,7 @@ from natrob.models import build_model, solver_settings
 from natrob.profiles import load_profile
 from natrob.provenance import device_description
 from natrob.reference import numbers, paper_attack
-from natrob.runner import f_call_ms
+from natrob.fcall import f_call_ms
 from natrob.train.profile_models import get_profile_model
 
 MNIST_SPEC = {"in_channels": 1, "num_classes": 10, "mean": STATS["mnist"][0], "std": STATS["mnist"][1]}

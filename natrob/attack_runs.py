@@ -31,8 +31,14 @@ def attack_id(spec: dict) -> str:
     return spec.get("id") or attack_label(spec)
 
 
-def build_attack(spec: dict, eps: float):
-    """The attack object a spec describes at radius ``eps`` (``alpha_rel`` resolved to ``alpha_rel * eps``)."""
+def build_attack(spec: dict, eps: float, freeze_fooled: bool = False, stop_stalled: bool = False):
+    """The attack object a spec describes at radius ``eps`` (``alpha_rel`` resolved to ``alpha_rel * eps``).
+
+    ``freeze_fooled`` and ``stop_stalled`` are PGD's speed switches (:class:`natrob.attacks.PGD`, which says where
+    each is valid; the harness decides, :mod:`natrob.evaluate`), given to the PGD the spec builds when True (a spec
+    may turn them on itself, never off). ``freeze_fooled`` also reaches the inner PGD of a protocol variant that
+    crafts on the judged model (:attr:`~natrob.attacks.ProtocolVariant.crafts_on_judge`); the attack a transfer
+    runs on its source model gets neither. Raises ConfigError for a bad ``alpha_rel`` or variant spec."""
     spec = dict(spec)
     name = spec.pop("name")
     for meta in ("label", "id", "role"):
@@ -44,11 +50,19 @@ def build_attack(spec: dict, eps: float):
         spec["alpha"] = max(rel * eps, 1e-4)
     if name == "transfer":
         inner = dict(spec.pop("attack", {"name": "fgsm"}))
+        # the source's attack stops where the source is fooled, not where the judged model is: never frozen
         return make_attack("transfer", source=spec.pop("source"), attack=build_attack(inner, eps))
     if name == "protocol-variant":
         if not isinstance(spec.get("attack"), dict):
             raise ConfigError("attack", spec.get("attack"), "the inner attack's spec, e.g. {'name': 'fgsm'}")
-        return make_attack(name, attack=build_attack(spec.pop("attack"), eps), **spec)
+        inner = spec.pop("attack")
+        variant = make_attack(name, attack=build_attack(inner, eps), **spec)
+        if freeze_fooled and variant.crafts_on_judge:  # only there the inner PGD's "fooled" is the judge's
+            variant = make_attack(name, attack=build_attack(inner, eps, freeze_fooled=True), **spec)
+        return variant
+    if name == "pgd":
+        spec["freeze_fooled"] = bool(spec.get("freeze_fooled")) or freeze_fooled
+        spec["stop_stalled"] = bool(spec.get("stop_stalled")) or stop_stalled
     return make_attack(name, eps=eps, **spec)
 
 

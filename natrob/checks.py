@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import math
 
+from .notes import NONE_LEFT
 from .stats import constant_image_limit, fmt
 
 TOL = 0.02   # slack between attacks on small samples, as a fraction of the sample (at least one point)
 GAP = 0.05   # a difference this large (in points of the sample) is a finding, not noise
-# a survivors-only attack with no survivor left to attack (natrob.plan): its count 0 of n is implied, so the
-# note says why it did not run but is no limit of the measurement
-NONE_LEFT = "no point survived the attacks before it"
 
 
 def _notes(a: dict) -> list:
@@ -73,39 +71,48 @@ def eps_checks(model: str, eps: float, attacks: dict, worst: dict, n: int, bound
     if paper and fgsm:
         d = paper["robust"]["k"] - fgsm["robust"]["k"]
         rows.append(_row(model, eps, "iterative >= single-step success", d <= s,
-                         f"{paper['label']} {fmt(paper['robust']['k'], n)} vs FGSM {fmt(fgsm['robust']['k'], n)}", diff=d))
+                         f"{paper['label']} {fmt(paper['robust']['k'], n)} vs FGSM {fmt(fgsm['robust']['k'], n)}",
+                         diff=d))
     if paper and strong:
         top = max(strong.values(), key=lambda a: a["robust"]["k"])
         d = top["robust"]["k"] - paper["robust"]["k"]
         rows.append(_row(model, eps, "more steps/restarts never raise accuracy", d <= s,
-                         f"{top['label']} {fmt(top['robust']['k'], n)} vs {paper['label']} {fmt(paper['robust']['k'], n)}", diff=d))
+                         f"{top['label']} {fmt(top['robust']['k'], n)} vs {paper['label']} "
+                         f"{fmt(paper['robust']['k'], n)}", diff=d))
     black = by_role(attacks, "black-box", "transfer", cascade=False)
     if black and best_white:
         b = min(black.values(), key=lambda a: a["robust"]["k"])
         d = best_white["robust"]["k"] - b["robust"]["k"]
         rows.append(_row(model, eps, "black-box <= white-box success", d <= s,
-                         f"best black-box {b['label']} {fmt(b['robust']['k'], n)} vs best white-box {best_white['label']} "
-                         f"{fmt(best_white['robust']['k'], n)}", diff=d))
+                         f"best black-box {b['label']} {fmt(b['robust']['k'], n)} vs best white-box "
+                         f"{best_white['label']} {fmt(best_white['robust']['k'], n)}", diff=d))
     extra = by_role(attacks, "black-box", "transfer", "adaptive", cascade=True)
     if extra:
         broke = sum(a["n_broken"] for a in extra.values())
         who = ", ".join(f"{a['label']} {a['n_broken']}" for a in extra.values() if a["n_broken"]) or "none"
         rows.append(_row(model, eps, "gradient-free, transfer and adaptive attacks add little", broke <= s,
-                         f"points robust to every white-box attack but broken by them: {broke} of {n} ({who})", diff=broke))
+                         f"points robust to every white-box attack but broken by them: {broke} of {n} ({who})",
+                         diff=broke))
     noise = next(iter(by_role(attacks, "noise", cascade=False).values()), None)
     if noise and best_white:
         d = best_white["robust"]["k"] - noise["robust"]["k"]
         rows.append(_row(model, eps, "random noise weaker than gradient attacks", d <= s,
-                         f"random noise {fmt(noise['robust']['k'], n)} vs best white-box {fmt(best_white['robust']['k'], n)}", diff=d))
+                         f"random noise {fmt(noise['robust']['k'], n)} vs best white-box "
+                         f"{fmt(best_white['robust']['k'], n)}", diff=d))
     rows += attack_health(model, eps, attacks, n)
     if eps >= 0.5:
-        limit = constant_image_limit(bound_share, n)
-        const = next(iter(by_role(attacks, "bound", cascade=False).values()), None)
-        rows.append(_row(model, eps, "worst case within the constant-image bound (eps >= 0.5)", worst <= limit,
-                         f"no classifier keeps more than the largest class share {100 * bound_share:.1f}% ({limit}/{n}); "
-                         f"constant image leaves {fmt(const['robust']['k'], n) if const else '–'}, worst case {fmt(worst, n)}",
-                         finding="feasible", diff=worst - limit))
+        rows.append(_bound_check(model, eps, attacks, worst, n, bound_share))
     return rows
+
+
+def _bound_check(model: str, eps: float, attacks: dict, worst: int, n: int, bound_share: float) -> dict:
+    """At eps >= 0.5 the constant 0.5 image lies in every ball: no classifier keeps more than its largest class."""
+    limit = constant_image_limit(bound_share, n)
+    const = next(iter(by_role(attacks, "bound", cascade=False).values()), None)
+    return _row(model, eps, "worst case within the constant-image bound (eps >= 0.5)", worst <= limit,
+                f"no classifier keeps more than the largest class share {100 * bound_share:.1f}% "
+                f"({limit}/{n}); constant image leaves {fmt(const['robust']['k'], n) if const else '–'}, "
+                f"worst case {fmt(worst, n)}", finding="feasible", diff=worst - limit)
 
 
 def _listed(attacks, field, cond=lambda v: v) -> list:

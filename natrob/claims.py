@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import reference
+from .eps import EPS_TOL, same_eps
 from .stats import constant_image_limit, wilson
 
 DATA = {"tiny": "digits", "quick": "digits", "mnist": "mnist"}  # the data name in a profile's result file names
@@ -39,7 +40,6 @@ WIDTH = "08-width-{data}.json"
 MECHANISM = "09-mechanism-{data}.json"
 
 ODE = "Neural ODE"
-EPS_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,15 @@ def _in(results: dict, file: str, *path):
 
 
 def _select(rows, where: str, **match) -> list:
-    """The rows of list ``rows`` whose fields equal ``match`` (an ``eps`` within EPS_TOL; a callable value is a
-    test of the field); Missing naming ``where`` and ``match`` when there is none."""
+    """The rows of list ``rows`` whose fields equal ``match`` (an ``eps`` by :func:`natrob.eps.same_eps`; a
+    callable value is a test of the field); Missing naming ``where`` and ``match`` when there is none."""
     def fits(row):
         for f, want in match.items():
             have = row.get(f) if isinstance(row, dict) else None
             if callable(want):
                 ok = have is not None and want(have)
             else:
-                ok = have == want or (f == "eps" and isinstance(have, (int, float)) and abs(have - want) < EPS_TOL)
+                ok = have == want or (f == "eps" and same_eps(have, want))
             if not ok:
                 return False
         return True

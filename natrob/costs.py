@@ -85,4 +85,4 @@ def paper_estimate(p: dict, ode: dict, cnn: dict, records) -> list:
     the others (the audit's cascade, the grid's stronger attacks) are not: they add little for a broken model and
     up to their full cost for a robust one."""
     units = Units(ode, cnn)
-    return [ch.function(ch.cost)(p, units) for ch in records if ch.cost]
+    return [ch.cost(p, units) for ch in records if ch.cost]

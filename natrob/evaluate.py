@@ -57,12 +57,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import evalstore
-from .attacks import PGD
-from .attacks.variant import ProtocolVariant
 from .attacks.base import check_batch
 from .contract import NON_FINITE, NOT_PREDICTED, SOLVER_FAILED, Prepared, prepare
 from .errors import ConfigError, check_eps
-from .attack_runs import attack_id, attack_label, attack_points, build_attack, spec_params
+from .attack_runs import attack_label, attack_points, build_attack
+# csv_rows and unattacked_row are re-exported: callers name them from the harness
+from .evalrows import csv_rows, marks_of, not_evaluable, result_of, row, unattacked_row  # noqa: F401
 from .prediction import model_device, per_sample_solves, predict
 from .stats import count
 
@@ -152,16 +152,7 @@ class _Run:
         if entry is not None:
             return entry, True
         torch.manual_seed(_seed_for(self.seed, spec_fp, eps))
-        attack = build_attack(spec, eps)
-        if self.freeze and isinstance(attack, PGD):
-            attack.freeze_fooled = True
-        # a protocol variant's PGD crafts on the judged model (or its softmax) except cross-solver's twin; a transfer
-        # attack's source is another model: its PGD is never frozen
-        inner = getattr(attack, "attack", None)
-        if self.freeze and isinstance(attack, ProtocolVariant) and attack.crafts_on_judge and isinstance(inner, PGD):
-            inner.freeze_fooled = True
-        if self.stall and isinstance(attack, PGD):
-            attack.stop_stalled = True
+        attack = build_attack(spec, eps, freeze_fooled=self.freeze, stop_stalled=self.stall)
         entry = attack_points(attack, self.model, self.x, self.y, idx, eps, self.batch_size, self.per_sample,
                               self.draws)
         if k and entry["error"] is None:
@@ -181,7 +172,7 @@ def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, p
     clean_pred, clean_nfe, clean_error = _clean(run) if prep.evaluable else (None, [], None)
     reason = prep.reason or _unevaluable(clean_pred, clean_error, run.n)
     if reason is not None:
-        return _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start)
+        return not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start)
     correct = clean_pred == y
     rows, worst, masks = [], [], {}
     bar = tqdm(total=len(eps_list) * len(attacks), desc=f"evaluate {name}", disable=not progress)
@@ -190,7 +181,7 @@ def _evaluate(model, x, y, eps_list, attacks, batch_size, cascade, per_sample, p
         rows += eps_rows
         worst.append(w)
     bar.close()
-    result = _result(name, run, eps_list, rows, worst, clean_pred, clean_nfe, clean_error, t_start)
+    result = result_of(name, run, eps_list, rows, worst, clean_pred, clean_nfe, clean_error, t_start)
     result["_robust"] = masks  # per-point robust mask per eps (not written to JSON)
     return result
 
@@ -236,15 +227,6 @@ def _mark_attacked(status, marks) -> None:
     status[marks["broken"] & robust & ~failed & ~non_finite] = Status.BROKEN
 
 
-def _marks(entry, n, device) -> dict:
-    """The points an attack's entry lists as broken, as solver failures and as non-finite: boolean masks (n,)."""
-    marks = {}
-    for part in ("broken", "failures", "non_finite"):
-        marks[part] = torch.zeros(n, dtype=torch.bool, device=device)
-        marks[part][entry.get(part, [])] = True
-    return marks
-
-
 def _eps_pass(run, eps, attacks, clean_pred, correct, bar):
     """Every attack at one eps: its rows, the worst case and the per-point robust mask."""
     status = _clean_status(clean_pred, correct)
@@ -253,7 +235,7 @@ def _eps_pass(run, eps, attacks, clean_pred, correct, bar):
         alive = alive_all if run.cascade else correct
         idx = alive.nonzero().squeeze(1)
         entry, cached = run.entry(spec, eps, idx)
-        marks = _marks(entry, run.n, run.x.device)
+        marks = marks_of(entry, run.n, run.x.device)
         if entry["error"] is None:
             alive_all &= ~marks["broken"]
             _mark_attacked(status, marks)
@@ -261,97 +243,10 @@ def _eps_pass(run, eps, attacks, clean_pred, correct, bar):
         else:
             robust = None
             errors.append(attack_label(spec))
-        rows.append(_row(spec, eps, run, entry, marks, robust=robust, n_attacked=len(idx), cached=cached))
+        rows.append(row(spec, eps, run, entry, marks, robust=robust, n_attacked=len(idx), cached=cached))
         bar.update(1)
     worst = {"eps": eps, "robust": count(int(alive_all.sum()), run.n), "attacks_failed": errors,
              "counts": {s.key: int((status == s).sum()) for s in Status}}
     return rows, worst, alive_all.cpu()
 
 
-def _indicator_counts(entry, marks) -> tuple:
-    """(silent successes, incomplete optimisations), or (None, None) where the attack does not trace its path.
-    A silent success is a point that some iterate fooled but that the returned point leaves robust."""
-    ind = entry.get("indicators") or {}
-    if not ind.get("tracked") or entry["error"] is not None:
-        return None, None
-    broken = set(torch.nonzero(marks["broken"]).squeeze(1).tolist())
-    silent = sum(1 for i in set(ind["seen_adversarial"]) if i not in broken)
-    incomplete = sum(1 for i in set(ind["incomplete"]) if i not in broken)
-    return silent, incomplete
-
-
-def _row(spec, eps, run, entry, marks, robust=None, n_attacked=0, cached=False) -> dict:
-    """The one result row of (attack ``spec``, ``eps``), for an attack that ran and for one that did not: ``entry``
-    is what the attack left (:func:`natrob.attack_runs.attack_points`, the store, or :func:`_not_run`), ``marks`` its points as
-    masks (:func:`_marks`), ``robust`` the count ``k`` (None: not measured)."""
-    nfes = entry["nfes"]
-    silent, incomplete = _indicator_counts(entry, marks)
-    return {"eps": eps, "attack": attack_label(spec), "id": attack_id(spec), "role": spec.get("role"),
-            "params": spec_params(spec) | {"eps": eps}, "robust": count(robust, run.n), "cumulative": run.cascade,
-            "n_attacked": int(n_attacked), "n_broken": int(marks["broken"].sum()),
-            "solver_failures": int(marks["failures"].sum()), "non_finite": int(marks["non_finite"].sum()),
-            "silent_success": silent, "incomplete_optimisation": incomplete,
-            "warnings": entry.get("warnings", []), "skipped": entry.get("skipped", []),
-            "max_linf_pixel": entry.get("max_linf_pixel"), "outside_box": entry.get("outside_box"),
-            "nfe_mean": (sum(nfes) / len(nfes)) if nfes else None, "nfe_max": max(nfes) if nfes else None,
-            "wall_s": entry["wall_s"], "error": entry["error"], "cached": cached}
-
-
-def unattacked_row(spec: dict, eps: float, n: int, skipped: list) -> dict:
-    """The row of an attack that had no point left to attack (``skipped`` says why, e.g.
-    :data:`natrob.checks.NONE_LEFT`): 0 of ``n`` robust by implication, in the schema of every row (:func:`_row`)."""
-    from types import SimpleNamespace
-    entry = _not_run(None) | {"skipped": list(skipped)}
-    return _row(spec, eps, SimpleNamespace(n=n, cascade=True), entry, _marks(entry, n, "cpu"), robust=0)
-
-
-def _not_run(note) -> dict:
-    """The entry of an attack that never ran (``note`` says why): nothing attacked, nothing measured."""
-    return {"error": note, "broken": [], "failures": [], "non_finite": [], "nfes": [], "wall_s": 0.0,
-            "indicators": {"tracked": False}, "warnings": [], "skipped": []}
-
-
-def _common(name, run, eps_list, t_start) -> dict:
-    return {"model": name, "n": run.n, "eps": eps_list, "cascade": run.cascade, "per_sample": run.per_sample,
-            "draws": run.draws, "output": run.prep.output, "batch_dependence": run.prep.batch,
-            "cache": run.cache_note, "wall_s": time.time() - t_start}
-
-
-def _result(name, run, eps_list, rows, worst, clean_pred, clean_nfe, clean_error, t_start) -> dict:
-    correct = int((clean_pred == run.y).sum())
-    n = run.n
-    return _common(name, run, eps_list, t_start) | {
-        "evaluable": True, "not_evaluable": None, "clean": count(correct, n),
-        "clean_error": clean_error, "clean_solver_failures": int((clean_pred == SOLVER_FAILED).sum()),
-        "clean_non_finite": int((clean_pred == NON_FINITE).sum()),
-        "clean_nfe_mean": (sum(clean_nfe) / len(clean_nfe)) if clean_nfe else None, "rows": rows,
-        "worst_case": worst, "solver_failures_total": int(sum(r["solver_failures"] for r in rows)),
-        "non_finite_total": int(sum(r["non_finite"] for r in rows)),
-        "errors": [{"eps": r["eps"], "attack": r["attack"], "error": r["error"]} for r in rows if r["error"]]}
-
-
-def _not_evaluable(name, run, eps_list, attacks, reason, clean_pred, t_start) -> dict:
-    """A result that measures nothing and says why: every count ``k`` None (not measured), every attack row
-    'not run'."""
-    n, note = run.n, f"not run: the model could not be evaluated ({reason})"
-    entry = _not_run(note)
-    marks = _marks(entry, n, run.x.device)
-    rows = [_row(s, e, run, entry, marks) for e in eps_list for s in attacks]
-    failures = int((clean_pred == SOLVER_FAILED).sum()) if clean_pred is not None else 0
-    result = _common(name, run, eps_list, t_start) | {
-        "evaluable": False, "not_evaluable": reason, "clean": count(None, n), "clean_error": reason, "clean_solver_failures": failures,
-        "clean_non_finite": int((clean_pred == NON_FINITE).sum()) if clean_pred is not None else 0,
-        "clean_nfe_mean": None, "rows": rows, "solver_failures_total": 0, "non_finite_total": 0,
-        "worst_case": [{"eps": e, "robust": count(None, n), "attacks_failed": [], "counts": {}} for e in eps_list],
-        "errors": [{"eps": e, "attack": "clean images", "error": note} for e in eps_list]}
-    result["_robust"] = {e: torch.zeros(n, dtype=torch.bool) for e in eps_list}
-    return result
-
-
-def csv_rows(result) -> list:
-    """One flat row per (eps, attack) for a CSV beside the result JSON."""
-    return [{"model": result["model"], "eps": r["eps"], "attack": r["attack"], "id": r["id"], "robust": r["robust"]["k"],
-             "n": r["robust"]["n"], "accuracy": r["robust"]["accuracy"], "ci95_low": (r["robust"]["ci95"] or [None])[0],
-             "ci95_high": (r["robust"]["ci95"] or [None, None])[1], "clean_correct": result["clean"]["k"],
-             "solver_failures": r["solver_failures"], "nfe_mean": r["nfe_mean"], "wall_s": r["wall_s"], "error": r["error"]}
-            for r in result["rows"]]

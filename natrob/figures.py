@@ -24,12 +24,8 @@ from .results import read_json
 
 def registry() -> dict:
     """{figure name: (result-file prefix, draw(payload, params))}, derived from :data:`natrob.chapters.CHAPTERS`
-    (the drawing function lives in the chapter's module, imported when the figure is drawn)."""
-    return {name: (prefix, _drawer(ch, name)) for name, (prefix, ch) in chapters.figure_table().items()}
-
-
-def _drawer(ch, name):
-    return lambda payload, params: ch.function(ch.figures[name][1])(payload, params)
+    (the drawing function lives in the chapter's module)."""
+    return {name: (prefix, ch.figures[name].draw) for name, (prefix, ch) in chapters.figure_table().items()}
 
 
 def save(name: str, payload: dict, params: dict, profile: str | None = None) -> Path:

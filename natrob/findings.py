@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import claims, paths, reference
+from .eps import at_eps
 from .fingerprint import quote_eps
 from .results import read_json, write_text
 from .stats import constant_image_limit
@@ -32,7 +33,7 @@ PROFILES = (("mnist", "MNIST, the `mnist` profile"), ("quick", "Digits, the `qui
 LIPSCHITZ, FIG1 = "01-lipschitz-{data}.json", "02-fig1-{data}.json"
 WHITE_BOX, BOUNDARY, TABLE2 = claims.WHITE_BOX, claims.BOUNDARY, claims.TABLE2
 AUDIT, GRID, WIDTH, MECHANISM = claims.AUDIT, "07-grid-{data}.json", claims.WIDTH, claims.MECHANISM
-ODE, EPS_TOL = claims.ODE, claims.EPS_TOL
+ODE = claims.ODE
 
 INTRO = """# What natrob finds, in full
 
@@ -106,9 +107,9 @@ def _absent(run: Run, template: str) -> list:
 
 
 def _at(rows, eps):
-    """The row of ``rows`` at ``eps`` (within EPS_TOL), or None."""
-    return next((r for r in rows or [] if isinstance(r, dict) and isinstance(r.get("eps"), (int, float))
-                 and abs(r["eps"] - eps) < EPS_TOL), None)
+    """The row of ``rows`` (a list of mappings; None or anything else holds none) at radius ``eps``
+    (:func:`natrob.eps.at_eps`), or None."""
+    return at_eps([r for r in rows if isinstance(r, dict)] if isinstance(rows, (list, tuple)) else [], eps)
 
 
 # ------------------------------------------------------------------------------------------------- formatting

@@ -3,11 +3,13 @@ distance between them (RMS in percentage points over the numbers both have), use
 alike; and which eps their sentences quote. Measuring a model's Table 1 is :func:`natrob.protocols.table1`."""
 from __future__ import annotations
 
+from .eps import same_eps
+
 
 def quote_eps(eps_list) -> float:
     """The radius sentences quote: the paper's headline 0.3 where it was run, else the largest."""
     eps = [float(e) for e in eps_list]
-    return 0.3 if any(abs(e - 0.3) < 1e-9 for e in eps) else max(eps)
+    return 0.3 if any(same_eps(e, 0.3) for e in eps) else max(eps)
 
 
 def percentages(rows) -> list:
@@ -28,7 +30,7 @@ def paper_row(dataset: str) -> dict:
 
 def paper_at(paper: dict, attack: str, eps: float):
     """The paper's percentage for ``attack`` ('fgsm' or 'pgd') at ``eps``, or None where it has none."""
-    return next((v for e, v in zip(paper["eps"], paper[attack]) if abs(e - eps) < 1e-6), None)
+    return next((v for e, v in zip(paper["eps"], paper[attack]) if same_eps(e, eps)), None)
 
 
 def distance(rows: dict, paper: dict) -> dict:

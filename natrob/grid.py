@@ -31,7 +31,8 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from . import reference
+from . import budgets, reference
+from .eps import at_eps
 from .errors import ConfigError, SolverFailure
 from .evalstore import weights_fingerprint
 from .prediction import predict
@@ -43,7 +44,6 @@ from .stats import count
 
 TORCHDIFFEQ_DEFAULT = {"rtol": 1e-7, "atol": 1e-9}
 GRAD_PATHS = ("direct", "adjoint")
-DEFAULT_BUDGET = {"pgd_steps": 100, "pgd_restarts": 1, "square_queries": 0, "cw": True, "float64": "base"}
 
 
 # ------------------------------------------------------------------------------------------- settings
@@ -79,6 +79,20 @@ def model_specs(base: dict, t1_values, epochs_values) -> tuple:
             raise ConfigError("GRID_EPOCHS entry", ep, "an integer >= 1")
         specs.setdefault(name(b_t1, int(ep)), {**base, "train": {**base["train"], "epochs": int(ep)}})
     return name(b_t1, b_ep), specs
+
+
+def _cross_pairs(cross) -> list:
+    """``GRID_CROSS`` as [(craft solver, judge solver)] (each a :func:`parse_tolerance`); ConfigError naming an
+    empty list or an entry that is not a [craft tolerance, judge tolerance] pair."""
+    if not cross:
+        raise ConfigError("GRID_CROSS", cross, "a list of [craft tolerance, judge tolerance] pairs")
+    out = []
+    for pair in cross:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ConfigError("GRID_CROSS entry", pair, "[craft tolerance, judge tolerance]")
+        judge = parse_tolerance(pair[1])
+        out.append((parse_tolerance(pair[0]), judge))
+    return out
 
 
 def build_cells(base: dict, tols, grads, t1_values, epochs_values, protocols, cross=()) -> tuple:
@@ -121,14 +135,9 @@ def build_cells(base: dict, tols, grads, t1_values, epochs_values, protocols, cr
         if p == "standard":
             continue
         if p == "cross-solver":
-            if not cross:
-                raise ConfigError("GRID_CROSS", cross, "a list of [craft tolerance, judge tolerance] pairs")
-            for pair in cross:
-                if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                    raise ConfigError("GRID_CROSS entry", pair, "[craft tolerance, judge tolerance]")
-                judge_solver = parse_tolerance(pair[1])
+            for craft_solver, judge_solver in _cross_pairs(cross):
                 add("tolerance", base_name, judge_solver)  # the judged configuration's own correct worst case
-                add("protocol", base_name, judge_solver, protocol=p, craft=parse_tolerance(pair[0]))
+                add("protocol", base_name, judge_solver, protocol=p, craft=craft_solver)
         else:
             add("protocol", base_name, train_solver, protocol=p)
     return specs, list(cells.values())
@@ -159,21 +168,24 @@ def attack_plan(paper: dict, budget: dict, float64_model=None) -> list:
     pgd = {k: v for k, v in paper.items() if k not in ("id", "role", "label")}
     name = paper["label"]
     plan = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, dict(paper),
-            {"name": "uniform-noise", "trials": 1, "id": "uniform-noise", "label": "uniform noise (PGD's random start)"}]
-    if budget.get("cw", True):
+            {"name": "uniform-noise", "trials": 1, "id": "uniform-noise",
+             "label": "uniform noise (PGD's random start)"}]
+    budget = budgets.grid_settings(budget)
+    if budget["cw"]:
         plan += [{"name": "fgsm", "loss": "cw", "id": "fgsm-cw", "label": "FGSM (CW margin loss)"},
                  {**pgd, "loss": "cw", "early_stop": True, "id": "pgd-cw", "label": f"{name} (CW margin loss)"}]
     if float64_model is not None:
         plan += [{"name": "transfer", "source": float64_model, "attack": {"name": "fgsm"}, "id": "fgsm-float64",
                   "label": "FGSM (float64)"},
-                 {"name": "transfer", "source": float64_model, "attack": {**pgd, "early_stop": True}, "id": "pgd-float64",
-                  "label": f"{name} (float64)"}]
-    more, restarts = int(budget.get("pgd_steps", 100)), int(budget.get("pgd_restarts", 1))
+                 {"name": "transfer", "source": float64_model, "attack": {**pgd, "early_stop": True},
+                  "id": "pgd-float64", "label": f"{name} (float64)"}]
+    more, restarts = int(budget["pgd_steps"]), int(budget["pgd_restarts"])
     if more > 0:
-        plan += [{"name": "pgd", "steps": more, "alpha_rel": 0.25, "restarts": restarts, "loss": loss, "early_stop": True,
-                  "id": f"pgd-more-{loss}", "label": f"PGD-{more}x{restarts} ({loss.upper()}, step eps/4)", "on": "survivors"}
+        plan += [{"name": "pgd", "steps": more, "alpha_rel": 0.25, "restarts": restarts, "loss": loss,
+                  "early_stop": True, "id": f"pgd-more-{loss}",
+                  "label": f"PGD-{more}x{restarts} ({loss.upper()}, step eps/4)", "on": "survivors"}
                  for loss in ("cw", "ce")]
-    if int(budget.get("square_queries", 0)) > 0:
+    if int(budget["square_queries"]) > 0:
         plan.append({"name": "square", "n_queries": int(budget["square_queries"]), "id": "square", "label": "Square",
                      "on": "survivors"})
     return plan
@@ -191,7 +203,8 @@ def _standard_eps(model, x, y, eps, plan, seed) -> tuple:
         row["attacks"][spec["label"] + (" (on survivors)" if spec.get("on") == "survivors" else "")] = r["robust"]
     row["pgd_nfe_mean"], row["pgd_nfe_max"] = rows["pgd-paper"]["nfe_mean"], rows["pgd-paper"]["nfe_max"]
     row["worst_set"] = [s["label"] for s in plan]
-    row["fgsm"], row["pgd"], row["noise"] = rows["fgsm"]["robust"], rows["pgd-paper"]["robust"], rows["uniform-noise"]["robust"]
+    row["fgsm"], row["pgd"] = rows["fgsm"]["robust"], rows["pgd-paper"]["robust"]
+    row["noise"] = rows["uniform-noise"]["robust"]
     row["worst"] = res["worst_case"]
     return row, res["worst"], res["solver_failures"]
 
@@ -222,7 +235,7 @@ def _variant_eps(cell, model, x, y, eps, paper, reference_cell, seed) -> tuple:
         row[attack], row[f"{attack}_outside_box"], row[f"{attack}_max_linf_pixel"] = (
             r["robust"], r["outside_box"], r["max_linf_pixel"])
     row["attacks"] = {s["label"]: res["rows"][s["id"]]["robust"] for s in plan}
-    ref_row = next(r for r in reference_cell["per_eps"] if r["eps"] == eps)
+    ref_row = at_eps(reference_cell["per_eps"], eps)
     row["noise"] = ref_row["noise"]
     row["worst_set"] = [f"FGSM and {paper['label']} ({cell['protocol']})",
                         f"the correct-threat-model worst case of {reference_cell['label']}"]
@@ -241,12 +254,12 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int | None = None, alpha:
 
     Arguments: ``cell`` from :func:`build_cells`; ``model`` the trained ODE net it names (its solver settings
     are changed for the cell and restored afterwards); ``steps``/``alpha`` override the paper's PGD (None keeps
-    ``reference_numbers.json``'s 40 steps of 0.01); ``budget`` as :data:`DEFAULT_BUDGET`; ``max_nfe`` the NFE cap
-    per solve; ``float64`` adds the float64 attacks; ``reference_cell`` (protocol variants) the measured standard
-    cell of the configuration that judges, whose worst case is folded into this cell's. Returns a JSON-ready
-    dict (plus private ``_worst`` masks). Raises ConfigError for an unknown protocol or a variant without its
-    reference cell."""
-    budget, paper = {**DEFAULT_BUDGET, **(budget or {})}, reference.paper_attack(steps, alpha)
+    ``reference_numbers.json``'s 40 steps of 0.01); ``budget`` as :data:`natrob.budgets.GRID_DEFAULTS`;
+    ``max_nfe`` the NFE cap per solve; ``float64`` adds the float64 attacks; ``reference_cell`` (protocol
+    variants) the measured standard cell of the configuration that judges, whose worst case is folded into this
+    cell's. Returns a JSON-ready dict (plus private ``_worst`` masks). Raises ConfigError for an unknown protocol,
+    a variant without its reference cell, or a budget key the grid does not know."""
+    budget, paper = budgets.grid_settings(budget), reference.paper_attack(steps, alpha)
     check_protocol(cell["protocol"])
     standard = cell["protocol"] == "standard"
     if not standard and reference_cell is None:

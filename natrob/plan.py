@@ -15,16 +15,13 @@ the measurement: nothing is missing.
 """
 from __future__ import annotations
 
-import torch
-
-from .checks import NONE_LEFT
-from .errors import ConfigError
 from .attack_runs import attack_id
+from .errors import ConfigError
 from .evaluate import evaluate, unattacked_row
+from .notes import NONE_LEFT
 from .stats import count
 
 PLACES = ("all", "survivors")
-# NONE_LEFT (natrob.checks): the note of a survivors-only attack that had nothing left to attack
 
 
 def _on(spec: dict) -> str:
@@ -96,8 +93,3 @@ def _plan_result(res, rows, worst, failures, errors, n) -> dict:
     return {"evaluable": True, "clean": res["clean"], "rows": rows, "worst_case": count(int(worst.sum()), n),
             "worst": worst, "solver_failures": failures, "clean_solver_failures": res["clean_solver_failures"],
             "clean_non_finite": res.get("clean_non_finite", 0), "errors": errors, "cache": res.get("cache")}
-
-
-def robust_mask(model, x, y, eps: float, spec: dict, seed: int = 0) -> torch.Tensor:
-    """Per-point robust mask (CPU) of one attack spec on (x, y) through the harness (a one-attack plan)."""
-    return run_plan(model, x, y, eps, [dict(spec, on="all")], seed=seed)["worst"]

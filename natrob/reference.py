@@ -6,6 +6,7 @@ import json
 from functools import lru_cache
 
 from . import paths
+from .eps import same_eps
 
 
 @lru_cache(maxsize=1)
@@ -23,6 +24,7 @@ def table1(dataset: str, attack: str, model: str) -> dict:
     """{eps: paper accuracy in [0,1]} for Table 1 (model 'ResNet50' or 'Neural ODE', attack 'FGSM' or 'PGD')."""
     t = numbers()["table1"][paper_dataset(dataset)]
     eps = t["eps"] if "eps" in t else [e / 255 for e in t["eps_255"]]
+    # eps_255 / 255 rounded to 6 decimals: the radii the profiles write (8/255 -> 0.031373 vs 0.0313725, same_eps)
     return {round(e, 6): v / 100 for e, v in zip(eps, t[attack][model])}
 
 
@@ -54,8 +56,5 @@ def table2() -> list:
 
 
 def lookup(paper: dict, eps: float):
-    """Paper value at eps if the paper has one (matching to 1e-4), else None."""
-    for e, v in paper.items():
-        if abs(e - eps) < 1e-4:
-            return v
-    return None
+    """Paper value at eps if the paper has one (the same radius: :func:`natrob.eps.same_eps`), else None."""
+    return next((v for e, v in paper.items() if same_eps(e, eps)), None)

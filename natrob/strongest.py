@@ -2,6 +2,8 @@
 (:func:`natrob.audit.attack_plan`), selected by id and run as one cascade, never written a second time."""
 from __future__ import annotations
 
+from . import budgets
+
 _PLAN_ONLY = ("role", "on")  # keys that place an attack in the audit's plan, not what it computes
 
 
@@ -18,9 +20,9 @@ def worst_case_specs(budget: dict, paper_attack: dict) -> list:
     """The audit's strongest attacks as a cascade (each runs on the points all earlier ones left): the paper's
     PGD, PGD with the most steps x restarts (step eps/4), AutoAttack and Square, at ``budget``; the PGDs stop a
     point at its first fooling iterate."""
-    restarts = budget.get("pgd_restarts", 1)
-    steps = (budget.get("pgd_steps") or [100])[-1]
-    specs = audit_attacks(budget, paper_attack, [paper_attack["id"], f"pgd{steps}x{restarts}", "autoattack", "square"])
+    b = budgets.audit_settings(budget)
+    strongest_pgd = budgets.pgd_id(b["pgd_steps"][-1], b["pgd_restarts"])
+    specs = audit_attacks(budget, paper_attack, [paper_attack["id"], strongest_pgd, "autoattack", "square"])
     return [dict(s, early_stop=True) if s["name"] == "pgd" else s for s in specs.values()]
 
 

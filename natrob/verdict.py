@@ -19,6 +19,7 @@ not robust, batch dependence) is named with its counts.
 from __future__ import annotations
 
 from .checks import by_role, gap, skipped_parts
+from .eps import same_eps
 from .stats import ci, constant_image_limit, count, wilson
 
 FINDINGS = ("reproduced", "converged", "masking", "feasible")
@@ -67,7 +68,9 @@ def _converged(pgd, pgd_any, strong, attacks, flags, n) -> dict:
 
 
 def _flags(checks, eps, finding):
-    return [c for c in checks if c["status"] == "flag" and c["finding"] == finding and c["eps"] in (eps, None, 1.0)]
+    # a check at eps None or 1.0 (a whole-model check) applies at every eps
+    return [c for c in checks if c["status"] == "flag" and c["finding"] == finding
+            and (c["eps"] is None or same_eps(c["eps"], eps) or same_eps(c["eps"], 1.0))]
 
 
 def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_share: float) -> dict:
@@ -88,13 +91,13 @@ def findings(model: str, eps: float, per_eps: dict, checks: list, paper, bound_s
            "clean_non_finite": per_eps.get("clean_non_finite", 0)}
     out["reproduced"] = _reproduced(paper, pgd, pgd_any, n)
     out["converged"] = _converged(pgd, pgd_any, strong, attacks, [c for c in _flags(checks, eps, "converged")
-                                                                 if c["eps"] == eps], n)
+                                                                 if same_eps(c["eps"], eps)], n)
     flags = _flags(checks, eps, "masking")
     out["masking"] = {"status": "signs" if flags else "no sign", "checks": [c["check"] for c in flags],
                       "problems": [c.get("problem", c["check"]) for c in flags],
                       "detail": "; ".join(f"{c['check']}: {c['detail']}" for c in flags)}
     out["feasible"] = _feasible(eps, paper, bound_share, n)
-    limits = [c for c in _flags(checks, eps, "evaluation") if c["eps"] in (eps, None)]
+    limits = [c for c in _flags(checks, eps, "evaluation") if c["eps"] is None or same_eps(c["eps"], eps)]
     out["evaluation"] = {"status": "limited" if limits else "complete", "checks": [c["check"] for c in limits],
                          "limits": [c for c in limits if c["check"] != "every attack ran in full"],
                          "detail": "; ".join(f"{c['check']}: {c['detail']}" for c in limits)}
@@ -118,8 +121,8 @@ def not_evaluated(model: str, eps: float, n: int, reason: str, paper) -> dict:
     row = {"status": "not evaluated", "detail": reason}
     return {"model": model, "eps": eps, "n": n, "clean": count(None, n), "paper": paper,
             "paper_attack": count(None, n), "paper_attack_label": None, "worst_case": count(None, n),
-            "evaluable": False, "not_evaluable": reason, "errors": [], "skipped": [], **{k: dict(row) for k in FINDINGS},
-            "evaluation": dict(row)}
+            "evaluable": False, "not_evaluable": reason, "errors": [], "skipped": [],
+            **{k: dict(row) for k in FINDINGS}, "evaluation": dict(row)}
 
 
 def _eps_list(rows):
@@ -134,7 +137,8 @@ def _reproduction_parts(rows, n) -> list:
     if nrep:
         worst = max(nrep, key=lambda r: r["paper"] - r["paper_attack"]["k"] / n)
         parts.append(f"the paper's {worst['paper_attack_label']} figure is not reproduced at eps = {_eps_list(nrep)} "
-                     f"(e.g. eps={worst['eps']:g}: paper {100 * worst['paper']:.2f}%, ours {ci(worst['paper_attack'])}, "
+                     f"(e.g. eps={worst['eps']:g}: paper {100 * worst['paper']:.2f}%, "
+                     f"ours {ci(worst['paper_attack'])}, "
                      f"worst case over all attacks {ci(worst['worst_case'])})")
     if rep:
         parts.append(f"reproduced at eps = {_eps_list(rep)}")
@@ -158,7 +162,8 @@ def _convergence_parts(rows) -> list:
             f"{r['converged']['points']} points at {r['eps']:g}" +
             "".join(f", {p}" for p in r["converged"].get("problems", [])) for r in unconv) + ")")
     if unmeasured:
-        parts.append(f"convergence not measured at eps = {_eps_list(unmeasured)} ({unmeasured[0]['converged']['detail']})")
+        parts.append(f"convergence not measured at eps = {_eps_list(unmeasured)} "
+                     f"({unmeasured[0]['converged']['detail']})")
     if conv:
         parts.append(f"{label} converged at every audited eps" if len(conv) == len(rows)
                      else f"{label} converged at eps = {_eps_list(conv)}")

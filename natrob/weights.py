@@ -30,11 +30,11 @@ import torch
 from . import paths
 from .errors import NatrobError
 from .results import read_json, write_json
+from .train.checkpoint import MODE_ENV, READS_ENV  # noqa: F401  (the runner and tests name them from here)
+from .train.store import entry_key, store_root
 
 MANIFEST = "manifest.json"
 READS_LOG = "_model_reads.jsonl"
-READS_ENV = "NATROB_MODEL_READS"  # the runner names the profile's log here; the store appends to it
-MODE_ENV = "NATROB_WEIGHTS"       # "published": the store refuses to train (nothing trained in a weight's place)
 
 
 class WeightsError(NatrobError, RuntimeError):
@@ -105,7 +105,7 @@ def _model_record(folder: Path, names: set) -> dict:
         epochs[name] = {"epoch": epoch, "clean_acc_test": last.get("test_acc"),
                         "train_s": round(sum(h.get("wall_s") or 0.0 for h in history[:epoch]), 1)}
     prov = meta.get("provenance") or {}
-    return {"key": folder.name.rsplit("-", 1)[-1], "model": spec.get("model") or meta.get("model"),
+    return {"key": entry_key(folder), "model": spec.get("model") or meta.get("model"),
             "kwargs": spec.get("kwargs") or meta.get("model_kwargs"), "data": spec.get("data") or meta.get("dataset"),
             "train": spec.get("train") or (prov.get("params") or {}).get("train"), "seed": spec.get("seed"),
             "test_n": (spec.get("data") or meta.get("dataset") or {}).get("n_test"),
@@ -117,7 +117,7 @@ def publish(profile: str, store_dir=None, log=None) -> dict:
     (``store_dir``, default ``checkpoints/``) to :func:`weights_dir`, with its entry's ``spec.json`` and
     ``meta.json``, and write the manifest. Replaces what was published before. Returns the manifest.
     Raises WeightsError when nothing was read or a file is missing from the store."""
-    store = Path(store_dir or paths.checkpoints_dir())
+    store = store_root(store_dir)
     reads = _reads(Path(log or reads_log(profile)))
     if not reads:
         raise WeightsError(f"no model-store reads logged in {log or reads_log(profile)}: run the profile first "
@@ -171,7 +171,7 @@ def install(profile: str, store_dir=None, out=None) -> dict:
     default ``checkpoints/``) where the store lacks it or holds other bytes (a file it replaces is kept beside it as
     ``<name>.replaced``). Returns ``{"files", "copied", "bytes"}``."""
     m = check(profile)
-    store = Path(store_dir or paths.checkpoints_dir())
+    store = store_root(store_dir)
     copied = 0
     for row in m["weights"]:
         src, dst = weights_dir(profile) / row["file"], store / row["file"]

@@ -26,14 +26,34 @@ def batch(digits):
     return digits.test_x[:40], digits.test_y[:40]
 
 
-@pytest.mark.parametrize("name", [n for n in ATTACKS if n not in ("transfer", "protocol-variant")])  # wrappers: below, test_variant
+# L-inf attacks that move every pixel to a face of the ball (a sign step, or PGD/APGD/Square iterates that end
+# on it); the rest (Boundary, FAB, uniform noise, the constant image) may stop inside it
+REACH_RADIUS = ("fgsm", "pgd", "di2fgsm", "autoattack", "autoattack-rand", "apgd-ce", "apgd-t", "square",
+                "random-noise")
+
+
+# the two wrappers are tested below (transfer) and in test_variant (protocol variants)
+@pytest.mark.parametrize("name", [n for n in ATTACKS if n not in ("transfer", "protocol-variant")])
 @pytest.mark.parametrize("eps", [0.05, 0.3])
 def test_perturbation_stays_in_ball_and_box(name, eps, trained_cnn, batch):
+    """Each real attack's output lies in the eps-ball and [0, 1] by the test's own arithmetic; it is its search's
+    own point projected onto exactly that set (a ball too small or too large, or a missing clip, differs); and the
+    attacks that search the ball's faces reach its radius (an attack that returns its input does not)."""
     x, y = batch
-    x_adv = make_attack(name, eps=eps, **FAST[name])(trained_cnn, x, y)
+    attack = make_attack(name, eps=eps, **FAST[name])
+    torch.manual_seed(1)
+    x_adv = attack(trained_cnn, x, y)
+    torch.manual_seed(1)  # the same random start: the raw point __call__ projected
+    raw = attack.perturb(trained_cnn, x.detach().clone(), y)
     assert x_adv.shape == x.shape
-    assert (x_adv - x).abs().max().item() <= eps + 1e-6
+    moved = (x_adv - x).abs().amax().item()
+    assert moved <= eps + 1e-6
     assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
+    expected = torch.minimum(torch.maximum(raw.detach(), x - eps), x + eps).clamp(0.0, 1.0)
+    off = int(((x_adv - expected).abs() > 1e-6).sum())
+    assert off == 0, f"{off} pixels differ from the projection of the attack's own search"
+    if name in REACH_RADIUS:
+        assert moved >= eps - 1e-6, (name, moved)
 
 
 def test_transfer_in_ball(trained_cnn, digits, batch):
@@ -224,7 +244,8 @@ def test_frozen_pgd_counts_the_same_points_for_fewer_gradients(eps, trained_cnn,
     def differ(a, b):
         return int((a != b).sum())
     assert differ(b0, b1) <= 2
-    assert differ(d0["seen_adversarial"], d1["seen_adversarial"]) <= 2 and differ(d0["incomplete"], d1["incomplete"]) <= 2
+    assert differ(d0["seen_adversarial"], d1["seen_adversarial"]) <= 2
+    assert differ(d0["incomplete"], d1["incomplete"]) <= 2
     assert differ(b1, d1["seen_adversarial"]) <= 1  # every point fooled on the way returns a fooling image
     torch.manual_seed(0)  # the same random start: PGD's early stop also ends each point at its first fooling iterate
     first = PGD(eps, alpha=eps / 8, steps=40, early_stop=True)(trained_cnn, x, y)
@@ -288,7 +309,8 @@ def test_pgd_ending_at_a_fixed_point_returns_what_every_step_would(mode, scale, 
     (x0, d0, s0), (x1, d1, s1) = out[False], out[True]
     assert torch.equal(x0, x1)
     if mode != "early_stop":
-        assert torch.equal(d0["seen_adversarial"], d1["seen_adversarial"]) and torch.equal(d0["incomplete"], d1["incomplete"])
+        assert torch.equal(d0["seen_adversarial"], d1["seen_adversarial"])
+        assert torch.equal(d0["incomplete"], d1["incomplete"])
     assert s1 <= s0
     if scale > 1 and mode != "plain":
         assert s1 < s0 / 4  # the saturated points never move: the run stops within a few steps

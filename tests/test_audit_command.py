@@ -93,6 +93,24 @@ def test_a_model_that_writes_into_its_input_is_measured_as_written_without(user_
     assert b["findings"][0]["masking"]["status"] == a["findings"][0]["masking"]["status"] == "no sign"
 
 
+def test_a_budget_that_leaves_keys_out_takes_the_defaults_in_budgets():
+    """One place for every default: the audit's plan and the strongest evaluation read the same settings."""
+    from natrob.audit import attack_plan
+    from natrob.strongest import worst_case_specs
+    plan = {s["id"]: s for s in attack_plan({"pgd_steps": [7]}, {})}
+    assert budgets.pgd_id(7, budgets.AUDIT_DEFAULTS["pgd_restarts"]) in plan
+    assert plan["square"]["n_queries"] == budgets.AUDIT_DEFAULTS["square_queries"]
+    eot = {s["id"]: s for s in attack_plan({}, {}, randomized=True)}
+    assert eot["pgd-eot"]["eot_iter"] == budgets.AUDIT_DEFAULTS["eot_iter"]
+    assert eot["autoattack-rand"]["eot_iter"] == budgets.AA_EOT_ITER
+    assert {s["id"] for s in attack_plan({"eot_iter": 3}, {}, randomized=True) if s.get("eot_iter") == 3} == {
+        "pgd-eot", "autoattack-rand"}
+    paper = {"name": "pgd", "steps": 2, "alpha": 0.1, "id": "pgd-paper", "label": "PGD-2"}
+    assert [s["id"] for s in worst_case_specs({"pgd_steps": [5, 9], "pgd_restarts": 3}, paper)] == [
+        "pgd-paper", "pgd9x3", "autoattack", "square"]
+    assert budgets.grid_settings(None) == budgets.GRID_DEFAULTS and budgets.grid_settings({"cw": False})["cw"] is False
+
+
 def test_named_budgets_grow_and_bad_ones_are_refused():
     sizes = [budgets.resolve(name) for name in ("quick", "standard", "strong")]
     for weak, strong in zip(sizes, sizes[1:]):
@@ -103,6 +121,8 @@ def test_named_budgets_grow_and_bad_ones_are_refused():
         budgets.resolve("huge")
     with pytest.raises(ConfigError, match="pgd_stepz"):
         budgets.resolve({"pgd_stepz": [10]})
+    with pytest.raises(ConfigError, match="GRID_BUDGET.*cw_loss"):
+        budgets.grid_settings({"cw_loss": False})
     with pytest.raises(ConfigError, match="eps_list"):
         audit_model(user_model.make(), "digits", eps_list=[0.0])
     with pytest.raises(ConfigError, match="^y="):

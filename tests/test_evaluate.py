@@ -68,7 +68,8 @@ def test_solver_failure_mid_attack(small_odenet, digits):
             from natrob.errors import SolverFailure
             if len(xb) > 1 and not any(torch.equal(xb[0], xc) for xc in self.x_clean):
                 raise SolverFailure("underflow in dt (provoked)")
-            if len(xb) == 1 and (xb - self.x_clean).abs().flatten(1).amax(1).min() > 0 and xb.sum() > self.x_clean.sum() / len(self.x_clean):
+            single = len(xb) == 1 and (xb - self.x_clean).abs().flatten(1).amax(1).min() > 0
+            if single and xb.sum() > self.x_clean.sum() / len(self.x_clean):
                 raise SolverFailure("underflow in dt (provoked, single)")
             return self.inner(xb)
 
@@ -150,7 +151,8 @@ def test_results_written_with_provenance(trained_cnn, digits):
     prov = data["provenance"]
     assert prov["params"] == {"eps": [0.1]} and prov["seed"] == 0 and "profile" in prov
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", prov["git_commit"]), prov["git_commit"]
-    assert prov["versions"]["python"] == platform.python_version() and prov["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert prov["versions"]["python"] == platform.python_version()
+    assert prov["versions"]["torch"] == torch.__version__.split("+")[0]
     assert prov["versions"]["natrob"] and prov["device"].startswith("cpu:")
     assert prov["wall_time_s"] == res["wall_s"] > 0
     assert data["output"]["dtype"] == "torch.float32" and data["output"]["input_cast"] is None  # the precision
@@ -271,3 +273,23 @@ def test_randomized_model_judged_by_majority_vote(trained_cnn, digits):
     base, _ = predict(trained_cnn, x)
     voted, _ = predict(Flip(trained_cnn), x, draws=3)
     assert torch.equal(voted, base)
+
+
+def test_speed_switches_are_given_to_the_pgd_a_spec_builds():
+    """The harness hands PGD its speed switches when it builds it: the spec's own PGD, a protocol variant's inner
+    PGD where it crafts on the judged model, never the attack a transfer runs on its source."""
+    from natrob.attack_runs import build_attack
+    from natrob.attacks import PGD
+    pgd = build_attack({"name": "pgd", "steps": 2}, 0.1, freeze_fooled=True, stop_stalled=True)
+    assert isinstance(pgd, PGD) and pgd.freeze_fooled and pgd.stop_stalled
+    plain = build_attack({"name": "pgd", "steps": 2}, 0.1)
+    assert not plain.freeze_fooled and not plain.stop_stalled
+    inner = {"name": "pgd", "steps": 2}
+    judged = build_attack({"name": "protocol-variant", "protocol": "no-clip", "attack": inner}, 0.1, freeze_fooled=True)
+    assert judged.attack.freeze_fooled
+    twin = build_attack({"name": "protocol-variant", "protocol": "cross-solver", "craft_solver": {"rtol": 1e-3},
+                         "attack": inner}, 0.1, freeze_fooled=True)
+    assert not twin.attack.freeze_fooled
+    source = build_attack({"name": "transfer", "source": None, "attack": inner}, 0.1, freeze_fooled=True)
+    assert not source.attack.freeze_fooled
+    assert not hasattr(build_attack({"name": "fgsm"}, 0.1, freeze_fooled=True), "freeze_fooled")

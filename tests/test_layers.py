@@ -2,6 +2,7 @@
 layers imports the layers that present or orchestrate, and the report renders result files without importing
 torch or the evaluation harness. A new chapter is one registry entry away from every registry."""
 import ast
+import importlib
 import subprocess
 import sys
 
@@ -11,15 +12,17 @@ from natrob import chapters, paths
 PRESENTING = ("natrob", "natrob.runner", "natrob.report", "natrob.chapters", "natrob.verify", "natrob.claims",
               "natrob.notebook",
               "natrob.figures", "natrob.plots", "natrob.kernels", "natrob.gpu_check", "natrob.schemas",
+              "natrob.execution", "natrob.fcall", "natrob.jobs",
               "natrob.audit.__main__")
-COMPUTING = ("natrob.evaluate", "natrob.evalstore", "natrob.prediction", "natrob.contract", "natrob.plan",
+COMPUTING = ("natrob.evaluate", "natrob.evalrows", "natrob.evalstore", "natrob.prediction", "natrob.contract",
+             "natrob.plan",
              "natrob.audit", "natrob.grid", "natrob.protocols", "natrob.attacks", "natrob.models", "natrob.train",
              "natrob.checks", "natrob.verdict", "natrob.lipschitz", "natrob.data", "natrob.saturation",
              "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.pickled", "natrob.probes",
              "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp",
              "natrob.weights")
 SHARED = ("natrob.errors", "natrob.paths", "natrob.stats", "natrob.results", "natrob.reference", "natrob.provenance",
-          "natrob.fingerprint", "natrob.locks",
+          "natrob.fingerprint", "natrob.locks", "natrob.eps", "natrob.notes",
           "natrob.profiles")
 FLOORS = {"shared": (0, SHARED), "computing": (1, COMPUTING), "presenting": (2, PRESENTING)}
 
@@ -120,8 +123,8 @@ def test_report_imports_no_compute_module():
             "from natrob import chapters\n"
             "from natrob.report.sections import sections\n"
             "for s in sections(): pass\n"
-            "for ch, s in chapters.sections(): ch.function(s.context)\n"
-            "for name, (prefix, ch) in chapters.figure_table().items(): ch.function(ch.figures[name][1])\n"
+            "for ch, s in chapters.sections(): s.context\n"
+            "for name, (prefix, ch) in chapters.figure_table().items(): ch.figures[name].draw\n"
             "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'natrob' and m in "
             f"{list(COMPUTING)!r})\n"
             "print(bad)\n")
@@ -131,22 +134,27 @@ def test_report_imports_no_compute_module():
 
 
 def test_a_new_chapter_reaches_every_registry(tmp_path, monkeypatch):
-    """What a new notebook (here a fake 09) adds: a module and one record; schemas, figures, sections and cost rows follow from it."""
+    """What a new notebook (here a fake 99, a number no notebook has) adds: a module and one record; schemas,
+    figures, sections and cost rows follow from it."""
     from natrob import costs, figures, schemas
     from natrob.profiles import load_profile
     from natrob.report.sections import sections
     from natrob.stats import count
-    (tmp_path / "ch09_example.py").write_text(
+    (tmp_path / "ch99_example.py").write_text(
         "def example(payload, params):\n    return ('figure', payload['rows'][0]['robust']['k'])\n"
         "def section(results, env):\n    return {'paragraphs': ['one per width'], 'tables': []}\n"
-        "def cost(p, u):\n    return {'notebook': '09', 'what': 'widths', 'hours': u.train_h(p['ODE'])}\n")
+        "def cost(p, u):\n    return {'notebook': '99', 'what': 'widths', 'hours': u.train_h(p['ODE'])}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    record = chapters.Chapter("09", "ch09_example", {"09-example": ("rows[].robust",)}, {"09-example": ("09-example", "example")},
-                              (chapters.Section("example", "Width", "09", "section", "09-example", ("09-",), order=66),))
+    module = importlib.import_module("ch99_example")  # a module written above, not a dependency
+    record = chapters.Chapter(
+        number="99", cost=module.cost, results={"99-example": ("rows[].robust",)},
+        figures={"99-example": chapters.Figure(result="99-example", draw=module.example)},
+        sections=(chapters.Section(id="example", title="Width", nav="99", context=module.section,
+                                   results="99-example", figures=("99-",), order=66),))
     monkeypatch.setattr(chapters, "CHAPTERS", chapters.CHAPTERS + (record,))
     payload = {"rows": [{"example": 128, "robust": count(3, 8)}]}
-    assert schemas.check_schema("09-example-mnist", payload)  # its counts are declared, so verify compares them
-    assert figures.registry()["09-example"][1](payload, {}) == ("figure", 3)
+    assert schemas.check_schema("99-example-mnist", payload)  # its counts are declared, so verify compares them
+    assert figures.registry()["99-example"][1](payload, {}) == ("figure", 3)
     new = [s for s in sections() if s.id == "example"]
     assert len(new) == 1 and new[0].template == "chapter.html.j2"
     assert new[0].context([], {})["paragraphs"] == ["one per width"]
@@ -156,17 +164,17 @@ def test_a_new_chapter_reaches_every_registry(tmp_path, monkeypatch):
     rows = costs.paper_estimate(p, {"train": 1e-3, "step": 1e-4, "query": 1e-5},
                                 {m: 1e-4 for m in ("resnet50", "resnet56", "resnet3block", "preact_resnet18")},
                                 chapters.CHAPTERS)
-    assert [r["notebook"] for r in rows][-1] == "09"
+    assert [r["notebook"] for r in rows][-1] == "99"
 
 
-def test_every_chapter_record_names_functions_its_module_has():
+def test_every_chapter_record_holds_functions_of_its_own_module():
     for ch in chapters.CHAPTERS:
-        names = [*([ch.payload] if ch.payload else []), *(f for _, f in ch.figures.values()),
-                 *(s.context for s in ch.sections)]
-        names += [ch.cost] if ch.cost else []
-        for name in names:
-            assert callable(ch.function(name)), (ch.number, name)
+        functions = [*([ch.payload] if ch.payload else []), *(f.draw for f in ch.figures.values()),
+                     *(s.context for s in ch.sections), *([ch.cost] if ch.cost else [])]
+        for f in functions:  # a record reaches into its own chapter's module, never a neighbour's
+            assert callable(f) and f.__module__.startswith(f"natrob.chapters.ch{ch.number}_"), (ch.number, f)
         assert all(prefix.startswith(ch.number + "-") for prefix in ch.results), ch.results
+        assert all(f.result in ch.results for f in ch.figures.values()), ch.figures
     numbers = [ch.number for ch in chapters.CHAPTERS]
     assert numbers == sorted(set(numbers))
     notebooks = sorted(p.name[:2] for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))

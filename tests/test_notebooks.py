@@ -5,23 +5,29 @@ import subprocess
 
 import pytest
 
-from natrob import paths
+from natrob import chapters, paths
 from natrob.runner import main as run_all, notebooks
 
-pytestmark = pytest.mark.slow  # runs every notebook of the tiny profile through papermill (minutes)
+# the tests that run notebooks through papermill (every notebook of the tiny profile: minutes); the others read
+# JSON or parse arguments and stay in the fast suite
+slow = pytest.mark.slow
 
 
 def test_committed_notebooks_have_no_outputs():
-    tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=paths.REPO, capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=paths.REPO, capture_output=True,
+                             text=True).stdout.split()
     nbs = [p for p in tracked if p.endswith(".ipynb")] or [str(p.relative_to(paths.REPO)) for p in notebooks()]
-    assert len(nbs) >= 6
+    # one committed notebook per chapter record, none without a record and no record without its notebook
+    assert sorted(p.split("/")[-1][:2] for p in nbs) == [ch.number for ch in chapters.CHAPTERS]
     for p in nbs:
         nb = json.loads((paths.REPO / p).read_text())
         for cell in nb["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and not cell.get("execution_count"), p
-        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]), f"{p}: no parameters cell"
-        ids = [c.get("id") for c in nb["cells"]]  # nbformat 4.5: every cell has a unique id (a warning now, an error soon)
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]), \
+            f"{p}: no parameters cell"
+        # nbformat 4.5: every cell has a unique id (a warning now, soon an error)
+        ids = [c.get("id") for c in nb["cells"]]
         assert all(ids) and len(set(ids)) == len(ids), f"{p}: a cell without an id, or a repeated one"
 
 
@@ -85,11 +91,13 @@ def tiny_run(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return {"rc": rc, "results": results, "weights": weights, "trained": trained, "report": report, "figures": figures, "rc2": rc2, "second": buf.getvalue(),
+    return {"rc": rc, "results": results, "weights": weights, "trained": trained, "report": report,
+            "figures": figures, "rc2": rc2, "second": buf.getvalue(),
             "executed": executed, "quick_before": quick_before, "quick_after": quick_after,
             "verify_rc": verify_rc, "verify": verify_out.getvalue(), "rc_extra": rc_extra, "audit_extra": audit_extra}
 
 
+@slow
 def test_tiny_profile_runs_every_notebook(tiny_run):
     assert tiny_run["rc"] == 0
     names = set(tiny_run["results"])
@@ -106,6 +114,7 @@ def test_tiny_profile_runs_every_notebook(tiny_run):
     assert all(n.endswith(".ipynb") and not n.startswith(".") for n in tiny_run["executed"]), tiny_run["executed"]
 
 
+@slow
 def test_tiny_mechanism_tables_use_their_own_point_counts(tiny_run):
     """Notebook 09: the scaled-logit Table 1s on SAT_SCALED_N points, the real pipelines on SAT_TABLE1_N (the tiny
     profile sets them apart, so reading the wrong one fails)."""
@@ -118,6 +127,7 @@ def test_tiny_mechanism_tables_use_their_own_point_counts(tiny_run):
         assert t["clean"]["n"] == want, (key, t["clean"])
 
 
+@slow
 def test_tiny_results_match_the_published_ones(tiny_run):
     """reference-results/tiny was published from the published tiny weights (reference-results/tiny/weights); run
     from them here, nothing is trained and every count agrees within the stated tolerances (on the machine that
@@ -127,10 +137,12 @@ def test_tiny_results_match_the_published_ones(tiny_run):
     assert " numbers match the published results" in tiny_run["verify"]
 
 
+@slow
 def test_another_profile_is_left_untouched(tiny_run):
     assert tiny_run["quick_after"] == tiny_run["quick_before"] and len(tiny_run["quick_before"]) == 4
 
 
+@slow
 def test_result_files_are_consistent(tiny_run):
     res = tiny_run["results"]
     lip = res["01-lipschitz-digits.json"]
@@ -138,10 +150,18 @@ def test_result_files_are_consistent(tiny_run):
     wb = res["03-white-box-digits.json"]
     for row in wb["table1"]:  # an attack keeps at most the clean-correct points, all counts on the same sample
         assert row["robust"]["k"] <= row["clean"]["k"] <= row["clean"]["n"] == row["robust"]["n"]
-    for r in wb["fig2"]:
-        assert 0 <= r["robust"]["k"] <= r["robust"]["n"] and _acc(r["robust"]["accuracy"])
-    for r in res["02-fig1-digits.json"]["rows"]:
-        assert 0 <= r["robust"]["k"] <= r["robust"]["n"]
+    n_eval = wb["provenance"]["params"]["N_EVAL"]
+    clean = {row["model"]: row["clean"]["k"] for row in wb["table1"]}
+    for model in {r["model"] for r in wb["fig2"]}:  # DI2-FGSM: eps 0 is the clean count, then never rises
+        rows = sorted((r for r in wb["fig2"] if r["model"] == model), key=lambda r: r["eps"])
+        assert rows[0]["eps"] == 0 and rows[0]["robust"]["k"] == clean[model], (model, rows[0], clean)
+        ks = [r["robust"]["k"] for r in rows]
+        assert ks == sorted(ks, reverse=True) and {r["robust"]["n"] for r in rows} == {n_eval}, (model, ks)
+        assert all(_acc(r["robust"]["accuracy"]) for r in rows)
+    fig1 = res["02-fig1-digits.json"]["rows"]
+    for h in {r["h"] for r in fig1}:  # a transferred attack keeps at most the points the net classifies correctly
+        at_h = {r["setting"]: r["robust"] for r in fig1 if r["h"] == h}
+        assert all(c["k"] <= at_h["clean"]["k"] and c["n"] == n_eval for c in at_h.values()), (h, at_h)
     curves = res["04-fig3-digits.json"]["curves"]
     for model in {c["model"] for c in curves}:  # robust accuracy never rises with the radius
         ks = [c["robust"]["k"] for c in sorted((c for c in curves if c["model"] == model), key=lambda c: c["eps"])]
@@ -165,14 +185,16 @@ def test_result_files_are_consistent(tiny_run):
     assert {c["protocol"] for c in g["cells"]} >= {"standard", "no-clip", "cross-solver", "normalised-eps"}
     for c in g["cells"]:
         assert c["correct_threat_model"] == (c["protocol"] == "standard")
-        assert c["solver_config"]["rtol"] == c["solver"]["rtol"] and c["solver_config"]["adjoint"] == (c["grad"] == "adjoint")
-        assert 0 <= c["clean"]["k"] <= c["clean"]["n"] == g["provenance"]["params"]["GRID_N"]
+        assert c["solver_config"]["rtol"] == c["solver"]["rtol"]
+        assert c["solver_config"]["adjoint"] == (c["grad"] == "adjoint")
+        assert c["clean"]["n"] == g["provenance"]["params"]["GRID_N"]
         for r in c["per_eps"]:
             assert r["worst"]["k"] <= min(r["pgd"]["k"], r["fgsm"]["k"]) and r["pgd"]["k"] <= c["clean"]["k"]
             lo, hi = r["worst"]["ci95"]
             assert lo <= r["worst"]["k"] / r["worst"]["n"] <= hi
 
 
+@slow
 def test_report_has_every_section(tiny_run):
     import html as markup
     html = markup.unescape(tiny_run["report"])  # templates escape text (an apostrophe is &#39;)
@@ -184,6 +206,7 @@ def test_report_has_every_section(tiny_run):
     assert "(not tiny)" not in html  # every result file it read was produced by the tiny profile
 
 
+@slow
 def test_report_sections_read_what_the_notebooks_write(tiny_run):
     from natrob.report.sections import sections
     html = tiny_run["report"]
@@ -196,6 +219,7 @@ def test_report_sections_read_what_the_notebooks_write(tiny_run):
                 assert set(section.schema) <= set(r), (section.id, set(section.schema) - set(r))
 
 
+@slow
 def test_failing_notebook_names_the_cell(tmp_path):
     import nbformat
     from natrob.runner import run_notebook
@@ -204,7 +228,8 @@ def test_failing_notebook_names_the_cell(tmp_path):
     p = nbformat.v4.new_code_cell("X = 1")
     p.metadata["tags"] = ["parameters"]
     nb.cells = [p, nbformat.v4.new_code_cell("from ipykernel.connect import get_connection_info\n"
-                                             "info = get_connection_info(unpack=True)\nprint('transport', info['transport'])"),
+                                             "info = get_connection_info(unpack=True)\n"
+                                             "print('transport', info['transport'])"),
                 nbformat.v4.new_code_cell("raise ValueError(f'bad X={X}')")]
     path = tmp_path / "99-fails.ipynb"
     nbformat.write(nb, path)
@@ -230,6 +255,7 @@ def test_a_started_notebook_is_not_finished_until_it_succeeds(tmp_path):
     assert not Stamps("tiny").finished(nb, "abc", tmp_path)
 
 
+@slow
 def test_notebook_06_audits_a_users_model_by_parameter(tiny_run):
     assert tiny_run["rc_extra"] == 0
     audit = tiny_run["audit_extra"]

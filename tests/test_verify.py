@@ -9,7 +9,7 @@ import pytest
 
 from natrob import paths
 from natrob.schemas import SchemaError, check_schema, counts, matches, schema_for, schemas, show_key
-from natrob.stats import count
+from natrob.stats import count, wilson
 from natrob.verify import compare, main, verify
 
 PROFILES = sorted(p.name for p in paths.PUBLISHED.iterdir() if p.is_dir())
@@ -50,8 +50,13 @@ def test_every_count_has_one_declared_key(path):
     found = check_schema(path.name, data)  # raises on a collision or an undeclared count
     assert len(found) == _raw_counts(data)  # no count lost to a shared key, none outside the walk
     assert len({show_key(k) for k in found}) == len(found)
-    for key, c in found.items():
-        assert c["k"] is None or 0 <= c["k"] <= c["n"], show_key(key)
+    for key, c in found.items():  # the stored accuracy and interval are those of k of n (none edited apart)
+        if c["k"] is None:
+            assert c["accuracy"] is None and c["ci95"] is None, show_key(key)
+            continue
+        lo, hi = wilson(c["k"], c["n"])  # raises unless 0 <= k <= n
+        assert c["n"] > 0 and round(c["accuracy"] * c["n"]) == c["k"], show_key(key)
+        assert abs(c["ci95"][0] - lo) < 1e-9 and abs(c["ci95"][1] - hi) < 1e-9, show_key(key)
 
 
 def test_every_declared_pattern_occurs_in_some_published_file():
@@ -161,10 +166,9 @@ def test_a_change_at_one_eps_is_caught_at_that_eps(tmp_path):
     assert len(bad) == 1 and f"per_eps[eps={pe['eps']:.6g}].attacks.fgsm.robust" in bad[0]
 
 
-def test_missing_number_against_none_survived(tmp_path):
-    """This run lacks the survivors-only rows at one place because its worst case there is 0: each is compared as
-    0 of n against the published count (never MISSING); 1 of n published is within the tolerance (exit 0), n of n
-    is not (exit 1, that one row). With survivors in this run, the same rows are MISSING (exit 1)."""
+def _without_survivor_rows(tmp_path) -> tuple:
+    """A copy of the tiny run whose audit lacks its survivors-only rows at one place where points survived, its
+    worst case there set to 0: (ours, published copy, audit, model, per_eps row, survivors-only ids, n)."""
     ours, pub = _copy(tmp_path), tmp_path / "published"
     shutil.copytree(paths.PUBLISHED / "tiny", pub)
     audit = json.loads(_audit(ours).read_text())
@@ -173,12 +177,20 @@ def test_missing_number_against_none_survived(tmp_path):
     survivors_only = sorted(a for a, row in pe["attacks"].items() if row["cumulative"])
     n = pe["worst_case"]["n"]
     assert survivors_only and n >= 8
-    where = {a: f"{_audit(ours).name} models.{m}.per_eps[eps={pe['eps']:.6g}].attacks.{a}.robust:"
-             for a in survivors_only}
     for a in survivors_only:  # this run lacks the rows that run only on survivors ...
         del pe["attacks"][a]
     pe["worst_case"] = count(0, n)  # ... because none survived: each count is 0 by implication
     _audit(ours).write_text(json.dumps(audit))
+    return ours, pub, audit, m, pe, survivors_only, n
+
+
+def test_missing_number_against_none_survived(tmp_path):
+    """This run lacks the survivors-only rows at one place because its worst case there is 0: each is compared as
+    0 of n against the published count (never MISSING); 1 of n published is within the tolerance (exit 0), n of n
+    is not (exit 1, that one row). With survivors in this run, the same rows are MISSING (exit 1)."""
+    ours, pub, audit, m, pe, survivors_only, n = _without_survivor_rows(tmp_path)
+    where = {a: f"{_audit(ours).name} models.{m}.per_eps[eps={pe['eps']:.6g}].attacks.{a}.robust:"
+             for a in survivors_only}
 
     def set_published(k_of):  # the published survivors-only counts at that place
         def change(d):

@@ -140,3 +140,15 @@ def test_every_published_profile_lists_every_file_it_holds():
         assert held == listed, profile_dir.name
         total += m["total_bytes"]
     assert total < 50e6
+
+
+def test_the_store_alone_names_its_folders(tmp_path):
+    """One folder rule: the store's root honours store_dir, an entry's folder is <model>-<dataset>-<key>, and the
+    key read back from a folder is the key it was made with (weights and the store's longer-run search use both)."""
+    from natrob import paths
+    from natrob.train.store import entry_folder, entry_key, store_root
+    assert store_root() == paths.checkpoints_dir() and store_root(tmp_path) == tmp_path
+    folder = entry_folder("odenet", "digits", "0123abcd", tmp_path)
+    assert folder.parent == tmp_path and folder.name == "odenet-digits-0123abcd"
+    assert entry_key(folder) == "0123abcd"
+    assert entry_key(entry_folder("resnet-wide", "mnist-split", "ff00")) == "ff00"  # dashes in names stay apart

@@ -76,38 +76,40 @@ def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = 
     them), then attacks only on points that survived everything before (``on: survivors``: they only lower the
     worst case).
     ``paper_attack``: the paper's PGD as the profile runs it (default :func:`natrob.reference.paper_attack`)."""
-    restarts = budget.get("pgd_restarts", 1)
+    b = budgets.audit_settings(budget)
+    restarts = b["pgd_restarts"]
     standalone = [
         {"name": "fgsm", "id": "fgsm", "role": "single-step", "label": "FGSM"},
         dict(paper_attack or reference.paper_attack()),
-        {"name": "random-noise", "trials": budget.get("noise_trials", 10), "id": "noise", "role": "noise",
+        {"name": "random-noise", "trials": b["noise_trials"], "id": "noise", "role": "noise",
          "label": "random noise"},
         {"name": "constant-image", "id": "constant-image", "role": "bound", "label": "constant 0.5 image"},
     ]
-    for steps in budget.get("pgd_steps", [100]):
+    for steps in b["pgd_steps"]:
         standalone.append({"name": "pgd", "steps": steps, "alpha_rel": 0.25, "restarts": restarts,
-                           "id": f"pgd{steps}x{restarts}", "role": "strong-white-box", "label": f"PGD-{steps}x{restarts}"})
-    standalone.append({"name": "square", "n_queries": budget.get("square_queries", 5000), "id": "square",
+                           "id": budgets.pgd_id(steps, restarts), "role": "strong-white-box",
+                           "label": f"PGD-{steps}x{restarts}"})
+    standalone.append({"name": "square", "n_queries": b["square_queries"], "id": "square",
                        "role": "black-box", "label": "Square"})
     if randomized:
-        k = budget.get("eot_iter", 10)
-        standalone.append({"name": "pgd", "steps": budget.get("eot_steps", 40), "alpha_rel": 0.25, "eot_iter": k,
+        k = b["eot_iter"]
+        standalone.append({"name": "pgd", "steps": b["eot_steps"], "alpha_rel": 0.25, "eot_iter": k,
                            "id": "pgd-eot", "role": "eot", "label": f"EOT-PGD ({k} draws per step)"})
-    cascade = [{"name": "autoattack", "n_iter": budget.get("aa_iter", 100), "n_queries": budget.get("aa_square_queries", 5000),
-                "n_target_classes": budget.get("aa_targets", 9), "id": "autoattack", "role": "strong-white-box",
+    cascade = [{"name": "autoattack", "n_iter": b["aa_iter"], "n_queries": b["aa_square_queries"],
+                "n_target_classes": b["aa_targets"], "id": "autoattack", "role": "strong-white-box",
                 "label": "AutoAttack"}]
     if randomized:
-        cascade.append({"name": "autoattack-rand", "n_iter": budget.get("aa_iter", 100),
-                        "eot_iter": budget.get("eot_iter", 20), "id": "autoattack-rand", "role": "eot",
+        cascade.append({"name": "autoattack-rand", "n_iter": b["aa_iter"],
+                        "eot_iter": b["aa_eot_iter"], "id": "autoattack-rand", "role": "eot",
                         "label": "AutoAttack (rand version)"})
-    cascade.append({"name": "boundary", "queries": budget.get("boundary_queries", 1000), "id": "boundary",
+    cascade.append({"name": "boundary", "queries": b["boundary_queries"], "id": "boundary",
                     "role": "black-box", "label": "Boundary (decision-based)"})
     if resnet is not None:
         cascade.append({"name": "transfer", "source": resnet, "attack": {"name": "pgd", "steps": 20, "alpha_rel": 0.25},
                         "id": "transfer-resnet", "role": "transfer", "label": "transfer from ResNet"})
     for slug, (label, twin) in surrogates.items():
         cascade.append({"name": "transfer", "source": twin, "id": f"adaptive-{slug}", "role": "adaptive",
-                        "attack": {"name": "pgd", "steps": budget.get("adaptive_steps", 20), "alpha_rel": 0.25},
+                        "attack": {"name": "pgd", "steps": b["adaptive_steps"], "alpha_rel": 0.25},
                         "label": f"adaptive: PGD via {label}"})
     return standalone + [dict(s, on="survivors") for s in cascade]
 
@@ -209,7 +211,8 @@ def attack_at_eps(model, x, y, eps, plan, draws, label, progress, seed, per_samp
 
 def unbounded_attack(model, x, y, budget, label, draws, per_sample=False) -> dict:
     """PGD at eps = 1 (the whole image space): any working attack must break ~every clean-correct point."""
-    res = evaluate(model, x, y, [1.0], [{"name": "pgd", "steps": budget.get("unbounded_steps", 50), "alpha": 0.05,
+    steps = budgets.audit_settings(budget)["unbounded_steps"]
+    res = evaluate(model, x, y, [1.0], [{"name": "pgd", "steps": steps, "alpha": 0.05,
                                          "id": "pgd-unbounded", "label": "PGD eps=1"}],
                    cascade=False, progress=False, model_name=label, draws=draws, per_sample=per_sample)
     row = res["rows"][0]
@@ -285,10 +288,11 @@ def _audit(model, x, y, eps_list, budget, label, paper, resnet, num_classes, pro
     bound = max(shares) if len(y) else 0.0
     if not prep.evaluable:
         return _not_evaluated(label, eps_list, len(y), prep.reason, paper, shares, {"output": prep.output})
-    p = probe(prep.model, x, y, budget.get("draws", 5), budget.get("random_passes", 16))
+    b = budgets.audit_settings(budget)
+    p = probe(prep.model, x, y, b["draws"], b["random_passes"])
     p |= {"batch": prep.batch, "contract": prep.output}
     per_sample = prep.batch_dependent  # a batch-dependent model is judged one image at a time
-    surrogates = ode_surrogates(model, budget.get("fixed_steps", 20)) if budget.get("adaptive", True) else {}
+    surrogates = ode_surrogates(model, b["fixed_steps"]) if b["adaptive"] else {}
     plan = attack_plan(budget, surrogates, resnet, p["randomness"]["randomized"], paper_attack)
     per_eps, checks = [], []
     for eps in eps_list:

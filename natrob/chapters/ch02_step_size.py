@@ -34,7 +34,8 @@ def fig1(payload, params):
 
 def section(results, env) -> dict:
     """Report: accuracy per step size h and setting."""
-    from .tables import ci, table
+    from ..stats import ci
+    from .tables import table
     tables = []
     for r in results:
         pivot = {}

@@ -71,7 +71,8 @@ def table1(payload, params):
 
 def table1_section(results, env) -> dict:
     """Report: Table 1, ours (count and interval) beside the paper's figure, per eps."""
-    from .tables import ci, pct, table
+    from ..stats import ci
+    from .tables import pct, table
     rows = []
     for r in results:
         groups = {}

@@ -41,7 +41,8 @@ def fig3(payload, params):
 
 def section(results, env) -> dict:
     """Report: Boundary Attack summary per model."""
-    from .tables import ci, table
+    from ..stats import ci
+    from .tables import table
     tables = [table([{"model": x["model"], "clean": ci(x["clean"]), "adversarial example found": ci(x["found"]),
                       "median L-inf": x.get("median_linf"), "median L2": x.get("median_l2"),
                       "queries": x.get("queries")} for x in r["summary"]])
@@ -52,5 +53,6 @@ def section(results, env) -> dict:
 def cost(p: dict, u) -> dict:
     """BOUNDARY_QUERIES forward queries per point on both models."""
     b = (0, p["BOUNDARY_QUERIES"])
-    return {"notebook": "04", "what": f"Boundary, {p['BOUNDARY_QUERIES']} queries x {p['BOUNDARY_N']} points x 2 models",
+    return {"notebook": "04",
+            "what": f"Boundary, {p['BOUNDARY_QUERIES']} queries x {p['BOUNDARY_N']} points x 2 models",
             "hours": u.attack_h("odenet", p["BOUNDARY_N"], b) + u.attack_h("resnet50", p["BOUNDARY_N"], b)}

@@ -42,10 +42,12 @@ def table2(payload, params):
 
 def section(results, env) -> dict:
     """Report: clean and PGD-20 accuracy per training method."""
-    from .tables import ci, pct, table
+    from ..stats import ci
+    from .tables import pct, table
     tables = [table([{"model": x["model"], "training": x["training"], "eps": x["eps"], "clean": ci(x["clean"]),
                       "robust (PGD-20)": ci(x["robust"]), "paper, CIFAR-10 clean (%)": pct(x.get(PAPER_CLEAN)),
-                      "paper, CIFAR-10 robust (%)": pct(x.get(PAPER_ROBUST)), "train s/epoch": x.get("train_s_per_epoch")}
+                      "paper, CIFAR-10 robust (%)": pct(x.get(PAPER_ROBUST)),
+                      "train s/epoch": x.get("train_s_per_epoch")}
                      for x in r["rows"]])
               for r in results]
     return {"tables": tables}

@@ -49,13 +49,14 @@ def audit(payload, params):
 
 
 def _labelled(label, c) -> str:
-    from .tables import ci
+    from ..stats import ci
     return "–" if c is None else f"{label}: {ci(c)}" if label else ci(c)
 
 
 def section(results, env) -> dict:
     """Report: the headline sentences, four findings per model and eps, and the sanity checks."""
-    from .tables import ci, pct, status, table
+    from ..stats import ci
+    from .tables import pct, status, table
     audits = []
     for a in results:
         rows = [{"model": f["model"], "eps": f["eps"], "clean": ci(f["clean"]), "paper (%)": pct(f["paper"]),
@@ -69,8 +70,10 @@ def section(results, env) -> dict:
         errors = [e | {"model": m} for m, r in a.get("models", {}).items() for pe in r.get("per_eps", [])
                   for e in pe.get("errors", [])]
         audits.append({"dataset": a.get("dataset", {}).get("name", "?"), "headline": a.get("headline", []),
-                       "n": a.get("n"), "findings": table(rows, html_columns=("reproduced", "converged", "masking", "feasible")),
-                       "n_flagged": len(flagged), "n_checks": len(checks), "flagged": table(flagged, cols) if flagged else "",
+                       "n": a.get("n"),
+                       "findings": table(rows, html_columns=("reproduced", "converged", "masking", "feasible")),
+                       "n_flagged": len(flagged), "n_checks": len(checks),
+                       "flagged": table(flagged, cols) if flagged else "",
                        "checks": table(checks, ["status"] + cols),
                        "errors": table(errors, ["model", "eps", "attack", "error"]) if errors else ""})
     return {"audits": audits}

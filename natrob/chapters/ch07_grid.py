@@ -8,6 +8,7 @@ from __future__ import annotations
 
 
 from .. import reference
+from ..eps import EPS_TOL, at_eps, same_eps
 from ..fingerprint import distance, paper_row, percentages
 from .drawing import dataset_name, frame, legend_outside, pyplot
 from ..stats import fmt, wilson
@@ -33,8 +34,10 @@ def scope_text(profile: str, n_cells: int, n_points: int, eps, tols, grads, t1_v
                budget: dict) -> str:
     """What part of the grid a profile runs, in plain words (no Python literals), and what it leaves out of
     :data:`FULL_GRID`."""
-    more = int(budget.get("pgd_steps", 0))
-    extra = [f"PGD-{more}x{budget.get('pgd_restarts', 1)}"] * (more > 0) + ["Square"] * (int(budget.get("square_queries", 0)) > 0)
+    from ..budgets import grid_settings  # the grid's defaults, as the grid applies them
+    budget = grid_settings(budget)
+    more = int(budget["pgd_steps"])
+    extra = [f"PGD-{more}x{budget['pgd_restarts']}"] * (more > 0) + ["Square"] * (int(budget["square_queries"]) > 0)
     text = (f"{n_cells} cells on {n_points} test points at eps {_words(eps, lambda e: f'{e:g}')}; tolerances "
             f"{_words(tols, _tol_word)}; gradients {_words(grads)}; t1 {_words(t1_values, lambda t: f'{t:g}')}; "
             f"{_words(epochs)} training epochs; protocols {_words(protocols)}; an NFE cap of {max_nfe} per solve; "
@@ -45,7 +48,8 @@ def scope_text(profile: str, n_cells: int, n_points: int, eps, tols, grads, t1_v
     reduced += ["epochs"] * (max(epochs) < FULL_GRID["epochs up to"]) + ["eps"] * (len(eps) < FULL_GRID["eps"])
     if reduced:
         text += (f". The {profile} profile runs a subset of the full grid (tolerances "
-                 f"{_words(FULL_GRID['tolerances'], _tol_word)}; t1 {_words(FULL_GRID['t1'], lambda t: f'{t:g}')}; up to "
+                 f"{_words(FULL_GRID['tolerances'], _tol_word)}; t1 {_words(FULL_GRID['t1'], lambda t: f'{t:g}')}; "
+                 "up to "
                  f"{FULL_GRID['epochs up to']} epochs; protocols {_words(FULL_GRID['protocols'])}; the paper's "
                  f"{FULL_GRID['eps']} eps): fewer {_words(reduced)}")
     return text
@@ -71,7 +75,8 @@ def compare_to_paper(cells: list, dataset: str) -> list:
             if p is None:
                 continue
             d_f, d_p = 100 * (r["fgsm"]["accuracy"] - p["fgsm"]), 100 * (r["pgd"]["accuracy"] - p["pgd"])
-            gaps.append({"eps": r["eps"], "fgsm_pts": d_f, "pgd_pts": d_p, "paper_fgsm": p["fgsm"], "paper_pgd": p["pgd"]})
+            gaps.append({"eps": r["eps"], "fgsm_pts": d_f, "pgd_pts": d_p, "paper_fgsm": p["fgsm"],
+                         "paper_pgd": p["pgd"]})
         ours = {a: percentages([{"eps": r["eps"], "robust": r[a]} for r in c["per_eps"]]) for a in ("fgsm", "pgd")}
         rows.append({"id": c["id"], "label": c["label"], "correct_threat_model": c["correct_threat_model"],
                      "gaps": gaps, "distance_pts": distance(ours, paper_row(dataset))["rms"] if gaps else None})
@@ -86,7 +91,8 @@ def closest(cells: list, dataset: str, correct_only: bool = False) -> dict | Non
 
 
 def breaks(row: dict, paper_pgd: float) -> bool:
-    """The strongest evaluation breaks a figure when the paper's PGD accuracy lies above the worst case's 95% interval."""
+    """The strongest evaluation breaks a figure when the paper's PGD accuracy lies above the worst case's 95%
+    interval."""
     return paper_pgd > wilson(row["worst"]["k"], row["worst"]["n"])[1]
 
 
@@ -109,7 +115,7 @@ def summary(cells: list, dataset: str, note: str = "") -> str:
                 f"({gaps}; ours minus paper).")
         verdicts = []
         for g in row["gaps"]:
-            r = next(r for r in c["per_eps"] if r["eps"] == g["eps"])
+            r = at_eps(c["per_eps"], g["eps"])
             w = r["worst"]
             verdicts.append(f"at eps={g['eps']:g} the worst case is {fmt(w['k'], w['n'])} against {pgd} "
                             f"{fmt(r['pgd']['k'], r['pgd']['n'])} and the paper's {100 * g['paper_pgd']:.2f}%: "
@@ -141,9 +147,11 @@ def table(cells: list) -> list:
             rows.append({"cell": c["id"], "configuration": c["label"], "axes": ", ".join(c["axes"]),
                          "threat model": "correct" if c["correct_threat_model"] else "NOT correct", "eps": r["eps"],
                          "clean": fmt(c["clean"]["k"], c["clean"]["n"]), "FGSM": fmt(r["fgsm"]["k"], r["fgsm"]["n"]),
-                         "PGD (paper settings)": fmt(r["pgd"]["k"], r["pgd"]["n"]), "worst": fmt(r["worst"]["k"], r["worst"]["n"]),
+                         "PGD (paper settings)": fmt(r["pgd"]["k"], r["pgd"]["n"]),
+                         "worst": fmt(r["worst"]["k"], r["worst"]["n"]),
                          "noise": fmt(r["noise"]["k"], r["noise"]["n"]),
-                         "zero grad": None if d.get("zero_grad") is None else f"{d['zero_grad']['k']}/{d['zero_grad']['n']}",
+                         "zero grad": (None if d.get("zero_grad") is None
+                                       else f"{d['zero_grad']['k']}/{d['zero_grad']['n']}"),
                          "median margin": d.get("median_margin"), "NFE fwd": d.get("nfe_forward"),
                          "NFE bwd": d.get("nfe_backward"), "solver failures": c["solver_failures"],
                          "wall s": round(c["wall_s"], 1)})
@@ -172,16 +180,17 @@ def grid(payload, params):
     for c in cells:
         for r in c["per_eps"]:
             for key, name in (("fgsm", "FGSM"), ("pgd", c.get("pgd_label", "PGD")), ("worst", "worst case")):
-                long.append({"cell": f"{c['id']} {c['label']}" + ("" if c["correct_threat_model"] else " [NOT correct threat model]"),
+                flag = "" if c["correct_threat_model"] else " [NOT correct threat model]"
+                long.append({"cell": f"{c['id']} {c['label']}{flag}",
                              "eps": r["eps"], "evaluation": name, "accuracy (%)": 100 * r[key]["accuracy"]})
     long = frame(long)
     fig, axes = pyplot().subplots(1, len(eps_list), figsize=(5.5 * len(eps_list), 0.32 * len(cells) + 1.8),
                                   sharey=True, squeeze=False)
     paper = {float(k): v for k, v in payload.get("paper", {}).items()}
     for ax, eps in zip(axes[0], eps_list):
-        sns.scatterplot(data=long[long.eps == eps], x="accuracy (%)", y="cell", hue="evaluation", style="evaluation",
-                        s=60, ax=ax)
-        p = next((v for k, v in paper.items() if abs(k - eps) < 1e-9), None)
+        sns.scatterplot(data=long[(long.eps - eps).abs() < EPS_TOL], x="accuracy (%)", y="cell", hue="evaluation",
+                        style="evaluation", s=60, ax=ax)
+        p = next((v for k, v in paper.items() if same_eps(k, eps)), None)
         if p is not None:
             ax.axvline(100 * p["fgsm"], color="C0", ls=":", lw=1, label="paper FGSM")
             ax.axvline(100 * p["pgd"], color="C1", ls="--", lw=1, label=f"paper {reference.paper_attack()['label']}")
@@ -209,10 +218,12 @@ def cost(p: dict, u) -> dict:
     with float64 everywhere) and the noise query per point and eps; stronger attacks on survivors not counted."""
     specs, cells = u.grid_cells(p)
     extra = [s for s in specs.values() if s is not p["ODE"]]
-    g, pgd = p["GRID_BUDGET"], reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"])
-    cell_units = (2 * (1 + pgd["steps"]) * (2 if g.get("float64") == "all" else 1), 1)
-    return {"notebook": "07", "what": f"train {len(extra)} more ODE nets; {len(cells)} cells x {len(p['GRID_EPS'])} eps "
-                                      f"x {p['GRID_N']} points (cells at the base cell's cost; PGD-{g.get('pgd_steps', 0)}"
-                                      f"x{g.get('pgd_restarts', 1)} and Square on surviving points not counted)",
+    from ..budgets import grid_settings
+    g, pgd = grid_settings(p["GRID_BUDGET"]), reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"])
+    cell_units = (2 * (1 + pgd["steps"]) * (2 if g["float64"] == "all" else 1), 1)
+    return {"notebook": "07",
+            "what": f"train {len(extra)} more ODE nets; {len(cells)} cells x {len(p['GRID_EPS'])} eps "
+                    f"x {p['GRID_N']} points (cells at the base cell's cost; PGD-{g['pgd_steps']}"
+                    f"x{g['pgd_restarts']} and Square on surviving points not counted)",
             "hours": sum(u.train_h(s) for s in extra)
             + u.attack_h("odenet", p["GRID_N"] * len(p["GRID_EPS"]) * len(cells), cell_units)}

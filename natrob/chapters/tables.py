@@ -8,13 +8,7 @@ from pathlib import Path
 import pandas as pd
 from markupsafe import Markup
 
-from ..stats import ci as stats_ci
-
-
-def ci(c) -> str:
-    """A count value as '12.5% [5.0, 26.8] (5/40)'; '–' when there is none, '– (not measured)' when the attack
-    raised (:func:`natrob.stats.ci`)."""
-    return stats_ci(c)
+from ..stats import ci  # noqa: F401  (ch09_mechanism imports it from here; the others from natrob.stats)
 
 
 def pct(v) -> str:

@@ -12,7 +12,8 @@ from ..results import write_text
 from markupsafe import Markup
 
 from . import _env
-from ..chapters.tables import ci, table
+from ..chapters.tables import table
+from ..stats import ci
 
 
 def attack_rows(payload: dict) -> list:

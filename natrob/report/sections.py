@@ -10,24 +10,9 @@ The navigation is generated from :func:`sections`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 from .. import chapters, paths, reference
+from ..chapters import Section
 from ..chapters.tables import table
-
-
-@dataclass(frozen=True)
-class Section:
-    """One section of the report: anchor, titles, template, context function, result files and figures it reads."""
-    id: str
-    title: str
-    nav: str
-    template: str
-    context: Callable
-    results: str | None = None   # result-file prefix, e.g. "03-white-box"
-    figures: tuple = ()          # figure-file prefixes shown in the section
-    schema: dict = field(default_factory=dict)
 
 
 # Table A1's settings, read from a profile's ODE entry ({model, kwargs, train}) with the defaults natrob applies
@@ -132,19 +117,19 @@ def claims_section(results, env) -> dict:
             "tables": [table(shown)] if shown else []}
 
 
+# the report's own sections, after every chapter's (their order is their place in this list)
 GENERAL = [
-    Section("claims", "The findings as checked claims", "Claims", "claims.html.j2", claims_section),
-    Section("tablea1", "Table A1 — Neural ODE training configuration", "Table A1", "tablea1.html.j2", table_a1),
-    Section("provenance", "Profile and provenance", "Provenance", "provenance.html.j2", provenance_section),
+    Section(id="claims", title="The findings as checked claims", nav="Claims", template="claims.html.j2",
+            context=claims_section),
+    Section(id="tablea1", title="Table A1 — Neural ODE training configuration", nav="Table A1",
+            template="tablea1.html.j2", context=table_a1),
+    Section(id="provenance", title="Profile and provenance", nav="Provenance", template="provenance.html.j2",
+            context=provenance_section),
 ]
 
 
-def _context(ch, name):
-    return lambda results, env: ch.function(name)(results, env)
-
-
 def sections(records=None) -> list:
-    """Every section of the report in order: the chapters' (:func:`natrob.chapters.sections`), then
-    :data:`GENERAL`. ``records`` (default :data:`natrob.chapters.CHAPTERS`) the chapter records to derive from."""
-    return [Section(s.id, s.title, s.nav, s.template, _context(ch, s.context), s.results, s.figures, s.schema)
-            for ch, s in chapters.sections(records)] + GENERAL
+    """Every :class:`natrob.chapters.Section` of the report in order: the chapters'
+    (:func:`natrob.chapters.sections`), then :data:`GENERAL`. ``records`` (default
+    :data:`natrob.chapters.CHAPTERS`) the chapter records to derive from."""
+    return [s for _, s in chapters.sections(records)] + GENERAL

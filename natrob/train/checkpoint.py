@@ -11,7 +11,11 @@ import torch
 
 from ..errors import CheckpointError
 from ..results import torch_save
-from ..weights import READS_ENV
+
+# the environment the runner (natrob.runner) sets for its kernels, read by the model store; defined here, at the
+# store's bottom, so natrob.weights can import them from the store without the store importing natrob.weights
+READS_ENV = "NATROB_MODEL_READS"  # the runner names the profile's log here; the store appends to it
+MODE_ENV = "NATROB_WEIGHTS"       # "published": the store refuses to train (nothing trained in a weight's place)
 
 
 def unwrap(model):

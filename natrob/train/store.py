@@ -15,8 +15,7 @@ from ..locks import exclusive
 from ..models import build_model
 from ..provenance import provenance
 from ..results import read_json, write_json
-from ..weights import MODE_ENV
-from .checkpoint import load_checkpoint, load_into, note_read, save_checkpoint
+from .checkpoint import MODE_ENV, load_checkpoint, load_into, note_read, save_checkpoint
 from .config import TrainConfig
 from .loop import default_device, train
 
@@ -31,6 +30,23 @@ def store_key(model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> str:
     the dataset's description, the training config and the seed."""
     blob = json.dumps(_spec(model_name, model_kwargs, dataset, cfg, seed), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def store_root(store_dir=None) -> Path:
+    """The model store's folder: ``store_dir`` where given (a path), else ``checkpoints/`` under the artifacts
+    folder (:func:`natrob.paths.checkpoints_dir`)."""
+    return Path(store_dir or paths.checkpoints_dir())
+
+
+def entry_folder(model_name: str, dataset_name: str, key: str, store_dir=None) -> Path:
+    """The folder of one store entry, ``<store>/<model>-<dataset>-<key>``, with ``key`` from :func:`store_key`
+    (``"*"`` gives the glob pattern of every entry of that model and dataset) and the store of :func:`store_root`."""
+    return store_root(store_dir) / f"{model_name}-{dataset_name}-{key}"
+
+
+def entry_key(folder) -> str:
+    """The store key in an entry's folder name (the last part of :func:`entry_folder`)."""
+    return Path(folder).name.rsplit("-", 1)[-1]
 
 
 def write_spec(folder, model_name, model_kwargs, dataset, cfg: TrainConfig, seed) -> Path:
@@ -57,7 +73,7 @@ def _from_longer_run(folder: Path, model_name, model_kwargs, dataset, cfg: Train
     its history up to there, the longer run's key), or None. The training loop is deterministic given the
     seed (data order per epoch, RNG state saved), so those weights are what training ``cfg`` would produce."""
     want = json.loads(json.dumps(_spec(model_name, model_kwargs, dataset, cfg, seed), default=str))
-    for spec_path in sorted(folder.parent.glob(f"{model_name}-{dataset.name}-*/spec.json")):
+    for spec_path in sorted(folder.parent.glob(entry_folder(model_name, dataset.name, "*").name + "/spec.json")):
         try:
             other = read_json(spec_path)
             long_cfg = TrainConfig(**other["train"])
@@ -68,7 +84,7 @@ def _from_longer_run(folder: Path, model_name, model_kwargs, dataset, cfg: Train
         if same and _same_schedule(cfg, long_cfg) and epoch_file.exists():
             history = load_checkpoint(epoch_file).get("history") or []
             if len(history) >= cfg.epochs:
-                return epoch_file, history[:cfg.epochs], spec_path.parent.name.rsplit("-", 1)[1]
+                return epoch_file, history[:cfg.epochs], entry_key(spec_path.parent)
     return None
 
 
@@ -94,11 +110,12 @@ def get_model(model_name: str, dataset, cfg: TrainConfig, model_kwargs: dict | N
     that many epochs of ``cfg``'s schedule and return that model, unfinished (``record['epochs_done']`` <
     ``cfg.epochs``; no ``final.pt``; a later call resumes; where the run has gone on past it and kept that
     epoch, exactly that epoch's weights). A longer run of the same schedule (finished or not) that kept epoch
-    ``cfg.epochs`` serves a shorter one without training (``record['from_longer_run']``). ``record`` holds the training history, clean test accuracy,
-    store key and provenance (also in ``meta.json``). The model is returned in eval mode."""
+    ``cfg.epochs`` serves a shorter one without training (``record['from_longer_run']``). ``record`` holds the
+    training history, clean test accuracy, store key and provenance (also in ``meta.json``). The model is
+    returned in eval mode. The entry's folder is :func:`entry_folder`."""
     model_kwargs = dict(model_kwargs or {})
     key = store_key(model_name, model_kwargs, dataset, cfg, seed)
-    folder = Path(store_dir or paths.checkpoints_dir()) / f"{model_name}-{dataset.name}-{key}"
+    folder = entry_folder(model_name, dataset.name, key, store_dir)
     torch.manual_seed(seed)
     model = build_model(model_name, dataset, **model_kwargs)
     device = torch.device(device) if device is not None else default_device()
