@@ -52,11 +52,10 @@ def train_width(params: dict, dataset, channels: int, seed: int = 0, progress: b
     return model, record, paths.checkpoints_dir() / f"{entry['model']}-{dataset.name}-{key}"
 
 
-def cell_epochs(params: dict, stored: dict) -> dict:
-    """``{epoch: path}`` of a width's stored epochs that its cells read: every one, or those of ``WIDTH_CELL_EPOCHS``
-    and the last (a subset of the training lengths where every epoch would cost too much time, or too much space
-    in the published weights)."""
-    want = params.get("WIDTH_CELL_EPOCHS")
+def cell_epochs(want, stored: dict) -> dict:
+    """``{epoch: path}`` of a width's stored epochs that its cells read: every one, or those of ``want``
+    (``WIDTH_CELL_EPOCHS``) and the last (a subset of the training lengths where every epoch would cost too much
+    time, or too much space in the published weights)."""
     if not want:
         return dict(stored)
     keep = {int(e) for e in want if int(e) in stored} | ({max(stored)} if stored else set())
@@ -77,7 +76,7 @@ def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, pr
     if not stored and (folder / "final.pt").exists():  # trained before epochs were kept: its last epoch only
         history = load_checkpoint(folder / "final.pt").get("history") or []
         stored = {len(history): folder / "final.pt"}
-    stored = cell_epochs(params, stored)
+    stored = cell_epochs(params.get("WIDTH_CELL_EPOCHS"), stored)
     cells = []
     for epoch, path in tqdm(stored.items(), desc=f"{channels} ch epochs", disable=not progress):
         model = build_model(entry["model"], dataset, **entry["kwargs"])
