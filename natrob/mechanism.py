@@ -219,6 +219,17 @@ def payload(p: MechanismParams, dataset, net: TrainedNet, sat: dict, cell_list: 
                        for k, t in tables.items()}}
 
 
+def profile_and_data(profile: str, threads: int | None = None):
+    """(parameters, dataset) of ``profile`` with torch's threads set (None: the profile's THREADS, else 2): what
+    the training commands of notebooks 08 and 09 start from."""
+    from .data import load_profile_dataset
+    from .profiles import load_profile
+    params = load_profile(profile)
+    torch.set_num_threads(int(threads or params.get("THREADS") or 2))
+    return params, load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
+                                        seed=params["SEED"])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Train notebook 09's net into the model store (resumable, every epoch "
                                             "kept).")
@@ -228,12 +239,7 @@ def main(argv=None):
     p.add_argument("--schedule", choices=SCHEDULES, default="main",
                    help="main: SAT_MODEL; paper: SAT_PAPER_MODEL (Table A1's Adam 1e-3, batch 32)")
     a = p.parse_args(argv)
-    from .data import load_profile_dataset
-    from .profiles import load_profile
-    params = load_profile(a.profile)
-    torch.set_num_threads(int(a.threads or params.get("THREADS") or 2))
-    data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
-                                seed=params["SEED"])
+    params, data = profile_and_data(a.profile, a.threads)
     mp = MechanismParams.from_params(params, len(data.test_y))
     entry, until = (mp.model, mp.until) if a.schedule == "main" else (mp.paper_model, mp.paper_until)
     if entry is None:

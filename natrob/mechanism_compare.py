@@ -55,11 +55,11 @@ def _stored_epochs(folder, cell_epochs) -> dict:
     """{epoch: checkpoint} of a width's net in the model store that notebook 08's cells read."""
     from .train.checkpoint import load_checkpoint
     from .train.store import epoch_checkpoints
-    from .width import cell_epochs as chosen
+    from .width import cell_epochs_of
     stored = epoch_checkpoints(folder) if folder.is_dir() else {}
     if not stored and (folder / "final.pt").exists():  # trained before epochs were kept: its last epoch only
         stored = {len(load_checkpoint(folder / "final.pt").get("history") or []): folder / "final.pt"}
-    return chosen(cell_epochs, stored)
+    return cell_epochs_of(cell_epochs, stored)
 
 
 def width_margins(widths, own: dict, dataset, x, y, cell_epochs=None, seed: int = 0, progress: bool = True) -> list:

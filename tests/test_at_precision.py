@@ -110,3 +110,31 @@ def test_the_findings_open_with_the_answer_and_take_the_scale_from_its_field():
     said = mechanism_text._ranking_sentences(p)
     assert said == ["For reference, the assembled 'no usable gradient' row is at RMS 9.0, and the same net with its "
                     "logits scaled to longer-training margins at 16x: 7.5."]
+
+
+@pytest.mark.parametrize("name, value, allowed", [
+    ("WIDTH_PROTOCOLS", ["no-clip", "fp8-eval"], "float16"),
+    ("WIDTH_AUDIT_N", -3, "positive whole number"),
+    ("WIDTH_CHANNELS", [], "positive channel counts"),
+])
+def test_the_width_params_reject_a_bad_value_naming_it(name, value, allowed):
+    from natrob.width import WidthParams
+    with pytest.raises(ConfigError, match=name) as err:
+        WidthParams.from_params(_params(**{name: value}), 16)
+    assert err.value.param == name and allowed in err.value.allowed
+
+
+def test_the_float16_variant_judges_through_a_float16_copy_with_its_solver_hidden(monkeypatch, small_odenet, digits):
+    """Notebook 08's float16 protocol variant: the judged model is AtPrecision(FLOAT16, solver=False)."""
+    from natrob import protocols
+    seen = []
+
+    def run_plan(model, x, y, eps, plan, seed=0):
+        seen.append(model)
+        return {"evaluable": False, "not_evaluable": "spy", "solver_failures": 0, "clean_solver_failures": 0}
+    monkeypatch.setattr("natrob.plan.run_plan", run_plan)
+    attack = {"name": "pgd", "steps": 1, "alpha": 0.1, "random_start": True, "id": "pgd-paper", "label": "PGD-1"}
+    protocols.protocol_rows(small_odenet, digits.test_x[:2], digits.test_y[:2], [0.3], [], attack, 0.1,
+                            progress=False, protocols=["float16"])
+    assert len(seen) == 1 and isinstance(seen[0], AtPrecision) and seen[0].precision is Precision.FLOAT16
+    assert not hasattr(seen[0], "configure_solver")

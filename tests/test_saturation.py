@@ -165,11 +165,11 @@ def test_width_margins_read_the_store_and_train_nothing(digits):
     from natrob import mechanism, paths
     from natrob.chapters import mechanism_text
     from natrob.saturation import clean_margins
-    from natrob.width import train_width, width_entry
+    from natrob.width import width_entry
     ode = {"model": "odenet", "kwargs": {"channels": 4, "conv_layers": 4, "t1": 1.0},
            "train": {"epochs": 2, "lr": 0.01, "batch_size": 64}}
     params = {"ODE": ode, "WIDTH_TRAIN": {"epochs": 2, "lr": 0.01, "batch_size": 64}, "WIDTH_CHANNELS": [4, 6, 10]}
-    net, _, _ = train_width(params, digits, 6, progress=False)
+    net = mechanism.train(width_entry(params, 6), digits, progress=False).model
     before = sorted(p.name for p in paths.checkpoints_dir().iterdir())
     x, y = digits.test_x[:10], digits.test_y[:10]
     widths = tuple((c, width_entry(params, c)) for c in params["WIDTH_CHANNELS"])
