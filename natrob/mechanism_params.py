@@ -7,33 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .param_checks import epochs as _epochs, positive as _positive, size as _size
 from .precision import check_precision
 
 STRONG_N = 40  # SAT_STRONG_N null: AutoAttack's cost on an ODE net bounds the strongest evaluation's points
-
-
-def _size(name: str, value, default: int) -> int:
-    if value is None:
-        return int(default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(name, value, "a positive whole number of eval points, or null")
-    return value
-
-
-def _positive(name: str, values) -> tuple:
-    out = tuple(float(v) for v in values or ())
-    if any(not v > 0 for v in out):
-        raise ConfigError(name, list(values), "positive numbers")
-    return out
-
-
-def _epochs(name: str, values):
-    if values is None:
-        return None
-    if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in values):
-        raise ConfigError(name, list(values), "epochs (whole numbers from 1), or null")
-    return tuple(values)
 
 
 @dataclass(frozen=True)

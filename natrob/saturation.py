@@ -239,7 +239,8 @@ def saturation_map(model, x, y, scales=(1, 2, 4, 8, 16, 32, 64, 128, 256), gradi
     caller for this model. Returns {"n", "clean", "margins" (percentiles at K = 1), "protocols" (the gradient
     settings), "rows": one per (gradient setting, K): {"protocol" (the setting), "scale", "margin" (percentiles
     of K * margin), "zero_alone", "zero_batched" (count values), "own_share" (median and p10 of the cosine between
-    batched and float64-alone gradients, over points where both are non-zero; "n" of them), "fgsm": [{"eps", "alone", "batched"} count values]}}.
+    batched and float64-alone gradients, over points where both are non-zero; "n" of them), "fgsm": [{"eps",
+    "alone", "batched"} count values]}}.
     Raises ConfigError for an unknown gradient setting or a non-positive scale."""
     gradients = [check_gradient(g) for g in (map_gradients(model) if gradients is None else gradients)]
     scales = [float(k) for k in scales]

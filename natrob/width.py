@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .fingerprint import distance, paper_row, percentages
+from .param_checks import epochs as _epochs, size as _size
 from .probes import cell_probes
 from .protocols import protocol_rows, table1, table1_specs
 from .strongest import worst_case
@@ -126,7 +127,6 @@ class WidthParams:
     def from_params(cls, params: dict, n_eval: int) -> "WidthParams":
         """From the parameters cell's values; raises ConfigError naming the parameter, its value and what is
         allowed."""
-        from .mechanism_params import _epochs, _size
         from .protocols import MEASURED
         g = params.get
         channels = tuple(int(c) for c in params["WIDTH_CHANNELS"])
@@ -158,8 +158,8 @@ class WidthParams:
 
 def train(p: WidthParams, dataset, channels: int, progress: bool = True):
     """Train (or load, or resume) the net of one width up to its ``WIDTH_UNTIL``: a
-    :class:`natrob.mechanism.TrainedNet`."""
-    from .mechanism import train as train_net
+    :class:`natrob.trained.TrainedNet`."""
+    from .trained import train as train_net
     return train_net(p.entries[channels], dataset, p.seed, p.until[channels], progress)
 
 
@@ -221,7 +221,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads (default: the profile's THREADS); 1 lets two widths train side by side")
     a = ap.parse_args(argv)
-    from .mechanism import profile_and_data, train as train_net
+    from .trained import profile_and_data, train as train_net
     params, data = profile_and_data(a.profile, a.threads)
     net = train_net(width_entry(params, a.channels), data, params["SEED"],
                     a.until if a.until is not None else until_epoch(params, a.channels))

@@ -138,3 +138,13 @@ def test_the_float16_variant_judges_through_a_float16_copy_with_its_solver_hidde
                             progress=False, protocols=["float16"])
     assert len(seen) == 1 and isinstance(seen[0], AtPrecision) and seen[0].precision is Precision.FLOAT16
     assert not hasattr(seen[0], "configure_solver")
+
+
+def test_the_thresholds_sentence_names_the_earliest_setting_not_the_series():
+    from natrob.chapters import mechanism_text
+    m = {"thresholds": {"float32": {"alone": 104.0, "batched": None}, "float16-amp": {"alone": 11.5, "batched": 9.0},
+                        "float64": {"alone": None, "batched": None}},
+         "rows": [{"protocol": "float32", "margin": {"p50": 300.0}, "own_share": {"median": 0.9}}]}
+    alone, batched = mechanism_text._threshold_sentences(m)
+    assert "under float16 AMP, at a median margin of 11.5; under float32 at 104.0" in alone
+    assert "float64" not in alone and "float16 AMP, at a median margin of 9.0; under float32 not at" in batched

@@ -17,10 +17,11 @@ COMPUTING = ("natrob.evaluate", "natrob.evalstore", "natrob.prediction", "natrob
              "natrob.checks", "natrob.verdict", "natrob.lipschitz", "natrob.data", "natrob.saturation",
              "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.pickled", "natrob.probes",
              "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp",
-             "natrob.weights")
+             "natrob.weights", "natrob.precision", "natrob.trained", "natrob.mechanism_params", "natrob.mechanism_compare",
+             "natrob.param_checks")
 SHARED = ("natrob.errors", "natrob.paths", "natrob.stats", "natrob.results", "natrob.reference", "natrob.provenance",
           "natrob.fingerprint", "natrob.locks",
-          "natrob.profiles")
+          "natrob.profiles", "natrob.eps")
 FLOORS = {"shared": (0, SHARED), "computing": (1, COMPUTING), "presenting": (2, PRESENTING)}
 
 

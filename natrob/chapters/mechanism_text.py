@@ -113,23 +113,32 @@ def _trend_sentence(tr: dict | None) -> list:
             f"and {tr['log']['rss']:.2g} (logarithmic)."]
 
 
+def _first_zero(m: dict, key: str, words: str) -> str:
+    """Where half the correct points first get an exactly-zero gradient (``key``: 'alone' or 'batched'), the
+    earliest setting and float32's; every setting is a row of the thresholds table."""
+    reached = sorted((th[key], g) for g, th in m["thresholds"].items() if th[key] is not None)
+    if not reached:
+        top = max((r["margin"]["p50"] or 0) for r in m["rows"])
+        return (f"{words}, no gradient setting has half of the correctly classified points at an exactly-zero "
+                f"gradient up to a median margin of {top:.0f} (the thresholds table).")
+    at, g = reached[0]
+    f32 = m["thresholds"].get("float32", {}).get(key)
+    return (f"{words}, half of the correctly classified points first get an exactly-zero gradient under "
+            f"{GRADIENT_NAMES.get(g, g)}, at a median margin of {at:.1f}"
+            + ("" if g == "float32" else f"; under float32 at {f32:.1f}" if f32 is not None
+               else "; under float32 not at any measured scale")
+            + " (every setting: the thresholds table).")
+
+
 def _threshold_sentences(m: dict) -> list:
-    said = []
-    for g, th in m["thresholds"].items():
-        top = max(r["margin"]["p50"] or 0 for r in m["rows"] if r["protocol"] == g)
-        said.append(f"{GRADIENT_NAMES.get(g, g)} at a median margin of {th['alone']:.1f}" if th["alone"] is not None
-                    else f"{GRADIENT_NAMES.get(g, g)} not up to {top:.0f}")
-    batched = [f"{GRADIENT_NAMES.get(g, g)} at {th['batched']:.1f}" for g, th in m["thresholds"].items()
-               if th["batched"] is not None]
     share = [r for r in m["rows"] if r["protocol"] == "float32" and r["own_share"]["median"] is not None]
     low = next((r for r in share if r["own_share"]["median"] < 0.5), None)
-    return ["Half of the correctly classified points get an exactly-zero input gradient, each point alone: "
-            + "; ".join(said) + ".",
-            "In a batch (one shared step size), " + ("half of them are exactly zero for " + "; ".join(batched)
-                                                     if batched else "no setting reached half exactly-zero gradients")
-            + (f"; from a median margin of {low['margin']['p50']:.1f} on, the median cosine between a point's "
-               f"batched float32 gradient and its own (float64, alone) is {low['own_share']['median']:.2f}: FGSM "
-               f"steps mostly along its batch-mates' gradients" if low else "") + "."]
+    out = [_first_zero(m, "alone", "Each point alone"), _first_zero(m, "batched", "In a batch (one shared step size)")]
+    if low:
+        out.append(f"From a median margin of {low['margin']['p50']:.1f} on, the median cosine between a point's "
+                   f"batched float32 gradient and its own (float64, alone) is {low['own_share']['median']:.2f}: FGSM "
+                   "steps mostly along its batch-mates' gradients.")
+    return out
 
 
 def _ranking_sentences(p: dict) -> list:
