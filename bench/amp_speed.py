@@ -17,10 +17,11 @@ import torch
 
 from natrob.data import load_profile_dataset
 from natrob.profiles import load_profile
-from natrob.saturation import Protocol, input_gradients
+from natrob.precision import Precision
+from natrob.saturation import input_gradients
 from natrob.train.profile_models import model_loaders
 
-PROTOCOLS = (Protocol.FLOAT32, Protocol.BFLOAT16, Protocol.FLOAT16_AMP, Protocol.FLOAT16_AMP_CPU)
+PRECISIONS = (Precision.FLOAT32, Precision.BFLOAT16, Precision.FLOAT16_AMP, Precision.FLOAT16_AMP_CPU)
 
 
 def main():
@@ -37,9 +38,9 @@ def main():
                                 seed=params["SEED"])
     model = model_loaders(params, data, params["SEED"], ["Neural ODE"])["Neural ODE"]()[0].eval()
     x, y = data.test_x[: a.batch], data.test_y[: a.batch]
-    times, zeros, nfe = {p: [] for p in PROTOCOLS}, {}, {}
+    times, zeros, nfe = {p: [] for p in PRECISIONS}, {}, {}
     for _ in range(a.rounds):
-        for proto in PROTOCOLS:
+        for proto in PRECISIONS:
             t0 = time.perf_counter()
             g, _ = input_gradients(model, x, y, [1.0, a.scale], proto, alone=False, batch_size=a.batch)
             times[proto].append(time.perf_counter() - t0)
@@ -48,10 +49,10 @@ def main():
     med = {p: sorted(v)[len(v) // 2] for p, v in times.items()}
     print(f"{a.profile} Neural ODE, batch of {a.batch}, one input gradient (forward and backward), {a.threads} "
           f"thread(s), median of {a.rounds}:")
-    for proto in PROTOCOLS:
-        print(f"  {proto.value:26s} {med[proto]:6.2f} s  {med[proto] / med[Protocol.FLOAT32]:5.2f}x float32  "
+    for proto in PRECISIONS:
+        print(f"  {proto.value:26s} {med[proto]:6.2f} s  {med[proto] / med[Precision.FLOAT32]:5.2f}x float32  "
               f"NFE {nfe[proto]}  exactly-zero gradients at logits x {a.scale:g}: {zeros[proto]} of {a.batch}")
-    print(f"  natrob.amp is {med[Protocol.FLOAT16_AMP_CPU] / med[Protocol.FLOAT16_AMP]:.1f}x faster than torch's "
+    print(f"  natrob.amp is {med[Precision.FLOAT16_AMP_CPU] / med[Precision.FLOAT16_AMP]:.1f}x faster than torch's "
           "CPU float16 kernels")
     from natrob.fcall import f_call_ms
     print(f"  MNIST-128 f call (batch 128, 1 thread): {f_call_ms():.0f} ms")

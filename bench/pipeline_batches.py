@@ -1,6 +1,6 @@
 """Notebook 09's Table 1 of a pipeline, judged one image at a time (what the harness did while a pipeline hid its
 net's solver settings) against in batches with a step size per image (what it does now that
-``Pipeline.configure_solver`` reaches the net), side by side in one run: the quick profile's Neural ODE (digits, 32
+``AtPrecision.configure_solver`` reaches the net), side by side in one run: the quick profile's Neural ODE (digits, 32
 channels, t1 = 100), float32 and float16 AMP, FGSM, the paper's PGD-40 (first fooling iterate) and its random start
 at every eps of the profile's Table 1, through the harness (``natrob.protocols.table1``), no evaluation store.
 
@@ -16,7 +16,7 @@ import time
 import torch
 
 from natrob.evaluate import evaluate
-from natrob.pipelines import Pipeline
+from natrob.precision import AtPrecision
 from natrob.protocols import table1_specs
 from natrob.reference import paper_attack
 from natrob.train.profile_models import get_profile_model
@@ -41,7 +41,7 @@ def main():
     eps = [float(e) for e in params["EPS_TABLE1"]]
     print(f"{a.n} points, eps {eps}, {a.threads} thread(s); robust counts per eps")
     for proto in ("float32", "float16-amp"):
-        pipe = Pipeline(ode, proto).eval()
+        pipe = AtPrecision(ode, proto).eval()
         w1, c1 = table(pipe, x, y, eps, one_at_a_time=True)
         wb, cb = table(pipe, x, y, eps, one_at_a_time=False)
         print(f"{proto}: one image at a time {w1:.1f} s, in batches {wb:.1f} s, ratio {w1 / wb:.1f}x")

@@ -170,16 +170,17 @@ def trained_ode_costs(model, data, history, res, device, steps: int) -> dict:
 def amp_numerics(model, x, y, device, scales=(1.0, 10.0, 100.0, 1e3, 1e4)) -> dict:
     """Float16 AMP on this GPU against natrob.amp's CPU emulation of it (float16 storage, float32 sums) and torch's
     CPU float16 kernels: per logit scale K, the points whose input gradient (batched, as a pipeline's PGD step) is
-    exactly zero, and the median cosine of each CPU gradient with the GPU's. natrob's float16-amp protocol rests on
+    exactly zero, and the median cosine of each CPU gradient with the GPU's. natrob's float16-amp precision rests on
     the emulation computing what a GPU computes."""
     import copy
 
-    from .saturation import Protocol, input_gradients
+    from .precision import Precision
+    from .saturation import input_gradients
     cpu = copy.deepcopy(model).cpu().eval()
-    ref, _ = input_gradients(model.eval(), x.to(device), y.to(device), scales, Protocol.FLOAT16_AMP, alone=False,
+    ref, _ = input_gradients(model.eval(), x.to(device), y.to(device), scales, Precision.FLOAT16_AMP, alone=False,
                              batch_size=len(y))
     out = {}
-    for proto in (Protocol.FLOAT16_AMP, Protocol.FLOAT16_AMP_CPU):
+    for proto in (Precision.FLOAT16_AMP, Precision.FLOAT16_AMP_CPU):
         g, _ = input_gradients(cpu, x.cpu(), y.cpu(), scales, proto, alone=False, batch_size=len(y))
         out[proto.value] = {}
         for k in g:

@@ -39,7 +39,8 @@ from .prediction import predict
 from .models.odenet import solver_settings
 from .plan import run_plan
 from .probes import cell_probes
-from .protocols import PROTOCOLS, AsFloat64, check_protocol, variant_plan
+from .precision import AtPrecision, Precision
+from .protocols import PROTOCOLS, check_protocol, variant_plan
 from .stats import count
 
 TORCHDIFFEQ_DEFAULT = {"rtol": 1e-7, "atol": 1e-9}
@@ -275,7 +276,7 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int | None = None, alpha:
         correct = pred == y
         out["clean"], out["clean_nfe"] = count(int(correct.sum()), len(y)), max(nfes) if nfes else None
         failures, per_eps, worst_masks = int((pred < 0).sum()), [], {}
-        plan = attack_plan(paper, budget, AsFloat64(model) if float64 else None) if standard else None
+        plan = attack_plan(paper, budget, AtPrecision(model, Precision.FLOAT64, solver=False) if float64 else None) if standard else None
         for eps in eps_list:
             row, worst_masks[eps], f = (_standard_eps(model, x, y, eps, plan, seed) if standard else
                                         _variant_eps(cell, model, x, y, eps, paper, reference_cell, seed))

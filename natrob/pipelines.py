@@ -2,13 +2,13 @@
 
 A *pipeline* is what a person could have run: the trained net, evaluated in float32, under bfloat16 autocast, or
 under float16 autocast (AMP, the usual way to run on a GPU since 2020), with the attack's gradient taken through
-that forward pass. :class:`Pipeline` is such a model; the evaluation harness crafts and judges through it, each
-image solved with its own adaptive step sizes (as one image alone; torchdiffeq's one step size per batch, the paper's
-code, where a pipeline is called directly, as :func:`epoch_cell`'s batched FGSM does), so a pipeline's Table 1 is
-measured, not assembled.
+that forward pass. :class:`natrob.precision.AtPrecision` is such a model; the evaluation harness crafts and judges
+through it, each image solved with its own adaptive step sizes (as one image alone; torchdiffeq's one step size
+per batch, the paper's code, where a pipeline is called directly, as :func:`epoch_cell`'s batched FGSM does), so a
+pipeline's Table 1 is measured, not assembled.
 
 Per stored training epoch, :func:`epoch_cell` measures what decides the paper's FGSM there: summed learning rate,
-margin percentiles, exactly-zero input gradients per protocol (:mod:`natrob.saturation`), FGSM under float32 and
+margin percentiles, exactly-zero input gradients per gradient setting (:mod:`natrob.saturation`), FGSM under float32 and
 AMP, and how well FGSM's direction agrees with PGD-40's perturbation. :func:`margin_trend` fits the median
 margin against the summed learning rate and extrapolates it to the paper's (Table A1: Adam 1e-3, batch 32, 100
 epochs of 60,000 images, halved at epoch 50: about 140).
@@ -19,70 +19,17 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 
 from .errors import ConfigError
-from .saturation import CELL_PROTOCOLS, PROTOCOLS, Protocol, check_protocol, input_gradients, margin_percentiles, margins, protocol_model
+from .precision import AtPrecision, Precision
+from .saturation import CELL_GRADIENTS, check_gradient, input_gradients, margin_percentiles, margins
 from .stats import count
 
-PIPELINES = (Protocol.FLOAT32, Protocol.FLOAT16_AMP, Protocol.BFLOAT16)
+# the precisions of the real pipelines of the paper's era (a net run as trained, or under autocast)
+PIPELINES = (Precision.FLOAT32, Precision.FLOAT16_AMP, Precision.BFLOAT16)
+# what a pipeline may run in: a precision of the whole net (float16 copies are notebook 08's variant, not a pipeline)
+PIPELINE_PRECISIONS = tuple(p for p in Precision if p is not Precision.FLOAT16)
 PAPER_SUM_LR = 1e-3 * 1875 * 50 + 5e-4 * 1875 * 50  # Table A1: 60,000 / 32 steps per epoch, halved at epoch 50
-
-
-class Pipeline(nn.Module):
-    """``model`` evaluated under ``protocol`` (a precision of :data:`natrob.saturation.PROTOCOLS` other than
-    'probabilities', which changes the attack, not the model), its logits multiplied by ``scale`` (1: as
-    trained). Float32 logits out (float64 under 'float64'). Input: (n, C, H, W) float32 in [0, 1].
-
-    Called as it is, an ODE net inside solves with one step size per batch, as the paper's code did, so a point's
-    gradient carries its batch-mates' losses (``batch_coupled``; :func:`epoch_cell`'s batched FGSM). The harness
-    judges every image alone: :meth:`configure_solver` reaches the ODE net inside, so while it evaluates, each image
-    solves with its own step sizes, as it would in a batch of one, and a batch of them costs one batched solve
-    (notebook 09's Table 1 of a pipeline went from one image at a time to batches: 9x on the quick profile)."""
-
-    def __init__(self, model, protocol=Protocol.FLOAT32, scale: float = 1.0):
-        super().__init__()
-        protocol = check_protocol(protocol)
-        if protocol is Protocol.PROBABILITIES:
-            raise ConfigError("protocol", protocol.value, "a precision: " + ", ".join(
-                p.value for p in Protocol if p is not Protocol.PROBABILITIES))
-        if not scale > 0:
-            raise ConfigError("scale", scale, "a positive factor on the logits")
-        self.protocol, self.scale = protocol, float(scale)
-        net, self.in_dtype, self.context = protocol_model(model, protocol)
-        self.net = net
-
-    def forward(self, x):
-        with self.context():
-            z = self.net(x.to(self.in_dtype))
-        z = z.double() if self.protocol is Protocol.FLOAT64 else z.float()
-        return self.scale * z
-
-    @property
-    def batch_coupled(self) -> bool:
-        """Whether a point's gradient and prediction may depend on its batch-mates: False only in float32 or
-        float64 with the ODE net inside solving dopri5 with a step size per sample and no adjoint (the harness then
-        freezes fooled points, as for any batch-independent model). Under autocast, float16 and bfloat16 kernels
-        round a batch otherwise than a batch of one, so a first fooling iterate, at the decision boundary, could
-        round back in another batch: those pipelines are never frozen."""
-        net = self.net
-        per_sample = (getattr(net, "per_sample", False) and getattr(net, "method", None) == "dopri5"
-                      and not getattr(net, "adjoint", False))
-        return not (per_sample and self.protocol in (Protocol.FLOAT32, Protocol.FLOAT64))
-
-    def configure_solver(self, **changes):
-        """The solver settings of the ODE net inside (:meth:`natrob.models.odenet.ODENet.configure_solver`);
-        returns the old ones. Raises ConfigError where the model inside has none (the harness then judges the
-        pipeline one image at a time)."""
-        configure = getattr(self.net, "configure_solver", None)
-        if configure is None:
-            raise ConfigError("model", type(self.net).__name__, "a model with solver settings (configure_solver)")
-        return configure(**changes)
-
-    def describe(self) -> str:
-        """The pipeline in words (what ran in which precision)."""
-        what = PROTOCOLS[self.protocol]
-        return what if self.scale == 1 else f"{what}; logits x {self.scale:g}"
 
 
 def sum_lr(history: list, n_train: int, batch_size: int) -> list:
@@ -115,12 +62,12 @@ def _fgsm_counts(model, x, y, grad, eps_list, correct, batch_size):
     return out
 
 
-def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=CELL_PROTOCOLS, cos_n: int = 20,
+def epoch_cell(model, x, y, eps_list, paper_attack: dict, gradients=CELL_GRADIENTS, cos_n: int = 20,
                cos_eps: float = 0.3, batch_size: int = 20, seed: int = 0, memo: dict | None = None) -> dict:
     """What decides the paper's FGSM on one trained net (x: (n, C, H, W) in [0, 1], y: (n,) int64):
 
     - ``clean`` (count), ``margins`` (percentiles p2/p10/p50/p90/max of correctly classified points, float64);
-    - ``zero_grad``: {protocol: count of correct points whose input gradient is exactly zero, each point alone};
+    - ``zero_grad``: {gradient setting: count of correct points whose input gradient is exactly zero, each point alone};
     - ``fgsm``: {"float32": [...], "float16-amp": [...]}: FGSM at every eps of ``eps_list`` with the gradient of a
       batch of ``batch_size`` (shared step size, the paper's code), judged by the float32 model;
     - ``fgsm_pgd_cosine``: median (and p10) over the first ``cos_n`` correct points of the cosine between FGSM's
@@ -137,14 +84,14 @@ def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=CELL_PROTOCO
     n = len(y)
     cell = {"clean": count(int(correct.sum()), n), "zero_grad": {}, "fgsm": {}}
     grads = {}
-    for proto in protocols:
-        proto = check_protocol(proto)
+    for proto in gradients:
+        proto = check_gradient(proto)
         g, logits = input_gradients(model, x, y, [1.0], proto, alone=True, batch_size=batch_size, memo=memo)
         zero = (g[1.0].flatten(1) == 0).all(1) & correct
-        cell["zero_grad"][proto.value] = count(int(zero.sum()), n)
-        if proto is Protocol.FLOAT64:
+        cell["zero_grad"][proto] = count(int(zero.sum()), n)
+        if proto == Precision.FLOAT64.value:
             cell["margins"] = margin_percentiles(margins(logits, y)[correct])
-    for proto in (Protocol.FLOAT32, Protocol.FLOAT16_AMP):
+    for proto in (Precision.FLOAT32, Precision.FLOAT16_AMP):
         g, _ = input_gradients(model, x, y, [1.0], proto, alone=False, batch_size=batch_size, memo=memo)
         grads[proto] = g[1.0]
         cell["fgsm"][proto.value] = _fgsm_counts(model, x, y, g[1.0], eps_list, correct, batch_size)
@@ -155,7 +102,7 @@ def epoch_cell(model, x, y, eps_list, paper_attack: dict, protocols=CELL_PROTOCO
         attack = build_attack(dict(paper_attack), cos_eps)
         with torch.enable_grad():
             x_pgd = attack(model, x[idx], y[idx])
-        cos = _cosine_rows(grads[Protocol.FLOAT32][idx].sign(), x_pgd - x[idx])
+        cos = _cosine_rows(grads[Precision.FLOAT32][idx].sign(), x_pgd - x[idx])
     cell["fgsm_pgd_cosine"] = {"eps": float(cos_eps), "n": int(len(cos)),
                                "median": float(cos.median()) if len(cos) else None,
                                "p10": float(torch.quantile(cos, 0.1)) if len(cos) else None}
@@ -204,13 +151,14 @@ def _fit(u, m, u0) -> dict:
     return {"slope": float(coef[1]), "intercept": float(coef[0]), "rss": rss, "at_target": at, "interval": interval}
 
 
-def pipeline_table1(model, x, y, eps_list, paper_attack: dict, protocol, scale: float = 1.0, seed: int = 0,
+def pipeline_table1(model, x, y, eps_list, paper_attack: dict, precision, scale: float = 1.0, seed: int = 0,
                     early_stop: bool = True, name: str | None = None) -> dict:
-    """Table 1 (FGSM, the paper's PGD, PGD's random start alone) of ``model`` as the pipeline ``protocol`` would
-    have measured it (crafted and judged through :class:`Pipeline` by the harness, each image with its own step sizes), logits x ``scale``. Returns
-    :func:`natrob.protocols.table1`'s dict plus "pipeline" (its description)."""
+    """Table 1 (FGSM, the paper's PGD, PGD's random start alone) of ``model`` as a pipeline in ``precision`` would
+    have measured it (crafted and judged through :class:`natrob.precision.AtPrecision` by the harness, each image
+    with its own step sizes), logits x ``scale``. Returns :func:`natrob.protocols.table1`'s dict plus "pipeline"
+    (its description). Raises ConfigError for a precision outside :data:`PIPELINE_PRECISIONS`."""
     from .protocols import table1
-    pipe = Pipeline(model, protocol, scale)
+    pipe = AtPrecision(model, precision, scale, allowed=PIPELINE_PRECISIONS)
     out = table1(pipe, x, y, eps_list, paper_attack, early_stop, seed=seed, name=name)
     out["pipeline"] = pipe.describe()
     return out

@@ -14,12 +14,10 @@ score there. Notebooks 07 and 08 run protocols that could produce such numbers, 
 """
 from __future__ import annotations
 
-import copy
-
-from torch import nn
-
 from .attacks.variant import NOT_CORRECT, VARIANTS
+from .eps import same_eps
 from .errors import ConfigError
+from .precision import AtPrecision, Precision
 from .models.odenet import solver_twin  # noqa: F401  (the twins that craft through another solve; re-exported)
 
 PROTOCOLS = {"standard": {"correct": True,
@@ -33,22 +31,6 @@ def check_protocol(name: str) -> dict:
     if name not in PROTOCOLS:
         raise ConfigError("protocol", name, "one of " + ", ".join(PROTOCOLS))
     return PROTOCOLS[name]
-
-
-class AsFloat64(nn.Module):
-    """A float64 copy of ``model`` that takes float32 (or float64) images and returns float64 logits.
-
-    Used as the source of a transfer attack: the loss and its input gradient are computed in float64, where a
-    saturated softmax (p_y == 1.0 in float32) still has a non-zero gradient; the adversarial image is then judged
-    by the float32 model as evaluated."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = copy.deepcopy(model).double().eval()
-
-    def forward(self, x):
-        """Float64 logits of a float32 (or any) input."""
-        return self.model(x.double())
 
 
 def variant_plan(protocol: str, paper: dict, attacks=("fgsm", "pgd"), craft_solver: dict | None = None) -> list:
@@ -100,18 +82,6 @@ def table1(model, x, y, eps_list, paper_attack: dict, early_stop: bool, seed: in
 
 
 # the protocol variants of one model's Table 1 (notebook 08), each through the harness
-class Float16Eval(nn.Module):
-    """A float16 copy of ``model`` taking float32 images: both crafting and judging run in float16 (the
-    *float16 evaluation* protocol), logits returned as float32 for the harness."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = copy.deepcopy(model).half().eval()
-
-    def forward(self, x):
-        return self.model(x.half()).float()
-
-
 MEASURED = ("no-clip", "normalised-eps", "cross-solver", "probabilities", "float16")
 TABLE1_VARIANTS = {
     **VARIANTS,
@@ -138,8 +108,9 @@ def protocol_rows(model, x, y, eps_list, pgd_eps, paper_attack: dict, cross_tol:
     "failures" (solver failures in attacks), "clean_failures", "not_evaluable", "errors"}}; an attack that
     raised has its count not measured (``k`` None) and its error listed. Where the harness cannot evaluate a
     protocol at all (every clean solve fails), every point counts as not robust, as a failed solve does, and
-    ``not_evaluable`` says why. ``base`` (a :func:`table1` output) gives the no-usable-gradient rows for free. ``protocols`` (None: all) picks among the
-    measured ones (:data:`MEASURED`). Raises ConfigError for an unknown protocol."""
+    ``not_evaluable`` says why. ``base`` (a :func:`table1` output) gives the no-usable-gradient rows for free.
+    ``protocols`` (None: all) picks among the measured ones (:data:`MEASURED`). Raises ConfigError for an unknown
+    protocol."""
     from tqdm.auto import tqdm
 
     from .plan import run_plan
@@ -149,13 +120,15 @@ def protocol_rows(model, x, y, eps_list, pgd_eps, paper_attack: dict, cross_tol:
         raise ConfigError("WIDTH_PROTOCOLS", unknown, "some of " + ", ".join(MEASURED))
     radii = sorted({float(e) for e in list(eps_list) + list(pgd_eps)})
     jobs = [(p, e) for p in (protocols or MEASURED) for e in radii]
-    judges = {"float16": Float16Eval(model)} if "float16" in (protocols or MEASURED) else {}
+    # the float16 variant changes the judged model, not the attack: a float16 copy, its solver hidden from the harness
+    judges = {"float16": AtPrecision(model, Precision.FLOAT16, solver=False)} if "float16" in (protocols or MEASURED) \
+        else {}
     out = {}
     for proto, eps in tqdm(jobs, desc="protocols", disable=not progress):
         row = out.setdefault(proto, {"label": TABLE1_VARIANTS[proto], "fgsm": [], "pgd": [], "failures": 0,
                                      "clean_failures": 0, "not_evaluable": None, "errors": []})
         attacks = [a for a, radii_a in (("fgsm", eps_list), ("pgd", pgd_eps))
-                   if any(abs(eps - e) < 1e-9 for e in radii_a)]
+                   if any(same_eps(eps, e) for e in radii_a)]
         plan = _protocol_plan(proto, attacks, paper_attack, cross_tol)
         res = run_plan(judges.get(proto, model), x, y, eps, plan, seed=seed)
         for a, spec in zip(attacks, plan):

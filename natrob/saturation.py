@@ -8,7 +8,8 @@ margins (``../shared`` notes: margins grow with the summed learning rate), so th
 pipeline have seen a gradient?" is a question of margin x precision.
 
 This module takes a trained net, multiplies its logits by K = 1, 2, 4, ... (the net's Jacobian is unchanged, only
-the margins grow; :class:`ScaledLogits`) and measures, per evaluation protocol (:data:`PROTOCOLS`) and K:
+the margins grow; :class:`ScaledLogits`) and measures, per way of taking the gradient (:data:`GRADIENTS`: a
+precision of :mod:`natrob.precision`, or float32 cross-entropy of probabilities) and K:
 
 - the share of points whose input gradient is exactly zero **alone** (each point solved with its own step sizes,
   so its gradient comes from its own loss only: natrob's per-sample solve, which equals a batch of one) and
@@ -25,8 +26,6 @@ float formats: IEEE 754 (float16 smallest subnormal 6e-8; float32 1.4e-45; float
 from __future__ import annotations
 
 import contextlib
-import copy
-import enum
 import hashlib
 
 import torch
@@ -34,47 +33,37 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .amp import float16_storage
 from .errors import ConfigError, SolverFailure
+from .precision import DESCRIPTIONS, Precision, at_precision
 from .prediction import model_device, per_sample_solves, predict
 from .stats import count
 
 
-class Protocol(str, enum.Enum):
-    """How an evaluation computed the attack's gradient (the value is the name results record)."""
-    FLOAT32 = "float32"
-    PROBABILITIES = "probabilities"
-    BFLOAT16 = "bfloat16-autocast"
-    FLOAT16_AMP = "float16-amp"
-    FLOAT16_AMP_CPU = "float16-amp-cpu-kernels"
-    FLOAT64 = "float64"
-
-
-PROTOCOLS = {
-    Protocol.FLOAT32: "cross-entropy on float32 logits (the paper's attack)",
-    Protocol.PROBABILITIES: "cross-entropy taken of softmax probabilities (a model that ends in softmax), float32",
-    Protocol.BFLOAT16: "torch.autocast(bfloat16) around the whole model; loss in float32",
-    Protocol.FLOAT16_AMP: ("torch.autocast(float16) (AMP) with the ODE state in float32: the stem's and f's "
-                           "convolutions and the head's linear layer in float16 as a GPU computes them (float16 inputs, "
-                           "weights and outputs, float32 sums; on a CPU by natrob.amp with float32 kernels); GroupNorm, "
-                           "the loss and dopri5's state and error estimate in float32 (AMP around the whole model, "
-                           "state included, makes every solve fail: underflow in dt)"),
-    Protocol.FLOAT16_AMP_CPU: ("the same autocast through torch's own CPU float16 kernels, which sum differently and "
-                               "lose more of the smallest float16 gradients than a GPU's float32 sums (10-20x slower "
-                               "than natrob.amp; measured in the saturation map only)"),
-    Protocol.FLOAT64: "model and images in float64 (the reference)",
-}
-# the per-epoch cells' protocols: the CPU kernels' AMP costs 10-20x the others and is measured in the map only
-CELL_PROTOCOLS = tuple(p for p in Protocol if p is not Protocol.FLOAT16_AMP_CPU)
+# the map's ways of taking the attack's gradient: every precision of natrob.precision but the float16 copy (notebook
+# 08's variant), and float32 cross-entropy of softmax outputs (a loss, not a precision); result files name them so
+PROBABILITIES = "probabilities"
+GRADIENTS = (Precision.FLOAT32.value, PROBABILITIES, Precision.BFLOAT16.value, Precision.FLOAT16_AMP.value,
+             Precision.FLOAT16_AMP_CPU.value, Precision.FLOAT64.value)
+GRADIENT_DESCRIPTIONS = {PROBABILITIES: "cross-entropy taken of softmax probabilities (a model that ends in softmax), "
+                                 "float32", **{p.value: d for p, d in DESCRIPTIONS.items() if p.value in GRADIENTS}}
+# the per-epoch cells' gradients: the CPU kernels' AMP costs 10-20x the others and is measured in the map only
+CELL_GRADIENTS = tuple(g for g in GRADIENTS if g != Precision.FLOAT16_AMP_CPU.value)
 MARGIN_PERCENTILES = (2, 10, 50, 90, 100)
 
 
-def check_protocol(name) -> Protocol:
-    """``name`` as a :class:`Protocol`; raises ConfigError naming the allowed values."""
-    try:
-        return Protocol(name)
-    except ValueError:
-        raise ConfigError("protocol", name, "one of " + ", ".join(p.value for p in Protocol)) from None
+def check_gradient(name) -> str:
+    """``name`` (a :class:`natrob.precision.Precision` or a string) as one of :data:`GRADIENTS`; raises ConfigError
+    naming the allowed values."""
+    value = getattr(name, "value", name)
+    if value not in GRADIENTS:
+        raise ConfigError("gradient", value, "one of " + ", ".join(GRADIENTS))
+    return value
+
+
+def gradient_precision(name) -> Precision:
+    """The precision a gradient setting runs the net in (float32 for 'probabilities')."""
+    value = check_gradient(name)
+    return Precision.FLOAT32 if value == PROBABILITIES else Precision(value)
 
 
 class ScaledLogits(nn.Module):
@@ -113,56 +102,16 @@ def margin_percentiles(m, pcts=MARGIN_PERCENTILES) -> dict:
     return out
 
 
-@contextlib.contextmanager
-def _state_float32(model):
-    """Within the block an ODE net's solver state starts in float32 (the stem's output under autocast is not)."""
-    base = getattr(model, "model", model)
-    if not hasattr(base, "features") or not hasattr(base, "integrate"):
-        yield
-        return
-    original = base.features
-    base.features = lambda x: original(x).float()
-    try:
-        yield
-    finally:
-        del base.features  # the instance attribute goes; the class's method is back
-
-
-def protocol_model(model, protocol):
-    """(model to differentiate, input dtype, context manager factory) for ``protocol``; float64 gets a copy."""
-    protocol = check_protocol(protocol)
-    if protocol is Protocol.FLOAT64:
-        return copy.deepcopy(model).double(), torch.float64, contextlib.nullcontext
-    if protocol is Protocol.BFLOAT16:
-        return model, torch.float32, lambda: torch.autocast("cpu" if model_device(model).type == "cpu" else "cuda",
-                                                            dtype=torch.bfloat16)
-    if protocol in (Protocol.FLOAT16_AMP, Protocol.FLOAT16_AMP_CPU):
-        device = model_device(model).type
-        if protocol is Protocol.FLOAT16_AMP_CPU and device != "cpu":
-            raise ConfigError("protocol", protocol.value, f"a model on a CPU (this one is on {device}; there "
-                                                          "'float16-amp' is the device's own AMP)")
-        # on a CPU, a GPU's float16 numerics with float32 kernels (natrob.amp); FLOAT16_AMP_CPU keeps torch's CPU
-        # float16 kernels (10-20x slower, and they flush more small gradients)
-        gpu_numerics = float16_storage if device == "cpu" and protocol is Protocol.FLOAT16_AMP \
-            else contextlib.nullcontext
-
-        @contextlib.contextmanager
-        def amp():
-            with _state_float32(model), torch.autocast(device, dtype=torch.float16), gpu_numerics():
-                yield
-        return model, torch.float32, amp
-    return model, torch.float32, contextlib.nullcontext
-
-
-def _loss(logits, y, scale, protocol):
+def _loss(logits, y, scale, gradient):
     z = scale * (logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits)
-    if protocol is Protocol.PROBABILITIES:
+    if gradient == PROBABILITIES:
         z = z.softmax(1)
     return F.cross_entropy(z, y, reduction="sum")
 
 
-def input_gradients(model, x, y, scales, protocol, alone: bool, batch_size: int = 20, memo: dict | None = None):
-    """Input gradients of the summed cross-entropy of ``K * logits`` for every K of ``scales``, under ``protocol``.
+def input_gradients(model, x, y, scales, gradient, alone: bool, batch_size: int = 20, memo: dict | None = None):
+    """Input gradients of the summed cross-entropy of ``K * logits`` for every K of ``scales``, taken as ``gradient``
+    (one of :data:`GRADIENTS`).
 
     ``alone`` True: per-sample step sizes (each point's gradient comes from its own loss; equal to a batch of
     one); False: one shared adaptive step size per batch of ``batch_size`` (the paper's code). One forward pass
@@ -170,24 +119,24 @@ def input_gradients(model, x, y, scales, protocol, alone: bool, batch_size: int 
     gradients, NaN rows where the solve failed}, (n, classes) float64 unscaled logits), shared with ``memo``.
 
     ``memo``: a dict the caller keeps for this one ``model`` and does not change in between: a call with the same
-    protocol, solve mode, batch size and points whose scales it already holds returns those gradients without
+    gradient setting, solve mode, batch size and points whose scales it already holds returns those gradients without
     solving again (notebook 09's last training epoch: the saturation map's K = 1 serves that epoch's cell)."""
-    protocol = check_protocol(protocol)
+    gradient = check_gradient(gradient)
     key = None
     if memo is not None:
         from .evalstore import tensor_hash
-        key = (protocol.value, bool(alone), int(batch_size), tensor_hash(x), tensor_hash(y))
+        key = (gradient, bool(alone), int(batch_size), tensor_hash(x), tensor_hash(y))
         held = memo.get(key)
         if held is not None and all(float(k) in held[0] for k in scales):
             return {float(k): held[0][float(k)] for k in scales}, held[1]
-    net, dtype, ctx = protocol_model(model, protocol)
+    net, dtype, ctx = at_precision(model, gradient_precision(gradient))
     net.eval()
     grads = {float(k): torch.full(x.shape, float("nan"), dtype=torch.float64) for k in scales}
     parts = {}  # start index -> (n, classes) logits of the points whose solve succeeded
     solve_mode = per_sample_solves(net) if alone else contextlib.nullcontext()
     with solve_mode:
         for i in range(0, len(y), batch_size):
-            _batch_gradients(net, x[i:i + batch_size], y[i:i + batch_size], grads, i, dtype, ctx, protocol, parts)
+            _batch_gradients(net, x[i:i + batch_size], y[i:i + batch_size], grads, i, dtype, ctx, gradient, parts)
     classes = next(iter(parts.values())).shape[1] if parts else 1
     logits = torch.full((len(y), classes), float("nan"), dtype=torch.float64)
     for start, z in parts.items():
@@ -197,13 +146,12 @@ def input_gradients(model, x, y, scales, protocol, alone: bool, batch_size: int 
     return grads, logits
 
 
-def clean_margins(model, x, y, protocol=Protocol.FLOAT64, batch_size: int = 20) -> torch.Tensor:
-    """Logit margins (n,) float64 of ``model`` under ``protocol`` (default float64, as the cells of
+def clean_margins(model, x, y, precision=Precision.FLOAT64, batch_size: int = 20) -> torch.Tensor:
+    """Logit margins (n,) float64 of ``model`` in ``precision`` (default float64, as the cells of
     :func:`natrob.pipelines.epoch_cell`), each point solved with its own step size, no gradient: the forward half
     of :func:`input_gradients` with ``alone=True``. NaN where a point's solve failed. x: (n, C, H, W) in [0, 1];
     y: (n,) int64."""
-    protocol = check_protocol(protocol)
-    net, dtype, ctx = protocol_model(model, protocol)
+    net, dtype, ctx = at_precision(model, gradient_precision(precision))
     net.eval()
     out = torch.full((len(y),), float("nan"), dtype=torch.float64)
     with per_sample_solves(net), torch.no_grad():
@@ -222,7 +170,7 @@ def clean_margins(model, x, y, protocol=Protocol.FLOAT64, batch_size: int = 20) 
     return out
 
 
-def _batch_gradients(net, xb, yb, grads, start, dtype, ctx, protocol, parts):
+def _batch_gradients(net, xb, yb, grads, start, dtype, ctx, gradient, parts):
     """Gradients of one batch for every K into ``grads``; a batch whose solve fails is split into single points,
     and a point whose own solve fails keeps NaN rows (a failed solve is not a zero gradient)."""
     xx = xb.to(dtype).detach().requires_grad_(True)
@@ -232,11 +180,11 @@ def _batch_gradients(net, xb, yb, grads, start, dtype, ctx, protocol, parts):
     except SolverFailure:
         if len(yb) > 1:
             for j in range(len(yb)):
-                _batch_gradients(net, xb[j:j + 1], yb[j:j + 1], grads, start + j, dtype, ctx, protocol, parts)
+                _batch_gradients(net, xb[j:j + 1], yb[j:j + 1], grads, start + j, dtype, ctx, gradient, parts)
         return
     ks = list(grads)
     for i, k in enumerate(ks):
-        g, = torch.autograd.grad(_loss(logits, yb, k, protocol), xx, retain_graph=i < len(ks) - 1)
+        g, = torch.autograd.grad(_loss(logits, yb, k, gradient), xx, retain_graph=i < len(ks) - 1)
         grads[k][start:start + len(yb)] = g.double()
     parts[start] = logits.detach().double()
 
@@ -251,15 +199,16 @@ def _cosine(a, b):
 class _Judge:
     """The float32 model's predictions (per-sample solves, batches of ``batch_size``) of the images one map judges,
     each image solved once: an FGSM image equal to one judged before (the clean image where a gradient is exactly
-    zero, the same signed step at another K or under another protocol) takes the earlier prediction. Per-sample
+    zero, the same signed step at another K or another gradient setting) takes the earlier prediction. Per-sample
     solves make an image's prediction independent of its batch-mates, so this is the prediction a new solve would
-    give. On the quick profile's map (6 protocols x 5 K) it halves the map's solves of FGSM images."""
+    give. On the quick profile's map (6 gradient settings x 5 K) it halves the map's solves of FGSM images."""
 
     def __init__(self, model, batch_size):
         self.model, self.batch_size, self.seen = model, batch_size, {}
 
     def __call__(self, x) -> torch.Tensor:
-        keys = [hashlib.blake2b(row.contiguous().numpy().tobytes(), digest_size=16).digest() for row in x.detach().cpu()]
+        keys = [hashlib.blake2b(row.contiguous().numpy().tobytes(), digest_size=16).digest()
+                for row in x.detach().cpu()]
         todo = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in self.seen}.values())
         if todo:
             pred, _ = predict(self.model, x[todo], self.batch_size)
@@ -273,25 +222,27 @@ def _fgsm_robust(judge, x, y, grad, eps, correct):
     return int((correct & ok & (judge(x_adv) == y)).sum())
 
 
-def map_protocols(model) -> tuple:
-    """The saturation map's protocols for ``model``: every :class:`Protocol`; torch's CPU float16 kernels only for a
-    model on a CPU (on a GPU, 'float16-amp' is the device's own AMP)."""
+def map_gradients(model) -> tuple:
+    """The saturation map's gradient settings for ``model``: every one of :data:`GRADIENTS`; torch's CPU float16
+    kernels only for a model on a CPU (on a GPU, 'float16-amp' is the device's own AMP)."""
     cpu = model_device(model).type == "cpu"
-    return tuple(p for p in Protocol if cpu or p is not Protocol.FLOAT16_AMP_CPU)
+    return tuple(g for g in GRADIENTS if cpu or g != Precision.FLOAT16_AMP_CPU.value)
 
 
-def saturation_map(model, x, y, scales=(1, 2, 4, 8, 16, 32, 64, 128, 256), protocols=None,
+def saturation_map(model, x, y, scales=(1, 2, 4, 8, 16, 32, 64, 128, 256), gradients=None,
                    eps_list=(0.3,), batch_size: int = 20, progress: bool = True, memo: dict | None = None) -> dict:
     """The saturation map of ``model`` on (x, y) (see the module doc).
 
     ``x``: (n, C, H, W) float32 in [0, 1]; ``y``: (n,) int64; ``scales``: the factors K on the logits;
-    ``protocols``: names of :data:`PROTOCOLS` (None: :func:`map_protocols`); ``eps_list``: FGSM radii (L-inf, pixel units); ``batch_size``:
-    the batch of the batched gradients; ``memo``: :func:`input_gradients`'s, kept by the caller for this model. Returns {"n", "clean", "margins" (percentiles at K = 1), "rows": one per
-    (protocol, K): {"protocol", "scale", "margin" (percentiles of K * margin), "zero_alone", "zero_batched"
-    (count values), "own_share" (median and p10 of the cosine between batched and float64-alone gradients,
-    over points where both are non-zero; "n" of them), "fgsm": [{"eps", "alone", "batched"} count values]}}.
-    Raises ConfigError for an unknown protocol or a non-positive scale."""
-    protocols = [check_protocol(p) for p in (map_protocols(model) if protocols is None else protocols)]
+    ``gradients``: names of :data:`GRADIENTS` (None: :func:`map_gradients`); ``eps_list``: FGSM radii (L-inf, pixel
+    units); ``batch_size``: the batch of the batched gradients; ``memo``: :func:`input_gradients`'s, kept by the
+    caller for this model. Returns {"n", "clean", "margins" (percentiles at K = 1), "protocols" (the gradient
+    settings), "rows": one per (gradient setting, K): {"protocol" (the setting), "scale", "margin" (percentiles
+    of K * margin), "zero_alone", "zero_batched" (count values), "own_share" (median and p10 of the cosine between
+    batched and float64-alone gradients, over points where both are non-zero; "n" of them), "fgsm": [{"eps",
+    "alone", "batched"} count values]}}.
+    Raises ConfigError for an unknown gradient setting or a non-positive scale."""
+    gradients = [check_gradient(g) for g in (map_gradients(model) if gradients is None else gradients)]
     scales = [float(k) for k in scales]
     for k in scales:
         if not k > 0:
@@ -301,18 +252,19 @@ def saturation_map(model, x, y, scales=(1, 2, 4, 8, 16, 32, 64, 128, 256), proto
     judge = _Judge(model, batch_size)
     pred = judge(x)
     correct = pred == y
-    ref, logits = input_gradients(model, x, y, scales, Protocol.FLOAT64, alone=True, batch_size=batch_size, memo=memo)
+    ref, logits = input_gradients(model, x, y, scales, Precision.FLOAT64, alone=True, batch_size=batch_size,
+                                  memo=memo)
     m = margins(logits, y)
     rows = []
-    bar = tqdm(protocols, desc="saturation map", disable=not progress, leave=False)
+    bar = tqdm(gradients, desc="saturation map", disable=not progress, leave=False)
     for proto in bar:
-        alone = ref if proto is Protocol.FLOAT64 else input_gradients(model, x, y, scales, proto, True, batch_size,
-                                                                      memo)[0]
+        alone = ref if proto == Precision.FLOAT64.value else \
+            input_gradients(model, x, y, scales, proto, True, batch_size, memo)[0]
         batched = input_gradients(model, x, y, scales, proto, False, batch_size, memo)[0]
         for k in scales:
             rows.append(_row(judge, x, y, proto, k, alone[k], batched[k], ref[k], m, correct, eps_list))
     return {"n": n, "clean": count(int(correct.sum()), n), "margins": margin_percentiles(m[correct]),
-            "scales": scales, "protocols": [p.value for p in protocols], "rows": rows}
+            "scales": scales, "protocols": list(gradients), "rows": rows}
 
 
 def _zero(g):
@@ -323,7 +275,8 @@ def _row(judge, x, y, proto, k, alone, batched, ref, m, correct, eps_list):
     n = len(y)
     cos = _cosine(batched, ref)[correct]
     cos = cos[torch.isfinite(cos)]
-    return {"id": f"{proto.value}-K{k:g}", "protocol": proto.value, "scale": k, "margin": margin_percentiles(k * m[correct]),
+    # "protocol": the result files' name for the gradient setting (kept: verify compares the files' keys)
+    return {"id": f"{proto}-K{k:g}", "protocol": proto, "scale": k, "margin": margin_percentiles(k * m[correct]),
             "n_correct": int(correct.sum()),
             "zero_alone": count(int((_zero(alone) & correct).sum()), n),
             "zero_batched": count(int((_zero(batched) & correct).sum()), n),
@@ -334,12 +287,12 @@ def _row(judge, x, y, proto, k, alone, batched, ref, m, correct, eps_list):
                      for e in eps_list]}
 
 
-def threshold(rows, protocol, key: str = "zero_alone", share: float = 0.5):
+def threshold(rows, gradient, key: str = "zero_alone", share: float = 0.5):
     """The smallest median margin (K * p50 of correctly classified points) at which at least ``share`` of the
-    correctly classified points have an exactly-zero input gradient under ``protocol`` (``key``: 'zero_alone' or
+    correctly classified points have an exactly-zero input gradient taken as ``gradient`` (``key``: 'zero_alone' or
     'zero_batched'); None where no measured K got there."""
-    protocol = check_protocol(protocol).value
-    for r in sorted((r for r in rows if r["protocol"] == protocol), key=lambda r: r["scale"]):
+    gradient = check_gradient(gradient)
+    for r in sorted((r for r in rows if r["protocol"] == gradient), key=lambda r: r["scale"]):
         if r["n_correct"] and r["margin"]["p50"] is not None and r[key]["k"] >= share * r["n_correct"]:
             return r["margin"]["p50"]
     return None

@@ -11,13 +11,13 @@ epochs of its schedule where a run's time ran out, and the results say so.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from .errors import ConfigError
 from .fingerprint import distance, paper_row, percentages
+from .param_checks import epochs as _epochs, size as _size
 from .probes import cell_probes
-from .profiles import load_profile
 from .protocols import protocol_rows, table1, table1_specs
 from .strongest import worst_case
 
@@ -37,58 +37,42 @@ def until_epoch(params: dict, channels: int):
     return int(until) if until is not None else None
 
 
-def train_width(params: dict, dataset, channels: int, seed: int = 0, progress: bool = True, until=None):
-    """Train (or load, or resume) the ODE net of width ``channels``; returns (model, record, store folder)."""
-    from . import paths
-    from .train.profile_models import train_config
-    from .train import get_model
-    from .train.store import store_key
-    entry = width_entry(params, channels)
-    cfg = train_config(entry)
-    until = until if until is not None else until_epoch(params, channels)
-    model, record = get_model(entry["model"], dataset, cfg, model_kwargs=entry["kwargs"], seed=seed,
-                              progress=progress, keep_epochs=True, until_epoch=until)
-    key = store_key(entry["model"], entry["kwargs"], dataset, cfg, seed)
-    return model, record, paths.checkpoints_dir() / f"{entry['model']}-{dataset.name}-{key}"
-
-
-def cell_epochs(params: dict, stored: dict) -> dict:
-    """``{epoch: path}`` of a width's stored epochs that its cells read: every one, or those of ``WIDTH_CELL_EPOCHS``
-    and the last (a subset of the training lengths where every epoch would cost too much time, or too much space
-    in the published weights)."""
-    want = params.get("WIDTH_CELL_EPOCHS")
+def cell_epochs_of(want, stored: dict) -> dict:
+    """``{epoch: path}`` of a width's stored epochs that its cells read: every one, or those of ``want``
+    (``WIDTH_CELL_EPOCHS``) and the last (a subset of the training lengths where every epoch would cost too much
+    time, or too much space in the published weights)."""
     if not want:
         return dict(stored)
     keep = {int(e) for e in want if int(e) in stored} | ({max(stored)} if stored else set())
     return {e: p for e, p in stored.items() if e in keep}
 
 
-def epoch_cells(params: dict, dataset, channels: int, folder, x, y, eps_list, progress: bool = True) -> list:
-    """One cell per stored epoch of a width (or per epoch of ``WIDTH_CELL_EPOCHS`` and the last): :func:`cell_probes`
-    of that epoch's weights, with the epoch's clean accuracy on all the eval images from the training history."""
+def epoch_cells(entry: dict, cell_epochs, dataset, channels: int, folder, x, y, eps_list,
+                progress: bool = True) -> list:
+    """One cell per stored epoch of a width's net (profile model ``entry``; or per epoch of ``cell_epochs`` and the
+    last): :func:`cell_probes` of that epoch's weights, with the epoch's clean accuracy on all the eval images from
+    the training history. x: (n, C, H, W) in [0, 1]; y: (n,) int64."""
     from tqdm.auto import tqdm
 
     from .models import build_model
     from .train import load_checkpoint, load_into
     from .train.store import epoch_checkpoints
-    entry = width_entry(params, channels)
     folder = Path(folder)
     stored = epoch_checkpoints(folder)
     if not stored and (folder / "final.pt").exists():  # trained before epochs were kept: its last epoch only
         history = load_checkpoint(folder / "final.pt").get("history") or []
         stored = {len(history): folder / "final.pt"}
-    stored = cell_epochs(params, stored)
-    cells = []
-    for epoch, path in tqdm(stored.items(), desc=f"{channels} ch epochs", disable=not progress):
+    out = []
+    for epoch, path in tqdm(cell_epochs_of(cell_epochs, stored).items(), desc=f"{channels} ch epochs",
+                            disable=not progress):
         model = build_model(entry["model"], dataset, **entry["kwargs"])
         ckpt = load_checkpoint(path)
         load_into(model, ckpt, path).eval()
         history = ckpt.get("history") or []
-        cell = {"id": f"{channels}ch-epoch{epoch}", "channels": channels, "epoch": epoch,
-                "params": sum(p.numel() for p in model.parameters()),
-                "test_acc": history[-1]["test_acc"] if history else None, **cell_probes(model, x, y, eps_list)}
-        cells.append(cell)
-    return cells
+        out.append({"id": f"{channels}ch-epoch{epoch}", "channels": channels, "epoch": epoch,
+                    "params": sum(q.numel() for q in model.parameters()),
+                    "test_acc": history[-1]["test_acc"] if history else None, **cell_probes(model, x, y, eps_list)})
+    return out
 
 
 # ------------------------------------------------------------------------------------------- the chapter
@@ -118,78 +102,131 @@ def configurations(payload: dict) -> list:
     return sorted(out, key=lambda c: (c["rms"] is None, -c["numbers"], c["rms"] if c["rms"] is not None else 0))
 
 
-def build_payload(params: dict, dataset, x, y, progress: bool = True) -> dict:
-    """Everything notebook 08 reports, from the model store (training what is missing, up to ``WIDTH_UNTIL``):
-    per-width training records, per-epoch cells, Table 1 of each width's last model, the audit's worst case
-    and the protocol variants on the widest one, and the configurations nearest the paper's Table 1 (the
-    sentences about them: :func:`natrob.chapters.ch08_width.findings`)."""
-    import time
+@dataclass(frozen=True)
+class WidthParams:
+    """Notebook 08's parameters, typed and resolved once. Sizes are numbers of eval points (the first ones); radii
+    are L-inf in pixel units of [0, 1] images."""
+    seed: int                    # SEED
+    eps: tuple                   # EPS_TABLE1
+    pgd_steps: int | None        # PGD_STEPS (None: the paper's 40)
+    pgd_alpha: float | None      # PGD_ALPHA (None: the paper's 0.01)
+    early_stop: bool             # WIDTH_PGD_EARLY_STOP
+    audit_budget: dict           # AUDIT_BUDGET
+    audit_n: int                 # WIDTH_AUDIT_N, null: AUDIT_N
+    audit_eps: tuple             # WIDTH_AUDIT_EPS
+    channels: tuple              # WIDTH_CHANNELS
+    entries: dict                # {channels: profile model entry}: ODE where its width matches, else WIDTH_TRAIN's
+    until: dict                  # WIDTH_UNTIL as {channels: epochs}
+    cell_epochs: tuple | None    # WIDTH_CELL_EPOCHS
+    protocol_n: int              # WIDTH_PROTOCOL_N, null: every eval point
+    protocol_pgd_eps: tuple      # WIDTH_PROTOCOL_PGD_EPS
+    protocols: tuple | None      # WIDTH_PROTOCOLS (None: every measured variant)
+    cross_tol: float             # GRID_CROSS[0][0]: the cross-solver variant's crafting tolerance
 
-    from .reference import paper_attack
-    seed, eps_list = params["SEED"], [float(e) for e in params["EPS_TABLE1"]]
-    attack = paper_attack(params.get("PGD_STEPS"), params.get("PGD_ALPHA"))
-    early = bool(params.get("WIDTH_PGD_EARLY_STOP", False))
-    payload = {"dataset": dataset.describe(), "paper": paper_row(dataset.name), "eps": eps_list,
-               "pgd": {"steps": attack["steps"], "alpha": attack["alpha"], "label": attack["label"],
-                       "early_stop": early}, "widths": [], "cells": [], "table1": {}, "wall_s": {}}
-    clock = time.time()
+    @classmethod
+    def from_params(cls, params: dict, n_eval: int) -> "WidthParams":
+        """From the parameters cell's values; raises ConfigError naming the parameter, its value and what is
+        allowed."""
+        from .protocols import MEASURED
+        g = params.get
+        channels = tuple(int(c) for c in params["WIDTH_CHANNELS"])
+        if not channels or any(c < 1 for c in channels):
+            raise ConfigError("WIDTH_CHANNELS", params["WIDTH_CHANNELS"], "one or more positive channel counts")
+        protocols = g("WIDTH_PROTOCOLS")
+        unknown = [q for q in protocols or () if q not in MEASURED]
+        if unknown:
+            raise ConfigError("WIDTH_PROTOCOLS", unknown, "some of " + ", ".join(MEASURED))
+        return cls(seed=int(g("SEED", 0)), eps=tuple(float(e) for e in params["EPS_TABLE1"]),
+                   pgd_steps=g("PGD_STEPS"), pgd_alpha=g("PGD_ALPHA"),
+                   early_stop=bool(g("WIDTH_PGD_EARLY_STOP", False)),
+                   audit_budget=dict(params["AUDIT_BUDGET"]),
+                   audit_n=_size("WIDTH_AUDIT_N", g("WIDTH_AUDIT_N"), g("AUDIT_N") or n_eval),
+                   audit_eps=tuple(float(e) for e in params["WIDTH_AUDIT_EPS"]), channels=channels,
+                   entries={c: width_entry(params, c) for c in channels},
+                   until={c: until_epoch(params, c) for c in channels},
+                   cell_epochs=_epochs("WIDTH_CELL_EPOCHS", g("WIDTH_CELL_EPOCHS") or None),
+                   protocol_n=_size("WIDTH_PROTOCOL_N", g("WIDTH_PROTOCOL_N"), n_eval),
+                   protocol_pgd_eps=tuple(float(e) for e in g("WIDTH_PROTOCOL_PGD_EPS") or ()),
+                   protocols=tuple(protocols) if protocols else None, cross_tol=float(params["GRID_CROSS"][0][0]))
 
-    def lap(what):
-        nonlocal clock
-        payload["wall_s"][what] = payload["wall_s"].get(what, 0.0) + time.time() - clock
-        clock = time.time()
-    models = {}
-    for ch in params["WIDTH_CHANNELS"]:
-        model, record, folder = train_width(params, dataset, ch, seed=seed, progress=progress)
-        lap("training")
-        entry = width_entry(params, ch)
-        payload["widths"].append({
-            "channels": int(ch), "params": sum(p.numel() for p in model.parameters()), "train": entry["train"],
-            "epochs_scheduled": int(entry["train"]["epochs"]), "epochs_done": len(record["history"]),
-            "history": [{k: h.get(k) for k in ("epoch", "test_acc", "train_acc", "loss", "nfe_forward_mean",
-                                                "wall_s", "precision_used")} for h in record["history"]]})
-        payload["cells"] += epoch_cells(params, dataset, ch, folder, x, y, eps_list, progress)
-        lap("cells")
-        t = table1(model, x, y, eps_list, attack, early, seed, name=f"ODE {ch} ch")
-        payload["table1"][str(int(ch))] = {"epoch": len(record["history"]), "clean": t["clean"], "rows": t["rows"],
-                                           "labels": t["labels"]}
-        lap("table1")
-        models[int(ch)] = (model, len(record["history"]))
-    widest = max(models)
-    model, epoch = models[widest]
-    n_audit = int(params.get("WIDTH_AUDIT_N") or params["AUDIT_N"])
-    payload["worst_case"] = {"channels": widest, "epoch": epoch, "eps": params["WIDTH_AUDIT_EPS"],
-                             **worst_case(model, x[:n_audit], y[:n_audit], params["WIDTH_AUDIT_EPS"],
-                                          params["AUDIT_BUDGET"], attack, seed, name=f"ODE {widest} ch")}
-    lap("worst_case")
-    n_proto = int(params.get("WIDTH_PROTOCOL_N") or len(y))
-    base = {"clean": payload["table1"][str(widest)]["clean"], "rows": payload["table1"][str(widest)]["rows"]}
-    pgd = table1_specs(attack, early)[1]  # the protocols' PGD is Table 1's, early stop included
-    variants = protocol_rows(model, x[:n_proto], y[:n_proto], eps_list, params["WIDTH_PROTOCOL_PGD_EPS"],
-                             pgd, float(params["GRID_CROSS"][0][0]), seed,
-                             base=base, progress=progress, protocols=params.get("WIDTH_PROTOCOLS"))
-    lap("protocols")
-    payload["protocols"] = {"channels": widest, "epoch": epoch, "n": n_proto, "variants": variants}
-    payload["configurations"] = configurations(payload)
-    return payload
+    @property
+    def attack(self) -> dict:
+        """The paper's PGD as this profile runs it (:func:`natrob.reference.paper_attack`)."""
+        from .reference import paper_attack
+        return paper_attack(self.pgd_steps, self.pgd_alpha)
+
+
+def train(p: WidthParams, dataset, channels: int, progress: bool = True):
+    """Train (or load, or resume) the net of one width up to its ``WIDTH_UNTIL``: a
+    :class:`natrob.trained.TrainedNet`."""
+    from .trained import train as train_net
+    return train_net(p.entries[channels], dataset, p.seed, p.until[channels], progress)
+
+
+def describe(net, channels: int) -> dict:
+    """The result file's record of one width: channels, parameters, schedule, epochs done and the history."""
+    keys = ("epoch", "test_acc", "train_acc", "loss", "nfe_forward_mean", "wall_s", "precision_used")
+    train_cfg = net.entry["train"]
+    return {"channels": int(channels), "params": sum(q.numel() for q in net.model.parameters()), "train": train_cfg,
+            "epochs_scheduled": int(train_cfg["epochs"]), "epochs_done": net.last,
+            "history": [{k: h.get(k) for k in keys} for h in net.history]}
+
+
+def cells(p: WidthParams, dataset, channels: int, net, x, y, progress: bool = True) -> list:
+    """The cells of one width's stored epochs (:func:`epoch_cells`)."""
+    return epoch_cells(p.entries[channels], p.cell_epochs, dataset, channels, net.folder, x, y, p.eps, progress)
+
+
+def table1_of(p: WidthParams, net, channels: int, x, y) -> dict:
+    """Table 1 of one width's last model through the harness: {"epoch", "clean", "rows", "labels"}."""
+    t = table1(net.model, x, y, p.eps, p.attack, p.early_stop, p.seed, name=f"ODE {channels} ch")
+    return {"epoch": net.last, "clean": t["clean"], "rows": t["rows"], "labels": t["labels"]}
+
+
+def worst_case_of(p: WidthParams, net, channels: int, x, y) -> dict:
+    """The audit's worst case (:func:`natrob.strongest.worst_case`) of one net at ``WIDTH_AUDIT_EPS``."""
+    return {"channels": channels, "epoch": net.last, "eps": list(p.audit_eps),
+            **worst_case(net.model, x, y, list(p.audit_eps), p.audit_budget, p.attack, p.seed,
+                         name=f"ODE {channels} ch")}
+
+
+def protocol_variants(p: WidthParams, net, channels: int, table: dict, x, y, progress: bool = True) -> dict:
+    """Table 1 under each protocol variant that is NOT the correct threat model (:func:`protocol_rows`), the
+    no-usable-gradient rows from the width's own ``table``."""
+    pgd = table1_specs(p.attack, p.early_stop)[1]  # the protocols' PGD is Table 1's, early stop included
+    variants = protocol_rows(net.model, x, y, p.eps, p.protocol_pgd_eps, pgd, p.cross_tol, p.seed,
+                             base={"clean": table["clean"], "rows": table["rows"]}, progress=progress,
+                             protocols=p.protocols)
+    return {"channels": channels, "epoch": net.last, "n": len(y), "variants": variants}
+
+
+def payload(p: WidthParams, dataset, widths: list, cell_list: list, tables: dict, worst: dict, variants: dict,
+            laps: dict) -> dict:
+    """Notebook 08's result file, from the steps' outputs; its configurations ranked (:func:`configurations`)."""
+    attack = p.attack
+    out = {"dataset": dataset.describe(), "paper": paper_row(dataset.name), "eps": list(p.eps),
+           "pgd": {"steps": attack["steps"], "alpha": attack["alpha"], "label": attack["label"],
+                   "early_stop": p.early_stop}, "widths": widths, "cells": cell_list,
+           "table1": {str(c): t for c, t in tables.items()}, "wall_s": dict(laps), "worst_case": worst,
+           "protocols": variants}
+    out["configurations"] = configurations(out)
+    return out
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Train one width of notebook 08 into the model store (resumable).")
-    p.add_argument("--profile", default="quick")
-    p.add_argument("--channels", type=int, required=True)
-    p.add_argument("--until", type=int, default=None, help="stop after this many epochs of the schedule")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: the profile's THREADS); 1 lets two widths train side by side")
-    a = p.parse_args(argv)
-    from . import paths
-    from .data import load_profile_dataset
-    params = load_profile(a.profile)
-    torch.set_num_threads(int(a.threads or params.get("THREADS") or 2))
-    data = load_profile_dataset(params["DATASET"], params.get("DATA_ROOT"), params.get("DATASET_FALLBACK"),
-                                seed=params["SEED"])
-    _, record, folder = train_width(params, data, a.channels, seed=params["SEED"], until=a.until)
-    print(f"{a.channels} channels: {record['epochs_done']} epochs, clean {record['clean_acc']:.4f}, store {folder}")
+    ap = argparse.ArgumentParser(description="Train one width of notebook 08 into the model store (resumable).")
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--channels", type=int, required=True)
+    ap.add_argument("--until", type=int, default=None, help="stop after this many epochs of the schedule")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads (default: the profile's THREADS); 1 lets two widths train side by side")
+    a = ap.parse_args(argv)
+    from .trained import profile_and_data, train as train_net
+    params, data = profile_and_data(a.profile, a.threads)
+    net = train_net(width_entry(params, a.channels), data, params["SEED"],
+                    a.until if a.until is not None else until_epoch(params, a.channels))
+    print(f"{a.channels} channels: {net.record['epochs_done']} epochs, clean {net.record['clean_acc']:.4f}, "
+          f"store {net.folder}")
 
 
 if __name__ == "__main__":

@@ -75,11 +75,11 @@ def test_only_float16_autocast_is_taken_over():
     assert inside.dtype == plain.dtype == torch.float16 and torch.equal(inside, plain)
 
 
-def test_the_float16_amp_protocol_runs_the_emulation_on_a_cpu(monkeypatch):
-    """Protocol.FLOAT16_AMP turns natrob.amp on for a CPU model; FLOAT16_AMP_CPU (torch's kernels) does not."""
+def test_the_float16_amp_precision_runs_the_emulation_on_a_cpu(monkeypatch):
+    """Precision.FLOAT16_AMP turns natrob.amp on for a CPU model; FLOAT16_AMP_CPU (torch's kernels) does not."""
     import contextlib
 
-    from natrob import saturation
+    from natrob import precision
     entered = []
 
     @contextlib.contextmanager
@@ -87,11 +87,11 @@ def test_the_float16_amp_protocol_runs_the_emulation_on_a_cpu(monkeypatch):
         entered.append(True)
         with float16_storage():
             yield
-    monkeypatch.setattr(saturation, "float16_storage", spy)
+    monkeypatch.setattr(precision, "float16_storage", spy)
     net = _net()
-    for proto, expect in ((saturation.Protocol.FLOAT16_AMP, 1), (saturation.Protocol.FLOAT16_AMP_CPU, 0)):
+    for proto, expect in ((precision.Precision.FLOAT16_AMP, 1), (precision.Precision.FLOAT16_AMP_CPU, 0)):
         entered.clear()
-        model, _, ctx = saturation.protocol_model(net, proto)
+        model, _, ctx = precision.at_precision(net, proto)
         with ctx():
             assert model(torch.rand(2, 3, 6, 6)).dtype == torch.float16
         assert len(entered) == expect, proto

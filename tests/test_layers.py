@@ -20,7 +20,8 @@ COMPUTING = ("natrob.evaluate", "natrob.evalrows", "natrob.evalstore", "natrob.p
              "natrob.checks", "natrob.verdict", "natrob.lipschitz", "natrob.data", "natrob.saturation",
              "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.pickled", "natrob.probes",
              "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp",
-             "natrob.weights")
+             "natrob.weights", "natrob.precision", "natrob.trained", "natrob.mechanism_params", "natrob.mechanism_compare",
+             "natrob.param_checks", "natrob.published_odes")
 SHARED = ("natrob.errors", "natrob.paths", "natrob.stats", "natrob.results", "natrob.reference", "natrob.provenance",
           "natrob.fingerprint", "natrob.locks", "natrob.eps", "natrob.notes",
           "natrob.profiles")

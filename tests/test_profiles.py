@@ -60,15 +60,13 @@ def test_bad_profiles_are_refused(tmp_path, monkeypatch):
 
 
 def test_notebook_09_declares_every_parameter_its_run_reads():
-    """The runner passes a notebook only the parameters its cell declares: a key mechanism.build_payload reads and
-    the cell lacks would silently be its default (the widths table was empty that way)."""
+    """The runner passes a notebook only the parameters its cell declares: a key MechanismParams reads and the cell
+    lacks would silently be its default (the widths table was empty that way)."""
     import ast
     import inspect
 
-    from natrob import mechanism, width
-    src = "".join(inspect.getsource(f) for f in (mechanism.build_payload, mechanism.width_margins,
-                                                 mechanism.sat_entry, mechanism._paper_schedule,
-                                                 mechanism._strongest, mechanism.train_sat_model, width.width_entry))
+    from natrob import mechanism_params, width
+    src = "".join(inspect.getsource(f) for f in (mechanism_params, width.width_entry))
     read = {n.value for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Constant) and isinstance(n.value, str)
             and n.value.isupper() and n.value in load_profile("quick")}
     nb = next(p for p in notebooks() if p.name.startswith("09-"))

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from natrob.errors import ConfigError
-from natrob.pipelines import PAPER_SUM_LR, Pipeline, margin_trend, sum_lr
-from natrob.saturation import (Protocol, ScaledLogits, input_gradients, margin_percentiles, margins,
+from natrob.pipelines import PAPER_SUM_LR, margin_trend, sum_lr
+from natrob.precision import AtPrecision, Precision
+from natrob.saturation import (ScaledLogits, input_gradients, margin_percentiles, margins,
                                saturation_map, threshold)
 
 
@@ -52,7 +53,7 @@ def test_exact_zero_gradient_where_the_float_format_says(margin, zero32, zero64)
     """float32's e^-m underflows past m ~ 104 (87 where denormals are flushed), float64's past ~745."""
     x, y = _images()
     model = Margin(margin)
-    for proto, expect in ((Protocol.FLOAT32, zero32), (Protocol.FLOAT64, zero64)):
+    for proto, expect in ((Precision.FLOAT32, zero32), (Precision.FLOAT64, zero64)):
         g, _ = input_gradients(model, x, y, [1.0], proto, alone=True)
         zero = (g[1.0].flatten(1) == 0).all(1)
         assert bool(zero.all()) == expect and bool(zero.any()) == expect, (proto, margin)
@@ -64,7 +65,7 @@ def test_amp_saturates_before_float32_and_float32_before_float64():
     x, y = _images()
     model = Margin(4.0)
     res = saturation_map(model, x, y, scales=[1, 4, 8, 32, 128], eps_list=(0.1,), progress=False,
-                         protocols=[Protocol.FLOAT16_AMP, Protocol.FLOAT32, Protocol.FLOAT64])
+                         gradients=[Precision.FLOAT16_AMP, Precision.FLOAT32, Precision.FLOAT64])
     amp, f32 = threshold(res["rows"], "float16-amp"), threshold(res["rows"], "float32")
     assert amp is not None and f32 is not None and amp < f32
     assert amp <= 32 and 32 < f32 <= 512
@@ -76,7 +77,7 @@ def test_amp_saturates_before_float32_and_float32_before_float64():
 def test_fgsm_with_a_zero_gradient_leaves_every_correct_point(trained_cnn, digits):
     x, y = digits.test_x[:30], digits.test_y[:30]
     res = saturation_map(trained_cnn, x, y, scales=[1, 1e6], eps_list=(0.3,), progress=False,
-                         protocols=[Protocol.FLOAT32])
+                         gradients=[Precision.FLOAT32])
     clean = res["clean"]["k"]
     low, high = sorted((r for r in res["rows"]), key=lambda r: r["scale"])
     assert high["zero_alone"]["k"] == high["n_correct"] == clean  # every correct point saturated at K = 1e6
@@ -89,9 +90,9 @@ def test_fgsm_with_a_zero_gradient_leaves_every_correct_point(trained_cnn, digit
 def test_alone_gradients_are_a_batch_of_one(small_odenet, digits):
     """natrob's per-sample solve gives each point the gradient it would get alone."""
     x, y = digits.test_x[:6], digits.test_y[:6]
-    together, _ = input_gradients(small_odenet, x, y, [1.0, 8.0], Protocol.FLOAT32, alone=True, batch_size=6)
+    together, _ = input_gradients(small_odenet, x, y, [1.0, 8.0], Precision.FLOAT32, alone=True, batch_size=6)
     for i in range(6):
-        one, _ = input_gradients(small_odenet, x[i:i + 1], y[i:i + 1], [1.0, 8.0], Protocol.FLOAT32, alone=True)
+        one, _ = input_gradients(small_odenet, x[i:i + 1], y[i:i + 1], [1.0, 8.0], Precision.FLOAT32, alone=True)
         for k in (1.0, 8.0):
             a, b = together[k][i].flatten(), one[k][0].flatten()
             assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.999
@@ -107,11 +108,11 @@ def test_scaled_logits_keep_the_predictions(trained_cnn, digits):
 
 
 def test_pipelines_name_what_they_refuse(trained_cnn):
-    with pytest.raises(ConfigError, match="protocol"):
-        Pipeline(trained_cnn, "probabilities")
-    with pytest.raises(ConfigError, match="protocol.*float16-amp"):
-        Pipeline(trained_cnn, "fp8")
-    assert Pipeline(trained_cnn, "float16-amp")(torch.rand(2, 1, 8, 8)).dtype == torch.float32
+    with pytest.raises(ConfigError, match="precision='probabilities'"):
+        AtPrecision(trained_cnn, "probabilities")
+    with pytest.raises(ConfigError, match="precision='fp8'.*float16-amp"):
+        AtPrecision(trained_cnn, "fp8")
+    assert AtPrecision(trained_cnn, "float16-amp")(torch.rand(2, 1, 8, 8)).dtype == torch.float32
 
 
 def test_sum_lr_and_the_papers_schedule():
@@ -140,20 +141,20 @@ def test_the_papers_schedule_gets_the_same_cells_at_its_own_summed_rate(digits):
     import math
 
     from natrob import mechanism
-    from natrob.chapters import ch09_mechanism
+    from natrob.chapters import mechanism_text
     entry = {"model": "odenet", "kwargs": {"channels": 8, "conv_layers": 4, "t1": 1.0},
              "train": {"epochs": 4, "lr": 1e-3, "batch_size": 32}}
-    params = {"SAT_PAPER_MODEL": entry, "SAT_PAPER_UNTIL": 2, "SAT_COS_N": 2, "ODE": entry}
     attack = {"name": "pgd", "steps": 2, "alpha": 0.1, "random_start": True, "id": "pgd-paper", "label": "PGD-2"}
     x, y = digits.test_x[:8], digits.test_y[:8]
-    out = mechanism._paper_schedule(params, digits, x, y, [0.3], attack, seed=0, progress=False)
+    net = mechanism.train(entry, digits, seed=0, until=2, progress=False)
+    out = mechanism.paper_schedule(net, x, y, [0.3], attack, cos_n=2, seed=0)
     assert out["epochs_done"] == 2 and [c["epoch"] for c in out["cells"]] == [1, 2]
     per_epoch = 1e-3 * math.ceil(len(digits.train_y) / 32)
     assert [round(c["sum_lr"], 9) for c in out["cells"]] == [round(per_epoch, 9), round(2 * per_epoch, 9)]
     assert all(c["clean"]["n"] == 8 for c in out["cells"])
-    assert mechanism._paper_schedule({"SAT_PAPER_MODEL": None}, digits, x, y, [0.3], attack, 0, False) is None
+    assert mechanism.paper_schedule(None, x, y, [0.3], attack) is None
     main = [dict(c, id=f"epoch-{c['epoch']}", sum_lr=10 * c["sum_lr"]) for c in out["cells"]]
-    said = ch09_mechanism._paper_schedule_sentence({"paper_schedule": out}, main, 0.3)
+    said = mechanism_text._paper_schedule_sentence({"paper_schedule": out}, main, 0.3)
     assert len(said) == 1 and "2 of 4 epochs" in said[0]
 
 
@@ -162,16 +163,17 @@ def test_width_margins_read_the_store_and_train_nothing(digits):
     in the store is absent and stays untrained; a point's float64 margin (alone) is positive exactly where the
     float64 net, solving it alone, classifies it correctly."""
     from natrob import mechanism, paths
-    from natrob.chapters import ch09_mechanism
+    from natrob.chapters import mechanism_text
     from natrob.saturation import clean_margins
-    from natrob.width import train_width
+    from natrob.width import width_entry
     ode = {"model": "odenet", "kwargs": {"channels": 4, "conv_layers": 4, "t1": 1.0},
            "train": {"epochs": 2, "lr": 0.01, "batch_size": 64}}
     params = {"ODE": ode, "WIDTH_TRAIN": {"epochs": 2, "lr": 0.01, "batch_size": 64}, "WIDTH_CHANNELS": [4, 6, 10]}
-    net, _, _ = train_width(params, digits, 6, progress=False)
+    net = mechanism.train(width_entry(params, 6), digits, progress=False).model
     before = sorted(p.name for p in paths.checkpoints_dir().iterdir())
     x, y = digits.test_x[:10], digits.test_y[:10]
-    out = mechanism.width_margins(params, digits, x, y, progress=False)
+    widths = tuple((c, width_entry(params, c)) for c in params["WIDTH_CHANNELS"])
+    out = mechanism.width_margins(widths, ode, digits, x, y, progress=False)
     assert sorted(p.name for p in paths.checkpoints_dir().iterdir()) == before  # width 10 was not trained
     assert [(w["channels"], w["epoch"]) for w in out] == [(6, 1), (6, 2)]
     per_epoch = 0.01 * math.ceil(len(digits.train_y) / 64)
@@ -181,15 +183,16 @@ def test_width_margins_read_the_store_and_train_nothing(digits):
     with torch.no_grad(), per_sample_solves(net):
         right = int((net.double()(x.double()).argmax(1) == y).sum())
     assert int((m > 0).sum()) == right
-    m32 = clean_margins(net, x, y, Protocol.FLOAT32)  # the widths' margins are float32's (no gradient to saturate)
+    m32 = clean_margins(net, x, y, Precision.FLOAT32)  # the widths' margins are float32's (no gradient to saturate)
     assert out[-1]["margins"] == pytest.approx(margin_percentiles(m32[torch.isfinite(m32)]), rel=1e-5)  # float32 sums
     assert out[-1]["margins"] == pytest.approx(margin_percentiles(m[torch.isfinite(m)]), rel=1e-3, abs=1e-4)
-    _, logits = input_gradients(net.float(), x, y, [1.0], Protocol.FLOAT64, alone=True)
+    _, logits = input_gradients(net.float(), x, y, [1.0], Precision.FLOAT64, alone=True)
     assert torch.allclose(m, margins(logits, y), atol=1e-6)
     cells = [{"sum_lr": per_epoch, "margins": {"p50": 1.0}}, {"sum_lr": 2 * per_epoch, "margins": {"p50": 2.0}}]
-    said = ch09_mechanism._width_sentence({"widths": out, "n": {"cells": 10},
+    said = mechanism_text._width_sentence({"widths": out, "n": {"cells": 10},
                                            "model": {"kwargs": {"channels": 4}}}, cells)
-    assert len(said) == 1 and "6 ch" in said[0] and "x this chapter's 4-channel net's" in said[0]
+    assert len(said) == 1 and "6-channel net" in said[0] and "x this chapter's 4-channel net's" in said[0]
+    assert "the widths table" in said[0] and said[0].count(" at ") <= 1  # the series is a table, not a sentence
 
 
 def test_the_harness_judges_a_pipeline_in_batches_each_image_as_alone(small_odenet, digits):
@@ -199,7 +202,7 @@ def test_the_harness_judges_a_pipeline_in_batches_each_image_as_alone(small_oden
     from natrob.evaluate import evaluate
     from natrob.models.odenet import solver_settings
     from natrob.prediction import per_sample_solves
-    pipe = Pipeline(small_odenet, "float32")
+    pipe = AtPrecision(small_odenet, "float32")
     assert pipe.batch_coupled
     with per_sample_solves(pipe):
         assert not pipe.batch_coupled
@@ -216,7 +219,7 @@ def test_the_harness_judges_a_pipeline_in_batches_each_image_as_alone(small_oden
         hook.remove()
     assert max(calls) == len(y) and 3 * len(calls) < len(sizes)  # the contract's probe takes 8 and 4 images
     assert not small_odenet.per_sample  # the harness gave the caller's net back as it was
-    amp = Pipeline(small_odenet, "float16-amp")  # half-precision kernels round a batch otherwise: never frozen
+    amp = AtPrecision(small_odenet, "float16-amp")  # half-precision kernels round a batch otherwise: never frozen
     with per_sample_solves(amp):
         assert amp.batch_coupled
     with per_sample_solves(pipe), solver_settings(small_odenet, adjoint=True):
@@ -254,8 +257,8 @@ def test_a_cell_takes_the_maps_gradients_of_the_same_net_and_measures_the_same(s
     from natrob.saturation import saturation_map
     x, y = digits.test_x[:8], digits.test_y[:8]
     memo, rows = {}, []
-    saturation_map(small_odenet, x, y, scales=[1, 64], protocols=["float32", "float64"], progress=False, memo=memo)
-    kw = dict(protocols=(Protocol.FLOAT32, Protocol.FLOAT64), cos_n=2, seed=0)
+    saturation_map(small_odenet, x, y, scales=[1, 64], gradients=["float32", "float64"], progress=False, memo=memo)
+    kw = dict(gradients=(Precision.FLOAT32, Precision.FLOAT64), cos_n=2, seed=0)
     hook = small_odenet.register_forward_pre_hook(lambda mod, args: rows.append(len(args[0])))
     try:
         shared = epoch_cell(small_odenet, x, y, [0.3], paper_attack(3, 0.1), memo=memo, **kw)
@@ -266,7 +269,7 @@ def test_a_cell_takes_the_maps_gradients_of_the_same_net_and_measures_the_same(s
     assert shared == alone and shared["clean"]["k"] >= 4
     assert with_memo < sum(rows)
     other = {}  # the memo answers only the points it was given
-    input_gradients(small_odenet, x[:4], y[:4], [1.0], Protocol.FLOAT32, alone=True, memo=other)
+    input_gradients(small_odenet, x[:4], y[:4], [1.0], Precision.FLOAT32, alone=True, memo=other)
     assert len(other) == 1
-    input_gradients(small_odenet, x[4:], y[4:], [1.0], Protocol.FLOAT32, alone=True, memo=other)
+    input_gradients(small_odenet, x[4:], y[4:], [1.0], Precision.FLOAT32, alone=True, memo=other)
     assert len(other) == 2

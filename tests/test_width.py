@@ -115,7 +115,7 @@ def test_a_model_stored_without_its_epochs_still_gives_its_last_epoch_as_a_cell(
                        store_dir=tmp_path, progress=False)  # epochs not kept
     folder = next(tmp_path.iterdir())
     assert epoch_checkpoints(folder) == {}
-    cells = width.epoch_cells({"ODE": entry}, digits, 8, folder, digits.test_x[:6], digits.test_y[:6], [0.3],
+    cells = width.epoch_cells(entry, None, digits, 8, folder, digits.test_x[:6], digits.test_y[:6], [0.3],
                               progress=False)
     assert [c["epoch"] for c in cells] == [2] and cells[0]["clean"]["n"] == 6
 

@@ -15,8 +15,8 @@ seeds the attack. It also checks each batch against the variant's own threat mod
 - ``probabilities``: crafted on ``softmax(model(x))``. This is the output a careless wrapper hands to an attack,
   which then takes the cross-entropy of probabilities, so the gradient passes two softmaxes.
 
-(The float16 protocol of notebook 08 changes the judged model, not the attack, so it is a model wrapper:
-``natrob.width.Float16Eval``.)
+(The float16 variant of notebook 08 changes the judged model, not the attack, so it is a model wrapper:
+:class:`natrob.precision.AtPrecision` in ``Precision.FLOAT16``, run by :func:`natrob.protocols.protocol_rows`.)
 """
 from __future__ import annotations
 
