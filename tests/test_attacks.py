@@ -7,7 +7,8 @@ from natrob.attacks import ATTACKS, DI2FGSM, FGSM, PGD, BoundaryAttack, make_att
 from natrob.errors import ConfigError, UnknownNameError
 from natrob.evaluate import evaluate
 
-FAST = {"fgsm": {}, "pgd": dict(steps=10, alpha=0.03), "di2fgsm": dict(steps=5), "boundary": dict(queries=60),
+FAST = {"fgsm": {}, "adam-step": {}, "pgd": dict(steps=10, alpha=0.03), "di2fgsm": dict(steps=5),
+        "boundary": dict(queries=60),
         "autoattack": dict(n_iter=5, n_queries=30, n_target_classes=2),
         "autoattack-rand": dict(n_iter=5, eot_iter=2), "apgd-ce": dict(n_iter=5),
         "apgd-t": dict(n_iter=5, n_target_classes=2), "fab-t": dict(n_iter=5, n_target_classes=2),
@@ -28,7 +29,7 @@ def batch(digits):
 
 # L-inf attacks that move every pixel to a face of the ball (a sign step, or PGD/APGD/Square iterates that end
 # on it); the rest (Boundary, FAB, uniform noise, the constant image) may stop inside it
-REACH_RADIUS = ("fgsm", "pgd", "di2fgsm", "autoattack", "autoattack-rand", "apgd-ce", "apgd-t", "square",
+REACH_RADIUS = ("fgsm", "adam-step", "pgd", "di2fgsm", "autoattack", "autoattack-rand", "apgd-ce", "apgd-t", "square",
                 "random-noise")
 
 
