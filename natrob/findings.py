@@ -33,6 +33,7 @@ PROFILES = (("mnist", "MNIST, the `mnist` profile"), ("quick", "Digits, the `qui
 LIPSCHITZ, FIG1 = "01-lipschitz-{data}.json", "02-fig1-{data}.json"
 WHITE_BOX, BOUNDARY, TABLE2 = claims.WHITE_BOX, claims.BOUNDARY, claims.TABLE2
 AUDIT, GRID, WIDTH, MECHANISM = claims.AUDIT, "07-grid-{data}.json", claims.WIDTH, claims.MECHANISM
+PUBLISHED_ODES, STANDIN_ODES = claims.PUBLISHED_ODES, "10-published-odes-standin-{data}.json"
 ODE = claims.ODE
 
 INTRO = """# What natrob finds, in full
@@ -535,11 +536,41 @@ def _others(run: Run) -> list:
     return [line for part in parts for line in ([""] + part)][1:]
 
 
+# ------------------------------------------------------------------------------------------------- published models (10)
+def _published_rows(f: dict) -> list:
+    pgd, worst = f.get("pgd") or [], (f.get("audit") or {}).get("findings") or []
+    rows = []
+    for r in f.get("logged") or []:
+        m, e = r.get("model"), r.get("eps")
+        p = _at([x for x in pgd if x.get("model") == m], e) or {}
+        w = _at([x for x in worst if x.get("model") == m], e) or {}
+        rows.append([m, num(e, "g"), num(r.get("log"), ".3f"), kn(r.get("replayed")), kn(r.get("fgsm")),
+                     kn(p.get("robust")), kn(w.get("worst_case"))])
+    return rows
+
+
+def _published(run: Run) -> list:
+    f = run.get(PUBLISHED_ODES) or run.get(STANDIN_ODES)
+    if f is None:
+        return _absent(run, PUBLISHED_ODES)
+    out = [f.get("verdict", ""), ""]
+    if (f.get("source") or {}).get("standin"):
+        out += ["*Stand-ins: small models of TisODE's classes trained on this profile's data (the published "
+                "checkpoints were not given); they test the path, not TisODE's claim.*", ""]
+    out += ["Clean accuracy on every test image: " + ", ".join(
+        f"{c.get('model')} {kn(c.get('clean'))}" for c in f.get("clean") or []) + ".", ""]
+    out += table(["model", "ε", "the log", "the log's attack (ours)", "FGSM", "the paper's PGD", "worst case (audit)"],
+                 _published_rows(f))
+    out += ["", "As the file states it:", ""] + [f"- {s}" for s in f.get("findings") or []]
+    return out
+
+
 SECTIONS = (("Table 1 (notebook 03)", (WHITE_BOX,), _table1), ("Table 2 (notebook 05)", (TABLE2,), _table2),
             ("The audit (notebook 06)", (AUDIT,), _audit),
             ("What produces the paper's numbers (notebook 07)", (GRID,), _grid),
             ("The paper's width (notebook 08)", (WIDTH,), _width),
             ("Why the paper's attack saw no gradient (notebook 09)", (MECHANISM,), _mechanism),
+            ("Published Neural-ODE models: TisODE (notebook 10)", (PUBLISHED_ODES, STANDIN_ODES), _published),
             ("§3, Fig. 1 and Fig. 3 (notebooks 01, 02, 04)", (LIPSCHITZ, FIG1, BOUNDARY), _others))
 
 

@@ -160,6 +160,10 @@ BREAKS = [  # (claim id, profile, file, edit that makes its sentence false)
      lambda d: next(c for c in d["configurations"] if c["kind"] == "pipeline").__setitem__("rms", 1.0)),
     ("margins-below-float32", "quick", claims.MECHANISM,
      lambda d: d["map"]["thresholds"]["float32"].__setitem__("alone", 4 * d["map"]["margins"]["p50"])),
+    ("log-is-its-own-attack", "mnist", claims.PUBLISHED_ODES,  # the log's 0.545 outside [0.67, 0.73]
+     lambda d: _row(d["logged"], model="CNN", eps=0.3).__setitem__("replayed", count(700, 1000))),
+    ("pgd-halves-the-log", "mnist", claims.PUBLISHED_ODES,  # high end 0.41 > half of 0.749
+     lambda d: _row(d["pgd"], model="TisODE", eps=0.3).__setitem__("robust", count(70, 200))),
 ]
 
 
