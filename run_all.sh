@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
-exec "$NATROB_PY" -m natrob.runner "$@"
+exec "$NATROB_PY" -m natrob.run.runner "$@"

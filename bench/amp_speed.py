@@ -1,4 +1,4 @@
-"""Float16 AMP on a CPU: natrob.amp (a GPU's numerics with float32 kernels, what the float16-amp protocol runs)
+"""Float16 AMP on a CPU: natrob.harness.amp (a GPU's numerics with float32 kernels, what the float16-amp protocol runs)
 against torch's own CPU float16 kernels (the float16-amp-cpu-kernels protocol), with float32 and bfloat16 autocast
 beside them, side by side in one run.
 
@@ -17,9 +17,9 @@ import torch
 
 from natrob.data import load_profile_dataset
 from natrob.profiles import load_profile
-from natrob.precision import Precision
-from natrob.saturation import input_gradients
-from natrob.train.profile_models import model_loaders
+from natrob.harness.precision import Precision
+from natrob.study.saturation import input_gradients
+from natrob.study.profile_models import model_loaders
 
 PRECISIONS = (Precision.FLOAT32, Precision.BFLOAT16, Precision.FLOAT16_AMP, Precision.FLOAT16_AMP_CPU)
 
@@ -52,9 +52,9 @@ def main():
     for proto in PRECISIONS:
         print(f"  {proto.value:26s} {med[proto]:6.2f} s  {med[proto] / med[Precision.FLOAT32]:5.2f}x float32  "
               f"NFE {nfe[proto]}  exactly-zero gradients at logits x {a.scale:g}: {zeros[proto]} of {a.batch}")
-    print(f"  natrob.amp is {med[Precision.FLOAT16_AMP_CPU] / med[Precision.FLOAT16_AMP]:.1f}x faster than torch's "
+    print(f"  natrob.harness.amp is {med[Precision.FLOAT16_AMP_CPU] / med[Precision.FLOAT16_AMP]:.1f}x faster than torch's "
           "CPU float16 kernels")
-    from natrob.fcall import f_call_ms
+    from natrob.run.fcall import f_call_ms
     print(f"  MNIST-128 f call (batch 128, 1 thread): {f_call_ms():.0f} ms")
 
 

@@ -1,4 +1,4 @@
-"""What each named audit budget (natrob.budgets) costs, measured side by side in one run on the same points:
+"""What each named audit budget (natrob.audit.budgets) costs, measured side by side in one run on the same points:
 the audit of a small CNN (the test fixture's, trained 8 epochs) and of the quick profile's 32-channel ODE net
 (t1 = 100, trained through the model store), at one eps, on the first n digits test images.
 
@@ -27,7 +27,7 @@ def _cnn(data):
 
 def _ode(data):
     from natrob.profiles import load_profile
-    from natrob.train.profile_models import model_loaders
+    from natrob.study.profile_models import model_loaders
     model, _ = model_loaders(load_profile("quick"), data, 0, ["Neural ODE"])["Neural ODE"]()
     return model.eval()
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/kernel_hang.py [--runs 50] [--cells 80] [--load 2] [--kernel-path DIR]
 
 Runs a notebook of ``--cells`` trivial cells ``--runs`` times through papermill, as natrob's runner does
-(:class:`natrob.kernels.IPCKernelManager`, unix sockets), while ``--load`` busy processes keep the cores loaded,
+(:class:`natrob.run.kernels.IPCKernelManager`, unix sockets), while ``--load`` busy processes keep the cores loaded,
 each run with a cell timeout of ``--cell-timeout`` s (a cell takes milliseconds to a second; a run that fails at the
 timeout lost a message, and a run that took the timeout and then went on lost a wake-up that the socket's last look
 at the deadline recovered: without a timeout, as the runner had before, it would have waited forever). ``--kernel-path DIR`` puts DIR first on the kernel's ``PYTHONPATH``: a ``pip install --target DIR
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import papermill as pm
 
-    from natrob.kernels import IPCKernelManager, PlainClientKernelManager
+    from natrob.run.kernels import IPCKernelManager, PlainClientKernelManager
     manager = PlainClientKernelManager if a.plain_client else IPCKernelManager
     if a.kernel_path:
         os.environ["PYTHONPATH"] = os.pathsep.join([a.kernel_path, os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)

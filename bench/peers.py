@@ -9,7 +9,7 @@ the ratio peer time / natrob time (above 1: natrob is faster) with both results 
   2. PGD-40 at the paper's settings (natrob/reference_numbers.json ``table1.pgd_settings``: eps 0.3, 40 steps of
      0.01, random start): ``natrob.attacks.PGD`` against ``torchattacks.PGD`` on the quick profile's Neural ODE and
      ResNet50, the same random start for both (same seed); the attack object alone on the model as loaded (one
-     shared-step batch solve), and the harness (``natrob.evaluate``: contract probes, per-sample solves, frozen PGD)
+     shared-step batch solve), and the harness (``natrob.harness.evaluate``: contract probes, per-sample solves, frozen PGD)
      against the same torchattacks call. Robust counts: natrob counts a point broken when any iterate fooled it, so
      its count must be equal or lower.
   3. The audit: ``natrob.audit_model(budget="standard")`` against AutoAttack's standard version alone
@@ -24,7 +24,7 @@ state; times are medians of the rounds and the ratio is the median of the rounds
 with seed r on both sides (the attack object alone: the same random start; the harness seeds each attack from its
 own seed) and show each round's robust count: a count differs from seed to seed by a point or two. Prints one
 markdown table (a footnote under it for every row where natrob is slower: why, and what it buys), the machine's
-MNIST-128 f call (``natrob.fcall.f_call_ms``), the CPU, threads and sizes; ``--out`` writes the same as JSON.
+MNIST-128 f call (``natrob.run.fcall.f_call_ms``), the CPU, threads and sizes; ``--out`` writes the same as JSON.
 Loads (or trains) the quick profile's nets from the model store (``NATROB_ARTIFACTS``). About 5 minutes on one
 thread of a 2-core machine (the other core busy); ``--quick`` is a smoke run of about a minute (tiny sizes, one
 round).
@@ -44,13 +44,13 @@ import torch.nn.functional as F
 
 from natrob.attacks import PGD
 from natrob.data import STATS, load_profile_dataset
-from natrob.evaluate import evaluate
+from natrob.harness.evaluate import evaluate
 from natrob.models import build_model, solver_settings
 from natrob.profiles import load_profile
 from natrob.provenance import device_description
 from natrob.reference import numbers, paper_attack
-from natrob.fcall import f_call_ms
-from natrob.train.profile_models import get_profile_model
+from natrob.run.fcall import f_call_ms
+from natrob.study.profile_models import get_profile_model
 
 MNIST_SPEC = {"in_channels": 1, "num_classes": 10, "mean": STATS["mnist"][0], "std": STATS["mnist"][1]}
 
@@ -196,7 +196,7 @@ def pgd_rows(rows, label, model, x, y, rounds, harness_rounds):
         return res["rows"][0]["robust"]["k"]
     tp, to, ratio, kp, ko = side_by_side(peer, harness, harness_rounds, vary_seed=True)
     row(rows, f"{settings}, harness path ({label}, {n} points)", "torchattacks.PGD",
-        "natrob.evaluate (per-sample solves, frozen PGD)", (tp, to, ratio), counts(kp, n), counts(ko, n),
+        "natrob.harness.evaluate (per-sample solves, frozen PGD)", (tp, to, ratio), counts(kp, n), counts(ko, n),
         "harness", harness_rounds)
 
 

@@ -13,8 +13,8 @@ import time
 import torch
 
 from natrob.attacks import PGD
-from natrob.prediction import per_sample_solves, predict
-from natrob.train.profile_models import model_loaders
+from natrob.harness.prediction import per_sample_solves, predict
+from natrob.study.profile_models import model_loaders
 from quick_setup import quick_setup  # bench/ is on the path of a benchmark run as a script
 
 

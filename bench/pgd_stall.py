@@ -1,7 +1,7 @@
 """PGD that ends at a fixed point (``PGD.stop_stalled``, what the evaluation harness runs on a model whose two
 forward passes of one batch are bit-identical) against PGD that takes all its steps, side by side in one run, on
 notebook 09's pipelines: the quick profile's Neural ODE (digits, 32 channels, t1 = 100) solved with one step size
-per batch (natrob.precision.AtPrecision, as the paper's code), its logits as trained and x 64 (saturated: the
+per batch (natrob.harness.precision.AtPrecision, as the paper's code), its logits as trained and x 64 (saturated: the
 cross-entropy's gradient is exactly zero for most points), float32 and float16 AMP, with PGD's early stop as
 notebook 09 runs it.
 
@@ -17,8 +17,8 @@ import time
 import torch
 
 from natrob.attacks import PGD
-from natrob.precision import AtPrecision
-from natrob.train.profile_models import get_profile_model
+from natrob.harness.precision import AtPrecision
+from natrob.study.profile_models import get_profile_model
 from quick_setup import quick_setup  # bench/ is on the path of a benchmark run as a script
 
 

@@ -2,7 +2,7 @@
 net's solver settings) against in batches with a step size per image (what it does now that
 ``AtPrecision.configure_solver`` reaches the net), side by side in one run: the quick profile's Neural ODE (digits, 32
 channels, t1 = 100), float32 and float16 AMP, FGSM, the paper's PGD-40 (first fooling iterate) and its random start
-at every eps of the profile's Table 1, through the harness (``natrob.protocols.table1``), no evaluation store.
+at every eps of the profile's Table 1, through the harness (``natrob.study.protocols.table1``), no evaluation store.
 
 Prints, per pipeline: the wall time of each way, the ratio, and both ways' robust counts per attack and eps. FGSM and
 PGD count the same points up to rounding (each image is solved as in a batch of one either way, but a batch of 50
@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from natrob.evaluate import evaluate
-from natrob.precision import AtPrecision
-from natrob.protocols import table1_specs
+from natrob.harness.evaluate import evaluate
+from natrob.harness.precision import AtPrecision
+from natrob.study.protocols import table1_specs
 from natrob.reference import paper_attack
-from natrob.train.profile_models import get_profile_model
+from natrob.study.profile_models import get_profile_model
 from quick_setup import quick_setup  # bench/ is on the path of a benchmark run as a script
 
 

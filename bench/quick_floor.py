@@ -30,7 +30,7 @@ from quick_setup import quick_setup  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from natrob.models import build_model  # noqa: E402
-from natrob.runner import f_call_ms  # noqa: E402
+from natrob.run.runner import f_call_ms  # noqa: E402
 
 CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution", "aten::conv2d")
 

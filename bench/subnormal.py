@@ -5,7 +5,7 @@ notebook 10), and CPU arithmetic on subnormals is slow. This builds TisODE's cla
 64 channels, random weights), makes the same share of each weight tensor subnormal (entries multiplied by 1e-40),
 and times the pass notebook 10's attacks repeat (forward and input gradient on MNIST-sized images, 20 by default: a
 subnormal pass of the ODE nets takes seconds per image; interleaved rounds, median) before and after
-:func:`natrob.published_odes.flush_subnormal`, with the count of images whose logits stay bit-identical.
+:func:`natrob.study.published_odes.flush_subnormal`, with the count of images whose logits stay bit-identical.
 
     .venv/bin/python bench/subnormal.py [--share 0.3] [--n 20] [--rounds 3] [--threads 1]
 """
@@ -16,7 +16,7 @@ import time
 import torch
 
 from natrob.paths import REPO
-from natrob.published_odes import _networks, flush_subnormal
+from natrob.study.published_odes import _networks, flush_subnormal
 
 
 def grad_pass(model, x, y):

@@ -2,14 +2,14 @@
 
 TisODE (Yan et al., "On Robustness of Neural Ordinary Differential Equations", ICLR 2020; GitHub HanshuYAN/TisODE)
 publishes ``checkpoints/MNIST_{CNN,ODE,tisode}_gaus_1/model_best.pth``: whole modules pickled by torch 1.0 (the
-TisODE one inside ``nn.DataParallel``), whose classes the pickles name as ``networks.<Class>``. natrob.pickled
+TisODE one inside ``nn.DataParallel``), whose classes the pickles name as ``networks.<Class>``. natrob.audit.pickled
 rebuilds them from their pickled state, matching each name to the class of the same name here, so no constructor
 runs when a checkpoint is read: the forward passes are what matters, written for natrob from the architecture the
 training logs print. Attribute names (``net``, ``odefunc``, ``_layer``, ``integration_time``, ``step_size``) are
 those the pickled state carries. The constructors (``channels`` wide, for ``in_channels``-channel images) build the
 same architecture afresh: notebook 10 trains small ones as a stand-in where the published checkpoints are absent.
 
-    python -m natrob.audit --model examples/tisode_networks.py:ODENet_tisode \\
+    python -m natrob.run.audit --model examples/tisode_networks.py:ODENet_tisode \\
         --checkpoint TisODE/checkpoints/MNIST_tisode_gaus_1/model_best.pth --dataset mnist
 
 Inputs: (N, 1, 28, 28) images in [0, 1] (TisODE trains on ``ToTensor()`` images, no normalisation); outputs (N, 10)

@@ -3,7 +3,7 @@
 A lock is an exclusive ``flock`` on a small file beside what it guards (``<folder>/.lock``): a second process that
 asks for it waits until the first releases it (at the end of the block, or when the first process dies: the
 kernel drops its locks). Where ``fcntl`` is missing (Windows) the block runs unlocked, as before side-by-side runs.
-One run of :mod:`natrob.runner` holds its profile's folder (:func:`hold_profile`) the same way.
+One run of :mod:`natrob.run.runner` holds its profile's folder (:func:`hold_profile`) the same way.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def hold_profile(profile: str):
             raise ProfileBusy(f"profile {profile}'s folder {folder} is held by another run ({who}); wait for it to "
                               "end or stop it, then run again (finished notebooks are skipped)") from None
         write_text(owner, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                          f"python -m natrob.runner {' '.join(sys.argv[1:])[:200]}\n")  # atomic: never read half
+                          f"python -m natrob.run.runner {' '.join(sys.argv[1:])[:200]}\n")  # atomic: never read half
         yield
     finally:
         os.close(fd)

@@ -62,7 +62,7 @@ def provenance(params: dict, seed=None, device=None, wall_time_s=None) -> dict:
 
 def code_hash() -> str:
     """Hash of natrob's own source (every ``.py`` under the package, by path and bytes): finished notebooks
-    (natrob.runner) and stored evaluations (natrob.evalstore) computed by other code are not reused."""
+    (natrob.run.runner) and stored evaluations (natrob.harness.evalstore) computed by other code are not reused."""
     h = hashlib.sha256()
     for src in sorted(paths.PACKAGE.rglob("*.py")):
         h.update(src.relative_to(paths.PACKAGE).as_posix().encode() + b"\0" + src.read_bytes())

@@ -29,7 +29,7 @@ def table1(dataset: str, attack: str, model: str) -> dict:
 
 
 def paper_attack(steps=None, alpha=None) -> dict:
-    """The paper's Table 1 PGD as an attack spec (``natrob.evaluate``), defined once: norm, steps, step size and
+    """The paper's Table 1 PGD as an attack spec (``natrob.harness.evaluate``), defined once: norm, steps, step size and
     random start from ``table1.pgd_settings`` of the reference numbers (L-inf, 40 steps of 0.01, uniform random
     start). ``steps`` / ``alpha`` (a profile's ``PGD_STEPS`` / ``PGD_ALPHA``; None keeps the paper's) override
     them, and the label says what runs: ``PGD-5`` in the tiny profile, ``PGD-40`` at the paper's settings.

@@ -1,5 +1,5 @@
 """File I/O every module shares: atomic writes (a reader never sees half a file), JSON without NaN, atomic
-``torch.save``. Result files and their schemas are :mod:`natrob.schemas`.
+``torch.save``. Result files and their schemas are :mod:`natrob.report.schemas`.
 """
 from __future__ import annotations
 

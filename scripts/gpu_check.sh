@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (python -m natrob.gpu_check): the paper's MNIST Neural ODE trained on one GPU for as many epochs
+# The GPU check (python -m natrob.run.gpu_check): the paper's MNIST Neural ODE trained on one GPU for as many epochs
 # as fit, Table 1's FGSM/PGD-40 rows on 500 eval points, and the paper profile's GPU-hours, extrapolated.
 # Meant for a bare GPU machine: only torch, torchvision, torchdiffeq, pyyaml and tqdm are needed; natrob runs from
 # this checkout. Data travels with the checkout: copy the MNIST raw files (the t10k test split is enough) to
@@ -14,4 +14,4 @@ if [ ! -d "$NATROB_DATA/MNIST/raw" ]; then
   echo "gpu_check: no MNIST under NATROB_DATA=$NATROB_DATA (expected $NATROB_DATA/MNIST/raw with the t10k files)" >&2
   exit 2
 fi
-exec timeout "${GPU_CHECK_TIMEOUT:-480}" "${PYTHON:-python3}" -m natrob.gpu_check "$@"
+exec timeout "${GPU_CHECK_TIMEOUT:-480}" "${PYTHON:-python3}" -m natrob.run.gpu_check "$@"

@@ -1,9 +1,9 @@
-"""natrob.amp: float16 autocast computed as a GPU computes it (float16 storage, float32 sums) with float32 kernels."""
+"""natrob.harness.amp: float16 autocast computed as a GPU computes it (float16 storage, float32 sums) with float32 kernels."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from natrob.amp import float16_storage
+from natrob.harness.amp import float16_storage
 
 F16_TINY = 2.0 ** -24  # float16's smallest subnormal
 
@@ -76,10 +76,10 @@ def test_only_float16_autocast_is_taken_over():
 
 
 def test_the_float16_amp_precision_runs_the_emulation_on_a_cpu(monkeypatch):
-    """Precision.FLOAT16_AMP turns natrob.amp on for a CPU model; FLOAT16_AMP_CPU (torch's kernels) does not."""
+    """Precision.FLOAT16_AMP turns natrob.harness.amp on for a CPU model; FLOAT16_AMP_CPU (torch's kernels) does not."""
     import contextlib
 
-    from natrob import precision
+    from natrob.harness import precision
     entered = []
 
     @contextlib.contextmanager

@@ -1,11 +1,11 @@
-"""One precision concept (natrob.precision) and notebook 09's typed parameters (natrob.mechanism_params): exact
+"""One precision concept (natrob.harness.precision) and notebook 09's typed parameters (natrob.study.mechanism_params): exact
 answers where the float formats give one, and errors that name the parameter, its value and what is allowed."""
 import pytest
 import torch
 from torch import nn
 
 from natrob.errors import ConfigError
-from natrob.precision import AtPrecision, Precision, check_precision
+from natrob.harness.precision import AtPrecision, Precision, check_precision
 
 
 def _identity():
@@ -67,7 +67,7 @@ def _params(**changes):
     ("SAT_CELL_EPOCHS", [0, 2], "epochs"),
 ])
 def test_the_mechanism_params_reject_a_bad_value_naming_it(name, value, allowed):
-    from natrob.mechanism_params import MechanismParams
+    from natrob.study.mechanism_params import MechanismParams
     with pytest.raises(ConfigError, match=name) as err:
         MechanismParams.from_params(_params(**{name: value}), 16)
     assert err.value.param == name and allowed in err.value.allowed
@@ -75,7 +75,7 @@ def test_the_mechanism_params_reject_a_bad_value_naming_it(name, value, allowed)
 
 
 def test_the_mechanism_params_resolve_each_null_size_once():
-    from natrob.mechanism_params import STRONG_N, MechanismParams
+    from natrob.study.mechanism_params import STRONG_N, MechanismParams
     p = MechanismParams.from_params(_params(SAT_TABLE1_N=12, SAT_SCALED_N=None, SAT_STRONG_N=None, SAT_MAP_N=None),
                                     16)
     assert p.sizes() == {"cells": p.cell_n, "map": 16, "table1": 12, "scaled": 12, "strongest": STRONG_N}
@@ -86,7 +86,7 @@ def test_the_mechanism_params_resolve_each_null_size_once():
 def test_an_interval_is_shown_only_when_it_can_be_read():
     """A 3-epoch extrapolation's interval (the issue's -1464 to 1904) is not shown; a 6-epoch one of a tight fit is."""
     from natrob.chapters.mechanism_text import INTERVAL_MIN_POINTS, readable_interval
-    from natrob.pipelines import margin_trend
+    from natrob.study.pipelines import margin_trend
     few = margin_trend([1.0, 2.0, 3.0], [1.0, 5.0, 4.0], target=140.0)
     iv, why = readable_interval(few["linear"], few["n"])
     assert iv is None and f"fewer than {INTERVAL_MIN_POINTS}" in why
@@ -118,7 +118,7 @@ def test_the_findings_open_with_the_answer_and_take_the_scale_from_its_field():
     ("WIDTH_CHANNELS", [], "positive channel counts"),
 ])
 def test_the_width_params_reject_a_bad_value_naming_it(name, value, allowed):
-    from natrob.width import WidthParams
+    from natrob.study.width import WidthParams
     with pytest.raises(ConfigError, match=name) as err:
         WidthParams.from_params(_params(**{name: value}), 16)
     assert err.value.param == name and allowed in err.value.allowed
@@ -126,13 +126,13 @@ def test_the_width_params_reject_a_bad_value_naming_it(name, value, allowed):
 
 def test_the_float16_variant_judges_through_a_float16_copy_with_its_solver_hidden(monkeypatch, small_odenet, digits):
     """Notebook 08's float16 protocol variant: the judged model is AtPrecision(FLOAT16, solver=False)."""
-    from natrob import protocols
+    from natrob.study import protocols
     seen = []
 
     def run_plan(model, x, y, eps, plan, seed=0):
         seen.append(model)
         return {"evaluable": False, "not_evaluable": "spy", "solver_failures": 0, "clean_solver_failures": 0}
-    monkeypatch.setattr("natrob.plan.run_plan", run_plan)
+    monkeypatch.setattr("natrob.harness.plan.run_plan", run_plan)
     attack = {"name": "pgd", "steps": 1, "alpha": 0.1, "random_start": True, "id": "pgd-paper", "label": "PGD-1"}
     protocols.protocol_rows(small_odenet, digits.test_x[:2], digits.test_y[:2], [0.3], [], attack, 0.1,
                             progress=False, protocols=["float16"])

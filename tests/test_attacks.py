@@ -5,7 +5,7 @@ import torch
 
 from natrob.attacks import ATTACKS, DI2FGSM, FGSM, PGD, BoundaryAttack, make_attack
 from natrob.errors import ConfigError, UnknownNameError
-from natrob.evaluate import evaluate
+from natrob.harness.evaluate import evaluate
 
 FAST = {"fgsm": {}, "adam-step": {}, "pgd": dict(steps=10, alpha=0.03), "di2fgsm": dict(steps=5),
         "boundary": dict(queries=60),
@@ -260,8 +260,8 @@ def test_frozen_pgd_counts_the_same_points_for_fewer_gradients(eps, trained_cnn,
 def test_the_harness_freezes_pgd_only_for_models_it_can_judge_alone(trained_cnn, digits):
     """Deterministic models (the batch probe decided) get frozen PGD; a model whose forward pass is random does not
     (its first fooling iterate need not fool it again), nor do several draws per judgement."""
-    from natrob.contract import prepare
-    from natrob.evaluate import _Run
+    from natrob.attacks.contract import prepare
+    from natrob.harness.evaluate import _Run
     x, y = digits.test_x[:16], digits.test_y[:16]
 
     class Noisy(torch.nn.Module):
@@ -271,7 +271,7 @@ def test_the_harness_freezes_pgd_only_for_models_it_can_judge_alone(trained_cnn,
     def frozen(model, draws):
         return _Run(model, x, y, prepare(model, x, y), 16, True, False, 0, draws, False).freeze
 
-    class Coupled(torch.nn.Module):  # e.g. an ODE net with one step size per batch (natrob.precision.AtPrecision)
+    class Coupled(torch.nn.Module):  # e.g. an ODE net with one step size per batch (natrob.harness.precision.AtPrecision)
         batch_coupled = True
 
         def forward(self, z):

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from natrob import audit, checks
+from natrob import audit
+from natrob.audit import checks
 from natrob.attacks import ConstantImage
-from natrob.evaluate import evaluate
+from natrob.harness.evaluate import evaluate
 from natrob.stats import class_shares, constant_image_limit, count, wilson
 
 BUDGET = {"pgd_steps": [60], "pgd_restarts": 1, "square_queries": 200, "aa_iter": 10, "aa_square_queries": 50,
@@ -160,7 +161,7 @@ def test_wilson_interval():
 
 
 def test_findings_name_what_failed():
-    from natrob.verdict import findings, sentence
+    from natrob.audit.verdict import findings, sentence
     n = 40
     row = {"n": n, "clean": count(38, n), "worst_case": count(0, n),
            "attacks": {"pgd-paper": {"role": "paper", "robust": count(4, n), "cumulative": False, "label": "PGD-40"},

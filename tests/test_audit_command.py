@@ -1,4 +1,4 @@
-"""Audit your own model: the command line (``python -m natrob.audit``), the one call (``natrob.audit_model`` with a
+"""Audit your own model: the command line (``python -m natrob.run.audit``), the one call (``natrob.audit_model`` with a
 dataset name and a named budget), bad input as one line and exit code 2, and a model that writes into its input."""
 import json
 import os
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from natrob import audit_model, budgets, paths
-from natrob.audit.__main__ import main as audit_main
+from natrob import audit_model, paths
+from natrob.audit import budgets
+from natrob.run.audit import main as audit_main
 from natrob.errors import ConfigError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "user_model.py"
@@ -35,7 +36,7 @@ def _counts(result: dict) -> dict:
 def test_command_writes_the_audit_of_direct_call(user_files, digits):
     out = user_files["folder"] / "out"
     env = dict(os.environ, PYTHONPATH=str(paths.REPO))
-    proc = subprocess.run([sys.executable, "-m", "natrob.audit", "--model", f"{FIXTURE}:make", "--checkpoint",
+    proc = subprocess.run([sys.executable, "-m", "natrob.run.audit", "--model", f"{FIXTURE}:make", "--checkpoint",
                            str(user_files["ckpt"]), "--dataset", "digits", "--eps", "0.1", "0.3", "--n", "24",
                            "--budget", "quick", "--label", "my-cnn", "--out", str(out), "--no-progress",
                            "--threads", "1"], capture_output=True, text=True, env=env, timeout=600)
@@ -96,7 +97,7 @@ def test_a_model_that_writes_into_its_input_is_measured_as_written_without(user_
 def test_a_budget_that_leaves_keys_out_takes_the_defaults_in_budgets():
     """One place for every default: the audit's plan and the strongest evaluation read the same settings."""
     from natrob.audit import attack_plan
-    from natrob.strongest import worst_case_specs
+    from natrob.audit.strongest import worst_case_specs
     plan = {s["id"]: s for s in attack_plan({"pgd_steps": [7]}, {})}
     assert budgets.pgd_id(7, budgets.AUDIT_DEFAULTS["pgd_restarts"]) in plan
     assert plan["square"]["n_queries"] == budgets.AUDIT_DEFAULTS["square_queries"]

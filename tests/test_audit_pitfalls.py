@@ -9,11 +9,13 @@ import math
 import pytest
 import torch
 
-from natrob import audit, checks, evalstore, reference, verdict
+from natrob import audit, reference
+from natrob.audit import checks, verdict
+from natrob.harness import evalstore
 from natrob.attacks import PGD, make_attack
-from natrob.contract import prepare
+from natrob.attacks.contract import prepare
 from natrob.errors import CheckpointError, ConfigError
-from natrob.evaluate import evaluate
+from natrob.harness.evaluate import evaluate
 from natrob.stats import count
 
 BUDGET = {"pgd_steps": [40], "pgd_restarts": 1, "square_queries": 100, "aa_iter": 5, "aa_square_queries": 30,

@@ -1,4 +1,4 @@
-"""The registry of the study's findings (natrob.claims) on the published result files: every registered claim holds
+"""The registry of the study's findings (natrob.report.claims) on the published result files: every registered claim holds
 there; each claim fails on a copy altered so that its sentence is false; an absent file or key is MISSING, never a
 crash; ids are unique and each text names its threshold. Fast: no training, counts compared, not floats."""
 import io
@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
-from natrob import claims, paths
-from natrob.claims import CLAIMS, DATA, check_claims, report
+from natrob import paths
+from natrob.report import claims
+from natrob.report.claims import CLAIMS, DATA, check_claims, report
 from natrob.stats import count
 
 IDS = [c.id for c in CLAIMS]

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from natrob import paths
-from natrob.evaluate import Status, csv_rows, evaluate
-from natrob.prediction import batch_disagreement, per_sample_solves, predict
-from natrob.schemas import write_result
+from natrob.harness.evaluate import Status, csv_rows, evaluate
+from natrob.harness.prediction import batch_disagreement, per_sample_solves, predict
+from natrob.report.schemas import write_result
 
 
 def test_solver_failures_are_counted_not_raised(small_odenet, digits):
@@ -278,7 +278,7 @@ def test_randomized_model_judged_by_majority_vote(trained_cnn, digits):
 def test_speed_switches_are_given_to_the_pgd_a_spec_builds():
     """The harness hands PGD its speed switches when it builds it: the spec's own PGD, a protocol variant's inner
     PGD where it crafts on the judged model, never the attack a transfer runs on its source."""
-    from natrob.attack_runs import build_attack
+    from natrob.harness.attack_runs import build_attack
     from natrob.attacks import PGD
     pgd = build_attack({"name": "pgd", "steps": 2}, 0.1, freeze_fooled=True, stop_stalled=True)
     assert isinstance(pgd, PGD) and pgd.freeze_fooled and pgd.stop_stalled

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from natrob import figures
+from natrob.report import figures
 from natrob.errors import UnknownNameError
 from natrob.report import build_report
 

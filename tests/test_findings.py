@@ -1,4 +1,4 @@
-"""docs/findings.md and README's evidence table are renderings of the published result files (natrob.findings):
+"""docs/findings.md and README's evidence table are renderings of the published result files (natrob.report.findings):
 the committed text equals the rendering, a changed count changes its own cell and nothing else, and no commit or
 data the files do not name is left in them."""
 import io
@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from natrob import findings, paths
+from natrob import paths
+from natrob.report import findings
 
 
 def _block(text: str) -> str:
@@ -39,7 +40,7 @@ def published(tmp_path, monkeypatch):
 
 
 def test_committed_docs_are_the_rendering():
-    """Run `python -m natrob.findings --write` after publishing results, and commit what it writes."""
+    """Run `python -m natrob.report.findings --write` after publishing results, and commit what it writes."""
     assert findings.DOCS.read_text() == findings.render_findings()
     assert _block(findings.README.read_text()) == findings.render_readme_evidence().strip("\n")
     out = io.StringIO()
@@ -154,8 +155,9 @@ def test_markers_are_added_after_the_first_paragraph_when_absent():
 
 
 def test_renders_without_torch():
-    code = ("import sys\nfrom natrob import findings\nfindings.render_findings()\nfindings.render_readme_evidence()\n"
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('natrob.evaluate')))")
+    code = ("import sys\nfrom natrob.report import findings\n"
+            "findings.render_findings()\nfindings.render_readme_evidence()\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('natrob.harness.evaluate')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from natrob import chapters, costs, gpu_check, paths
+from natrob import chapters, paths
+from natrob.run import costs, gpu_check
 from natrob.data import load_dataset
 from natrob.profiles import load_profile
 
@@ -19,7 +20,7 @@ def test_imports_without_notebook_or_attack_libraries():
                f"        if name.split('.')[0] in {BLOCKED!r}:\n"
                "            raise ImportError('blocked: ' + name)\n"
                "sys.meta_path.insert(0, Block())\n"
-               "import natrob.gpu_check\n")
+               "import natrob.run.gpu_check\n")
     out = subprocess.run([sys.executable, "-c", blocker], cwd=paths.REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
 

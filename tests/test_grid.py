@@ -3,11 +3,12 @@ worst case is a worst case. All comparisons are on integer counts."""
 import pytest
 import torch
 
-from natrob import evalstore, grid
+from natrob.harness import evalstore
+from natrob.study import grid
 from natrob.chapters import ch07_grid
 from natrob.errors import ConfigError
 from natrob.attacks import FGSM, PGD, ProtocolVariant
-from natrob.protocols import NOT_CORRECT
+from natrob.study.protocols import NOT_CORRECT
 
 SMALL = {"model": "odenet", "kwargs": {"channels": 16, "t1": 1.0}, "train": {"epochs": 3}}
 FAST = {"pgd_steps": 0, "cw": False, "square_queries": 0}

@@ -1,4 +1,4 @@
-"""natrob's modules form layers: no import cycle (function-level imports included), nothing in the computing
+"""natrob's folders form layers: no import cycle (function-level imports included), nothing in the computing
 layers imports the layers that present or orchestrate, and the report renders result files without importing
 torch or the evaluation harness. A new chapter is one registry entry away from every registry."""
 import ast
@@ -8,24 +8,15 @@ import sys
 
 from natrob import chapters, paths
 
-# every module of natrob in one of three floors; a module may import its own floor and the floors below it
-PRESENTING = ("natrob", "natrob.runner", "natrob.report", "natrob.chapters", "natrob.verify", "natrob.claims",
-              "natrob.notebook",
-              "natrob.figures", "natrob.plots", "natrob.kernels", "natrob.gpu_check", "natrob.schemas",
-              "natrob.execution", "natrob.fcall", "natrob.jobs",
-              "natrob.audit.__main__")
-COMPUTING = ("natrob.evaluate", "natrob.evalrows", "natrob.evalstore", "natrob.prediction", "natrob.contract",
-             "natrob.plan",
-             "natrob.audit", "natrob.grid", "natrob.protocols", "natrob.attacks", "natrob.models", "natrob.train",
-             "natrob.checks", "natrob.verdict", "natrob.lipschitz", "natrob.data", "natrob.saturation",
-             "natrob.pipelines", "natrob.budgets", "natrob.usermodel", "natrob.pickled", "natrob.probes",
-             "natrob.strongest", "natrob.costs", "natrob.width", "natrob.mechanism", "natrob.attack_runs", "natrob.amp",
-             "natrob.weights", "natrob.precision", "natrob.trained", "natrob.mechanism_params", "natrob.mechanism_compare",
-             "natrob.param_checks", "natrob.published_odes")
-SHARED = ("natrob.errors", "natrob.paths", "natrob.stats", "natrob.results", "natrob.reference", "natrob.provenance",
-          "natrob.fingerprint", "natrob.locks", "natrob.eps", "natrob.notes",
-          "natrob.profiles")
-FLOORS = {"shared": (0, SHARED), "computing": (1, COMPUTING), "presenting": (2, PRESENTING)}
+# natrob's floors, lowest first, one per folder: the files directly in natrob/ are the shared floor, each subpackage
+# is the floor its folder names, a package's __main__ (a command) sits with the commands (run), and natrob itself
+# (the public face, which imports on first use) is above all. A module may import its own floor and the floors below
+# it; chapters/, report/ and run/ present or orchestrate, so no computing floor imports them.
+FLOORS = ("shared", "models", "attacks", "harness", "train", "audit", "study", "chapters", "report", "run", "natrob")
+PRESENTING = ("chapters", "report", "run")
+# what the report, verify and every chapter's sections and figures may never load: torch, or a module of these
+TORCH_FOLDERS = ("models", "attacks", "train", "harness", "audit")
+TOP_LEVEL_MODULES = 12  # at most: files directly in natrob/, __init__.py included
 
 
 def _modules() -> dict:
@@ -63,10 +54,6 @@ def _graph() -> dict:
     return {m: _imports(m, p, mods) for m, p in mods.items()}
 
 
-def _in(name: str, prefixes) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
 def test_no_import_cycle():
     graph = _graph()
     done, cycles = set(), []
@@ -86,13 +73,22 @@ def test_no_import_cycle():
     assert not cycles, " -> ".join(cycles[0])
 
 
+def _folder(name: str) -> str:
+    """The folder a module's floor is named by: 'shared' for natrob/<m>.py, 'run' for a command (__main__)."""
+    parts = name.split(".")
+    if name == "natrob":
+        return "natrob"
+    if parts[-1] == "__main__":
+        return "run"
+    if len(parts) == 2 and (paths.PACKAGE / f"{parts[1]}.py").is_file():
+        return "shared"
+    return parts[1]
+
+
 def _floor(name: str) -> int:
-    """The floor of a module: the one whose listed prefix matches it most closely (natrob.audit.__main__ presents
-    what natrob.audit computes)."""
-    best = max(((len(p), level) for level, prefixes in FLOORS.values() for p in prefixes
-                if name == p or name.startswith(p + ".")), default=None)
-    assert best is not None, f"{name} is on no floor: add it to SHARED, COMPUTING or PRESENTING"
-    return best[1]
+    folder = _folder(name)
+    assert folder in FLOORS, f"{name}: folder natrob/{folder}/ is on no floor: add it to FLOORS in its place"
+    return FLOORS.index(folder)
 
 
 def _reachable(graph: dict, start: str) -> set:
@@ -118,26 +114,45 @@ def test_no_module_reaches_a_floor_above_its_own():
 
 
 def test_report_imports_no_compute_module():
-    # the report, every section and figure function of every chapter, and verify: torch never loads
+    # the report, every section and figure function of every chapter, and verify: torch never loads, nor a
+    # module of the folders that compute with it (TORCH_FOLDERS)
     code = ("import sys\n"
-            "import natrob.report, natrob.verify\n"
+            "import natrob.report, natrob.report.verify\n"
             "from natrob import chapters\n"
             "from natrob.report.sections import sections\n"
             "for s in sections(): pass\n"
             "for ch, s in chapters.sections(): s.context\n"
             "for name, (prefix, ch) in chapters.figure_table().items(): ch.figures[name].draw\n"
-            "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'natrob' and m in "
-            f"{list(COMPUTING)!r})\n"
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'natrob' and "
+            f"len(m.split('.')) > 1 and m.split('.')[1] in {list(TORCH_FOLDERS)!r})\n"
             "print(bad)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", out.stdout
 
 
+def test_every_folder_is_on_a_floor():
+    folders = sorted(p.parent.name for p in paths.PACKAGE.glob("*/__init__.py"))
+    assert set(folders) <= set(FLOORS), sorted(set(folders) - set(FLOORS))
+
+
+def test_no_computing_module_imports_a_presenting_one():
+    graph = _graph()
+    bad = sorted((m, t) for m in graph for t in graph[m]
+                 if _folder(t) in PRESENTING and _folder(m) not in PRESENTING + ("natrob",))
+    assert not bad, bad
+
+
+def test_the_top_level_holds_shared_pieces_only():
+    top = sorted(p.name for p in paths.PACKAGE.glob("*.py"))
+    assert len(top) <= TOP_LEVEL_MODULES, top
+
+
 def test_a_new_chapter_reaches_every_registry(tmp_path, monkeypatch):
     """What a new notebook (here a fake 99, a number no notebook has) adds: a module and one record; schemas,
     figures, sections and cost rows follow from it."""
-    from natrob import costs, figures, schemas
+    from natrob.report import figures, schemas
+    from natrob.run import costs
     from natrob.profiles import load_profile
     from natrob.report.sections import sections
     from natrob.stats import count

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from natrob import lipschitz
+from natrob.study import lipschitz
 from natrob.models import build_model
 
 

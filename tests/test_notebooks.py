@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from natrob import chapters, paths
-from natrob.runner import main as run_all, notebooks
+from natrob.run.runner import main as run_all, notebooks
 
 # the tests that run notebooks through papermill (every notebook of the tiny profile: minutes); the others read
 # JSON or parse arguments and stay in the fast suite
@@ -78,7 +78,7 @@ def tiny_run(tmp_path_factory):
         with contextlib.redirect_stdout(buf):  # a second run reuses every finished notebook
             rc2 = run_all(["--profile", "tiny", "--no-report"])
         quick_after = {k: v for k, v in _digest(art).items() if "/quick/" in f"/{k}"}
-        from natrob.verify import verify
+        from natrob.report.verify import verify
         verify_out = io.StringIO()
         verify_rc = verify("tiny", out=verify_out)
         with contextlib.redirect_stdout(io.StringIO()):  # a user's model beside the profile's, by parameter
@@ -222,7 +222,7 @@ def test_report_sections_read_what_the_notebooks_write(tiny_run):
 @slow
 def test_failing_notebook_names_the_cell(tmp_path):
     import nbformat
-    from natrob.runner import run_notebook
+    from natrob.run.runner import run_notebook
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     p = nbformat.v4.new_code_cell("X = 1")
@@ -243,7 +243,7 @@ def test_failing_notebook_names_the_cell(tmp_path):
 
 
 def test_a_started_notebook_is_not_finished_until_it_succeeds(tmp_path):
-    from natrob.runner import Stamps
+    from natrob.run.runner import Stamps
     nb = tmp_path / "01-x.ipynb"
     (tmp_path / "01-x.ipynb").write_text("{}")
     stamps = Stamps("tiny")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from natrob.errors import ConfigError, SolverFailure
-from natrob.prediction import predict
+from natrob.harness.prediction import predict
 from natrob.models import build_model
 
 SPEC = {"in_channels": 1, "num_classes": 10, "mean": (0.5,), "std": (0.25,)}

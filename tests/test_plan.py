@@ -3,7 +3,7 @@ points they leave robust, and a row for every attack even when no point was left
 import pytest
 
 from natrob.errors import ConfigError
-from natrob.plan import NONE_LEFT, on_survivors, run_plan, standalone
+from natrob.harness.plan import NONE_LEFT, on_survivors, run_plan, standalone
 
 PLAN = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"},
         {"name": "pgd", "steps": 10, "alpha_rel": 0.25, "id": "pgd", "label": "PGD-10"},

@@ -6,7 +6,7 @@ import pytest
 from natrob import paths
 from natrob.errors import ConfigError, UnknownNameError
 from natrob.profiles import available, load_profile
-from natrob.runner import notebooks
+from natrob.run.runner import notebooks
 
 
 def _parameters_cell(nb_path):
@@ -65,7 +65,7 @@ def test_notebook_09_declares_every_parameter_its_run_reads():
     import ast
     import inspect
 
-    from natrob import mechanism_params, width
+    from natrob.study import mechanism_params, width
     src = "".join(inspect.getsource(f) for f in (mechanism_params, width.width_entry))
     read = {n.value for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Constant) and isinstance(n.value, str)
             and n.value.isupper() and n.value in load_profile("quick")}

@@ -9,15 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from natrob import published_odes as po
+from natrob.study import published_odes as po
 from natrob.attacks import AdamStep, make_attack
 from natrob.attacks.adam_step import log_margin
 from natrob.chapters import ch10_published as chapter
 from natrob.errors import ConfigError
 from natrob.paths import REPO
-from natrob.pickled import _legacy_globals
+from natrob.audit.pickled import _legacy_globals
 from natrob.stats import count
-from natrob.usermodel import load_module_checkpoint
+from natrob.audit.usermodel import load_module_checkpoint
 
 NETWORKS = REPO / "examples" / "tisode_networks.py"
 

@@ -1,5 +1,5 @@
 """The tiny profile retrained here (not from the published weights): what a retrained run is checked against is the
-study's claims (natrob.claims), not the digits of the published run, which another CPU's training moves. The run is
+study's claims (natrob.report.claims), not the digits of the published run, which another CPU's training moves. The run is
 the notebooks the tiny claims read (03 and 06, whose models are every net but notebook 02's, 07's, 08's and 09's), so
 the suite stays within its time."""
 import json
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from natrob import paths
-from natrob.runner import main as run_all
+from natrob.run.runner import main as run_all
 
 pytestmark = pytest.mark.slow  # trains and runs every notebook of the tiny profile (minutes)
 
@@ -19,10 +19,10 @@ def retrained(tmp_path_factory):
     saved = os.environ.get("NATROB_ARTIFACTS")
     os.environ["NATROB_ARTIFACTS"] = str(art)
     try:
-        from natrob.claims import CLAIMS
+        from natrob.report.claims import CLAIMS
         read = sorted({f[:2] for c in CLAIMS if "tiny" in c.profiles for f in c.files})
         rc = run_all(["--profile", "tiny", "--weights", "train", "--no-report", "--only", *read])
-        from natrob.claims import check_claims
+        from natrob.report.claims import check_claims
         rows = check_claims("tiny", paths.results_dir("tiny"))
         runs = json.loads((paths.results_dir("tiny") / "_runs.json").read_text())
         reads = (paths.results_dir("tiny") / "_model_reads.jsonl").read_text().splitlines()
@@ -43,10 +43,10 @@ def test_a_retrained_tiny_run_holds_every_claim(retrained):
 
 
 def test_the_run_logs_the_models_it_read_as_the_published_manifest_lists_them(retrained):
-    """What `natrob.weights publish` would copy from this run is in the published tiny manifest, under the same
+    """What `natrob.run.weights publish` would copy from this run is in the published tiny manifest, under the same
     store entries and file names (keys hash the training spec, so a retrained run reads the same files)."""
     read = {json.loads(line)["file"] for line in retrained["reads"]}
-    from natrob.weights import manifest
+    from natrob.run.weights import manifest
     m = manifest("tiny")
     assert m is not None
     listed = {r["file"] for r in m["weights"] if r["file"].endswith(".pt")}

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from natrob import paths
-from natrob.runner import ProfileBusy, cell_timeout, hold_profile, run_notebook
+from natrob.run.runner import ProfileBusy, cell_timeout, hold_profile, run_notebook
 
 
 def _notebook(path, *sources):
@@ -39,7 +39,7 @@ def test_a_notebook_that_fails_by_itself_is_not_run_again(tmp_path):
 
 def test_cell_timeout_follows_the_published_run_and_the_profile_margin():
     from natrob.profiles import load_profile
-    from natrob.runner import published_timings
+    from natrob.run.runner import published_timings
     p = load_profile("quick")
     t = p["CELL_TIMEOUT"]
     took = published_timings("quick")["08-the-papers-width.ipynb"]
@@ -50,7 +50,7 @@ def test_cell_timeout_follows_the_published_run_and_the_profile_margin():
 
 
 def test_a_second_run_of_a_profile_is_told_who_holds_it(capsys):
-    from natrob.runner import main as run_all
+    from natrob.run.runner import main as run_all
     with hold_profile("tiny"):
         with pytest.raises(ProfileBusy, match=f"pid {os.getpid()}"):
             with hold_profile("tiny"):
@@ -65,7 +65,7 @@ def test_a_second_run_of_a_profile_is_told_who_holds_it(capsys):
 
 
 def test_a_killed_runs_hold_is_taken_over():
-    code = ("import sys, time; from natrob.runner import hold_profile\n"
+    code = ("import sys, time; from natrob.run.runner import hold_profile\n"
             "with hold_profile('tiny'):\n    print('held', flush=True); time.sleep(600)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
@@ -83,7 +83,7 @@ def test_a_killed_runs_hold_is_taken_over():
 @pytest.mark.slow
 def test_two_runs_of_one_profile_started_together_both_end():
     """The hang seen with two runs sharing a profile's folder: now one runs and the other is refused at once."""
-    cmd = [sys.executable, "-m", "natrob.runner", "--profile", "tiny", "--only", "01", "--no-report"]
+    cmd = [sys.executable, "-m", "natrob.run.runner", "--profile", "tiny", "--only", "01", "--no-report"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=400) for p in procs]
     codes = sorted(p.returncode for p in procs)
@@ -103,7 +103,7 @@ def test_a_message_whose_wake_up_was_lost_is_read_within_a_slice(monkeypatch):
 
     from jupyter_client.channels import AsyncZMQSocketChannel
 
-    from natrob import kernels
+    from natrob.run import kernels
 
     calls = []
 
@@ -139,7 +139,7 @@ def test_a_message_whose_wake_up_was_lost_is_read_within_a_slice(monkeypatch):
 
 
 def test_the_runner_talks_to_kernels_through_the_sliced_client():
-    from natrob.kernels import IPCKernelManager, SlicedChannel
+    from natrob.run.kernels import IPCKernelManager, SlicedChannel
     km = IPCKernelManager()
     kc = km.client()
     assert isinstance(kc.shell_channel, SlicedChannel) and isinstance(kc.iopub_channel, SlicedChannel)

@@ -7,7 +7,8 @@ import re
 import pytest
 import torch
 
-from natrob import paths, runner
+from natrob import paths
+from natrob.run import runner
 from natrob.report import timings
 from natrob.report import _env
 from natrob.report.sections import provenance_section

@@ -1,4 +1,4 @@
-"""The saturation map and the real pipelines (natrob.saturation, natrob.pipelines): exact answers where the float
+"""The saturation map and the real pipelines (natrob.study.saturation, natrob.study.pipelines): exact answers where the float
 formats give one, orderings where they do not."""
 import math
 
@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from natrob.errors import ConfigError
-from natrob.pipelines import PAPER_SUM_LR, margin_trend, sum_lr
-from natrob.precision import AtPrecision, Precision
-from natrob.saturation import (ScaledLogits, input_gradients, margin_percentiles, margins,
+from natrob.study.pipelines import PAPER_SUM_LR, margin_trend, sum_lr
+from natrob.harness.precision import AtPrecision, Precision
+from natrob.study.saturation import (ScaledLogits, input_gradients, margin_percentiles, margins,
                                saturation_map, threshold)
 
 
@@ -140,7 +140,7 @@ def test_the_papers_schedule_gets_the_same_cells_at_its_own_summed_rate(digits):
     """SAT_PAPER_MODEL: every stored epoch of that training is a cell, at Σ lr = lr x ceil(n / batch) per epoch."""
     import math
 
-    from natrob import mechanism
+    from natrob.study import mechanism
     from natrob.chapters import mechanism_text
     entry = {"model": "odenet", "kwargs": {"channels": 8, "conv_layers": 4, "t1": 1.0},
              "train": {"epochs": 4, "lr": 1e-3, "batch_size": 32}}
@@ -162,10 +162,11 @@ def test_width_margins_read_the_store_and_train_nothing(digits):
     """Notebook 08's widths in notebook 09: every stored epoch at Σ lr = lr x ceil(n / batch) per epoch; a width not
     in the store is absent and stays untrained; a point's float64 margin (alone) is positive exactly where the
     float64 net, solving it alone, classifies it correctly."""
-    from natrob import mechanism, paths
+    from natrob import paths
+    from natrob.study import mechanism
     from natrob.chapters import mechanism_text
-    from natrob.saturation import clean_margins
-    from natrob.width import width_entry
+    from natrob.study.saturation import clean_margins
+    from natrob.study.width import width_entry
     ode = {"model": "odenet", "kwargs": {"channels": 4, "conv_layers": 4, "t1": 1.0},
            "train": {"epochs": 2, "lr": 0.01, "batch_size": 64}}
     params = {"ODE": ode, "WIDTH_TRAIN": {"epochs": 2, "lr": 0.01, "batch_size": 64}, "WIDTH_CHANNELS": [4, 6, 10]}
@@ -179,7 +180,7 @@ def test_width_margins_read_the_store_and_train_nothing(digits):
     per_epoch = 0.01 * math.ceil(len(digits.train_y) / 64)
     assert [round(w["sum_lr"], 9) for w in out] == [round(per_epoch, 9), round(2 * per_epoch, 9)]
     m = clean_margins(net, x, y)
-    from natrob.prediction import per_sample_solves
+    from natrob.harness.prediction import per_sample_solves
     with torch.no_grad(), per_sample_solves(net):
         right = int((net.double()(x.double()).argmax(1) == y).sum())
     assert int((m > 0).sum()) == right
@@ -199,9 +200,9 @@ def test_the_harness_judges_a_pipeline_in_batches_each_image_as_alone(small_oden
     """A pipeline's net solves one step size per batch when called (batch-coupled); the harness switches it to a step
     size per image (as a batch of one) and so attacks and judges it in batches, with the counts of one image at a
     time (PGD without its random start: a random start is drawn per call, so one at a time draws other noise)."""
-    from natrob.evaluate import evaluate
+    from natrob.harness.evaluate import evaluate
     from natrob.models.odenet import solver_settings
-    from natrob.prediction import per_sample_solves
+    from natrob.harness.prediction import per_sample_solves
     pipe = AtPrecision(small_odenet, "float32")
     assert pipe.batch_coupled
     with per_sample_solves(pipe):
@@ -229,8 +230,8 @@ def test_the_harness_judges_a_pipeline_in_batches_each_image_as_alone(small_oden
 
 
 def test_the_maps_judge_solves_each_image_once_and_predicts_as_predict_does(small_odenet, digits):
-    from natrob.prediction import predict
-    from natrob.saturation import _Judge
+    from natrob.harness.prediction import predict
+    from natrob.study.saturation import _Judge
     x = digits.test_x[:10]
     rows = []
     judge = _Judge(small_odenet, 4)
@@ -252,9 +253,9 @@ def test_the_maps_judge_solves_each_image_once_and_predicts_as_predict_does(smal
 def test_a_cell_takes_the_maps_gradients_of_the_same_net_and_measures_the_same(small_odenet, digits):
     """Notebook 09 keeps the last net's gradients across its saturation map and that epoch's cell: the cell then
     solves fewer times and measures exactly what it measures alone."""
-    from natrob.pipelines import epoch_cell
+    from natrob.study.pipelines import epoch_cell
     from natrob.reference import paper_attack
-    from natrob.saturation import saturation_map
+    from natrob.study.saturation import saturation_map
     x, y = digits.test_x[:8], digits.test_y[:8]
     memo, rows = {}, []
     saturation_map(small_odenet, x, y, scales=[1, 64], gradients=["float32", "float64"], progress=False, memo=memo)

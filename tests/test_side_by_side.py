@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from natrob import runner
+from natrob.run import runner
 from natrob.data import load_dataset
 from natrob.train import store
 from natrob.train.config import TrainConfig
@@ -101,7 +101,7 @@ def test_side_by_side_holds_each_slot_once(monkeypatch, gpus):
 
     monkeypatch.setattr(runner.subprocess, "run", fake_run)
     pending = [(Path(f"0{i}-x.ipynb"), "s") for i in range(1, 7)]
-    training = [("train a net", [sys.executable, "-m", "natrob.width"])]
+    training = [("train a net", [sys.executable, "-m", "natrob.study.width"])]
     failed, trained = runner._run_side_by_side(pending, "tiny", False, 2, gpus, training=training)
     assert seen[0][0] == "training"  # training jobs start first
     assert list(trained) == ["train a net"] and trained["train a net"] >= 0.05
@@ -118,7 +118,7 @@ def test_notebook_08s_widths_train_as_jobs_of_their_own():
     nb08 = [(Path("08-the-papers-width.ipynb"), "s")]
     jobs = runner.training_jobs(params, "quick", nb08)
     assert [cmd[cmd.index("--channels") + 1] for _, cmd in jobs] == ["128", "64", "32", "16"]  # longest first
-    assert all(cmd[cmd.index("--threads") + 1] == "1" and "natrob.width" in cmd for _, cmd in jobs)
+    assert all(cmd[cmd.index("--threads") + 1] == "1" and "natrob.study.width" in cmd for _, cmd in jobs)
     assert runner.training_jobs(params, "quick", [(Path("03-white-box.ipynb"), "s")]) == []
     assert runner.training_jobs(params, "quick", nb08, overrides=["WIDTH_CHANNELS=[16]"]) == []
 
@@ -126,7 +126,8 @@ def test_notebook_08s_widths_train_as_jobs_of_their_own():
 def test_publish_keeps_the_runs_timing_table_for_a_fresh_clones_order(tmp_path, monkeypatch):
     """verify --publish writes the run's timings beside the published results (ignored by verify), and the runner
     orders a checkout without its own _runs.json by them."""
-    from natrob import paths, verify
+    from natrob import paths
+    from natrob.report import verify
     monkeypatch.setenv("NATROB_ARTIFACTS", str(tmp_path / "art"))
     monkeypatch.setattr(paths, "PUBLISHED", tmp_path / "published")
     monkeypatch.setattr(verify, "PUBLISHED", tmp_path / "published")

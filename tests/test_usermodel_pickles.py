@@ -1,4 +1,4 @@
-"""Whole pickled modules under the audit (natrob.pickled through natrob.usermodel): a DataParallel-wrapped module
+"""Whole pickled modules under the audit (natrob.audit.pickled through natrob.audit.usermodel): a DataParallel-wrapped module
 saved by ``torch.save(model)``, in torch's zip format and in the legacy one (torch < 1.6, as TisODE's published
 checkpoints), loads with only the user's file's classes, torch.nn modules, tensors and plain containers allowed;
 a pickle naming anything else is refused by name before it runs; missing classes are named; state dicts load as
@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from natrob.audit.__main__ import main as audit_main
+from natrob.run.audit import main as audit_main
 from natrob.errors import ConfigError
-from natrob.usermodel import load_module_checkpoint, load_user_model
+from natrob.audit.usermodel import load_module_checkpoint, load_user_model
 
 USER_FILE = '''
 import torch

@@ -6,8 +6,8 @@ import torch
 from natrob.attacks import FGSM, PGD, ProtocolVariant
 from natrob.attacks.variant import ProbabilitiesOut
 from natrob.errors import ConfigError
-from natrob.evaluate import evaluate
-from natrob.protocols import variant_plan
+from natrob.harness.evaluate import evaluate
+from natrob.study.protocols import variant_plan
 from natrob.reference import paper_attack
 
 
@@ -100,7 +100,7 @@ def test_a_variant_crafting_on_the_judge_freezes_its_fooled_points_and_counts_th
                                                                                       monkeypatch):
     """The harness freezes a variant's PGD at each point's first fooling iterate only where the variant crafts on the
     judged model (all but cross-solver, whose twin crafts); frozen or not, the same points count as broken."""
-    import natrob.evaluate as ev
+    import natrob.harness.evaluate as ev
     x, y = digits.test_x[:16], digits.test_y[:16]
     plan = variant_plan(protocol, paper_attack(20, 0.02), ("pgd",), craft_solver={"rtol": 0.1, "atol": 0.1})
     seen = []

@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from natrob import paths
-from natrob.schemas import SchemaError, check_schema, counts, matches, schema_for, schemas, show_key
+from natrob.report.schemas import SchemaError, check_schema, counts, matches, schema_for, schemas, show_key
 from natrob.stats import count, wilson
-from natrob.verify import compare, main, verify
+from natrob.report.verify import compare, main, verify
 
 PROFILES = sorted(p.name for p in paths.PUBLISHED.iterdir() if p.is_dir())
 FILES = sorted(p for prof in PROFILES for p in (paths.PUBLISHED / prof).glob("*.json") if not p.name.startswith("_"))

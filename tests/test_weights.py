@@ -1,4 +1,4 @@
-"""Published weights (natrob.weights): publish exactly what a run read, install only what the manifest's sha256
+"""Published weights (natrob.run.weights): publish exactly what a run read, install only what the manifest's sha256
 vouches for, and a run on published weights trains nothing. Also the store's message for a damaged checkpoint."""
 import json
 import shutil
@@ -8,7 +8,7 @@ import torch
 
 from natrob import paths
 from natrob.errors import CheckpointError
-from natrob.weights import MODE_ENV, READS_ENV, WeightsError, check, install, publish, sha256
+from natrob.run.weights import MODE_ENV, READS_ENV, WeightsError, check, install, publish, sha256
 
 
 def _entry(store, digits, name="cnn", epochs=2):
@@ -85,7 +85,7 @@ def test_an_altered_or_missing_weight_is_refused_before_anything_is_copied(publi
 
 
 def test_the_runner_exits_2_on_an_altered_weight_and_runs_nothing(published, capsys):
-    from natrob.runner import main as run_all
+    from natrob.run.runner import main as run_all
     wdir = paths.PUBLISHED / "tiny" / "weights"
     target = wdir / published["manifest"]["weights"][-1]["file"]
     target.write_text(target.read_text() + " ")

@@ -4,7 +4,7 @@ import torch
 from natrob.models import build_model
 from natrob.train import TrainConfig, get_model
 from natrob.train.store import epoch_checkpoints
-from natrob import fingerprint, probes, protocols, width
+from natrob.study import fingerprint, probes, protocols, width
 from natrob.stats import count
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..contract import as_labels
+from .contract import as_labels
 from .base import Attack
 
 

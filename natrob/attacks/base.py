@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..contract import as_labels, check_images
+from .contract import as_labels, check_images
 from ..errors import ConfigError, check_eps
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..contract import predicted
+from .contract import predicted
 from ..errors import check_positive_int
 from .base import Attack
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..contract import predicted
+from .contract import predicted
 from ..errors import check_positive_int
 from .base import Attack
 

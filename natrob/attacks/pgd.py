@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..contract import predicted
+from .contract import predicted
 from ..errors import ConfigError, check_positive_int
 from .base import Attack, cw_margin, input_grad
 

@@ -3,7 +3,7 @@
 Why: the paper's Table 1 numbers for the Neural ODE are not what natrob measures under the correct threat model
 (L-inf eps in [0, 1] pixel space, images clipped to [0, 1], crafted and judged by the model as evaluated).
 Notebooks 07 and 08 ask which careless protocol would produce them. Each protocol wraps a natrob FGSM or PGD (the
-inner attack) and runs through the same harness as every other attack (:func:`natrob.evaluate.evaluate`). The
+inner attack) and runs through the same harness as every other attack (:func:`natrob.harness.evaluate.evaluate`). The
 harness judges the result with the evaluated model, counts solver failures as not robust, stores the result and
 seeds the attack. It also checks each batch against the variant's own threat model (:meth:`Attack.admits`).
 
@@ -16,7 +16,7 @@ seeds the attack. It also checks each batch against the variant's own threat mod
   which then takes the cross-entropy of probabilities, so the gradient passes two softmaxes.
 
 (The float16 variant of notebook 08 changes the judged model, not the attack, so it is a model wrapper:
-:class:`natrob.precision.AtPrecision` in ``Precision.FLOAT16``, run by :func:`natrob.protocols.protocol_rows`.)
+:class:`natrob.harness.precision.AtPrecision` in ``Precision.FLOAT16``, run by :func:`natrob.study.protocols.protocol_rows`.)
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import copy
 
 from torch import nn
 
-from ..contract import Adapted
+from .contract import Adapted
 from ..errors import ConfigError
 from .base import Attack
 from .fgsm import FGSM
@@ -117,7 +117,7 @@ class ProtocolVariant(Attack):
 
 
 def _unwrapped(model):
-    """The user's model inside the harness's contract adapter (natrob.contract.Adapted)."""
+    """The user's model inside the harness's contract adapter (natrob.attacks.contract.Adapted)."""
     while isinstance(model, Adapted):
         model = model.inner
     return model

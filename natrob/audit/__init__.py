@@ -6,7 +6,7 @@ ball, the constant-image attack, and for ODE nets adaptive attacks: gradients th
 solves of the same vector field, through the adjoint, and through looser and tighter tolerances. Adversarial
 examples are always judged by the model exactly as evaluated (its own solver and tolerance).
 
-No model can crash the audit. Before attacking, natrob.contract checks the model's output (a tensor of logits
+No model can crash the audit. Before attacking, natrob.attacks.contract checks the model's output (a tensor of logits
 of shape (n, classes)): a model that cannot be evaluated (its forward pass raises, it returns a tuple, every
 clean ODE solve fails) gets a result that says so and why, and no finding about the paper. A probe then asks
 whether the forward pass is random (16 passes on the same input), whether the input gradient exists and is
@@ -16,8 +16,8 @@ EOT-PGD and AutoAttack's ``rand`` version as well, and judged by majority vote o
 whose input is disconnected from autograd still gets every gradient-free attack; any exception inside an
 attack is recorded in its row, named in the verdict, and the audit goes on.
 
-Attack specs carry a stable ``id`` and a ``role`` (``ROLES``); checks (natrob.checks) select attacks by role,
-and the verdict (natrob.verdict) separates four findings: reproduced, converged, masking, feasible, and names
+Attack specs carry a stable ``id`` and a ``role`` (``ROLES``); checks (natrob.audit.checks) select attacks by role,
+and the verdict (natrob.audit.verdict) separates four findings: reproduced, converged, masking, feasible, and names
 what limits the evaluation (attacks that raised, components skipped, solver failures, non-finite logits,
 batch dependence).
 """
@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks as checks_mod
-from .. import verdict as verdict_mod
+from . import checks as checks_mod
+from . import verdict as verdict_mod
 from ..attacks import input_grad
 from ..attacks.base import input_grad_connected
-from ..contract import as_labels, check_images, predicted, prepare
-from ..evaluate import evaluate
-from ..prediction import model_device as _device, per_sample_solves
+from ..attacks.contract import as_labels, check_images, predicted, prepare
+from ..harness.evaluate import evaluate
+from ..harness.prediction import model_device as _device, per_sample_solves
 from ..models.odenet import solver_twin
-from ..plan import run_plan
+from ..harness.plan import run_plan
 from ..stats import class_shares, count
-from .. import budgets, reference
+from .. import reference
+from . import budgets
 from ..errors import ConfigError
 from ..reference import lookup
 
@@ -72,7 +73,7 @@ def ode_surrogates(model, fixed_steps: int = 20) -> dict:
 
 
 def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = False, paper_attack=None) -> list:
-    """The audit's attack plan (:mod:`natrob.plan`): attacks on every clean-correct point (the checks compare
+    """The audit's attack plan (:mod:`natrob.harness.plan`): attacks on every clean-correct point (the checks compare
     them), then attacks only on points that survived everything before (``on: survivors``: they only lower the
     worst case).
     ``paper_attack``: the paper's PGD as the profile runs it (default :func:`natrob.reference.paper_attack`)."""
@@ -179,7 +180,7 @@ def output_stats(model, x, batch_size: int = 256) -> dict:
 
 def probe(model, x, y, draws: int, repeats: int = 16) -> dict:
     """Before attacking: is the forward pass random, is the input gradient connected and informative, does the
-    output look like logits? ``model`` is the contracted model (natrob.contract.prepare)."""
+    output look like logits? ``model`` is the contracted model (natrob.attacks.contract.prepare)."""
     r = randomness(model, x, repeats)
     return {"randomness": r, "gradient": gradient_stats(model, x, y), "output": output_stats(model, x),
             "draws": draws if r["randomized"] else 1}
@@ -196,7 +197,7 @@ def _counted(rows: list) -> dict:
 
 
 def attack_at_eps(model, x, y, eps, plan, draws, label, progress, seed, per_sample=False) -> dict:
-    """Every attack of ``plan`` at one eps (:func:`natrob.plan.run_plan`): standalone counts, then the cascade on
+    """Every attack of ``plan`` at one eps (:func:`natrob.harness.plan.run_plan`): standalone counts, then the cascade on
     the points still robust. ``evaluable`` False (with ``not_evaluable``, the reason) when the clean pass left
     nothing to measure."""
     res = run_plan(model, x, y, eps, plan, seed=seed, draws=draws, label=label, progress=progress,
@@ -233,11 +234,11 @@ def audit_model(model, x, y=None, eps_list=(0.1, 0.3), budget="standard", label:
         print(result["sentence"])
 
     Arguments: ``model`` any ``torch.nn.Module`` mapping (n, C, H, W) images in [0, 1] to (n, classes) logits
-    (natrob.contract copes with tuples, probabilities, half precision, DataParallel, batch statistics, random
+    (natrob.attacks.contract copes with tuples, probabilities, half precision, DataParallel, batch statistics, random
     passes and models that write into their input, and says so in the checks); ``x`` either (n, C, H, W)
     floating images in [0, 1] with ``y`` (n,) labels of any integer dtype, or a dataset name of
     :data:`natrob.data.DATASETS` (then the first ``n`` test images, default 200, from ``root``); ``eps_list``
-    L-inf radii in pixel units of [0, 1]; ``budget`` a name of :data:`natrob.budgets.BUDGETS` ("quick",
+    L-inf radii in pixel units of [0, 1]; ``budget`` a name of :data:`natrob.audit.budgets.BUDGETS` ("quick",
     "standard", "strong") or a dict of their keys; ``label`` names the model in every row; ``paper`` maps eps ->
     the paper's accuracy in [0, 1] (or None); ``resnet`` a source for the transfer attack; ``num_classes``
     (None: the model's output count); ``paper_attack`` the paper's PGD as a profile runs it (default
@@ -247,7 +248,7 @@ def audit_model(model, x, y=None, eps_list=(0.1, 0.3), budget="standard", label:
     (warning signs, Carlini et al. 2019), ``findings`` (reproduced / converged / masking / feasible per eps),
     ``probe`` and ``sentence``. Raises ConfigError for bad arguments (``x``, ``y``, ``budget``, ``eps_list``,
     labels outside the model's classes), never for what the model does: a model that cannot be evaluated
-    (natrob.contract) gets ``evaluable`` False, its reason, and no finding about the paper."""
+    (natrob.attacks.contract) gets ``evaluable`` False, its reason, and no finding about the paper."""
     budget = budgets.resolve(budget)
     eps_list = _eps_list(eps_list)
     if isinstance(x, str):

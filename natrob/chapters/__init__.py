@@ -4,16 +4,16 @@ A chapter is a numbered notebook and its module (``natrob.chapters.chNN_*``). Th
 notebook's measurements into its result file and what presents that file: ``payload(...)`` builds the result
 payload, one function per figure draws it from the payload, one function per report section turns the result
 files into the section's context, and ``cost(p, unit)`` estimates the chapter's device-hours under profile ``p``
-(:mod:`natrob.gpu_check`). Its record in :data:`CHAPTERS` holds them (the functions themselves, so an editor's
-go-to-definition reaches them), with the counts its result files hold (the declared schema, :mod:`natrob.schemas`).
+(:mod:`natrob.run.gpu_check`). Its record in :data:`CHAPTERS` holds them (the functions themselves, so an editor's
+go-to-definition reaches them), with the counts its result files hold (the declared schema, :mod:`natrob.report.schemas`).
 These registries are derived from :data:`CHAPTERS`, never written twice:
 
-- ``natrob.schemas.schemas()``: result-file prefix -> count patterns (``verify`` compares what is declared there);
-- ``natrob.figures.registry()``: figure name -> (result prefix, drawing function);
+- ``natrob.report.schemas.schemas()``: result-file prefix -> count patterns (``verify`` compares what is declared there);
+- ``natrob.report.figures.registry()``: figure name -> (result prefix, drawing function);
 - ``natrob.report.sections.sections()``: the report's sections, in order, and its navigation;
-- ``natrob.costs.paper_estimate``: one cost row per chapter (its ``cost(p, units)`` with a
-  :class:`natrob.costs.Units`);
-- ``natrob.runner.training_jobs``: the training jobs a side-by-side run starts first (a record's ``jobs``).
+- ``natrob.run.costs.paper_estimate``: one cost row per chapter (its ``cost(p, units)`` with a
+  :class:`natrob.run.costs.Units`);
+- ``natrob.run.runner.training_jobs``: the training jobs a side-by-side run starts first (a record's ``jobs``).
 
 Adding notebook 10 touches three files: the notebook, its module (``natrob/chapters/ch10_*.py``), and one
 :class:`Chapter` entry here (imported beside the others, appended to :data:`CHAPTERS`, every field by keyword).
@@ -29,13 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import jobs
+from . import jobs
 from . import (ch01_lipschitz, ch02_step_size, ch03_white_box, ch04_black_box, ch05_table2, ch06_audit, ch07_grid,
                ch08_width, ch09_mechanism, ch10_published)
 
 # context(result files found for the section, env) -> the template's variables (natrob.report.sections)
 Context = Callable[[list, dict], dict]
-# draw(payload, params) -> a matplotlib figure (natrob.figures)
+# draw(payload, params) -> a matplotlib figure (natrob.report.figures)
 Draw = Callable[[dict, dict], object]
 
 
@@ -70,9 +70,9 @@ class Chapter:
     ``figures`` {figure name: :class:`Figure`}; ``sections`` its report sections; ``cost`` its cost-row function
     ``cost(p, units) -> row`` (None: no device cost); ``payload`` the function that builds its result payload from
     the notebook's measurements (None where a compute module builds it and the chapter only adds the sentences: 08
-    :mod:`natrob.width`, 09 :mod:`natrob.mechanism`); ``jobs`` the function ``jobs(params, profile) -> [(label,
+    :mod:`natrob.study.width`, 09 :mod:`natrob.study.mechanism`); ``jobs`` the function ``jobs(params, profile) -> [(label,
     command)]`` naming the models a side-by-side run trains as jobs of their own before the notebook
-    (:mod:`natrob.jobs`; None: none)."""
+    (:mod:`natrob.chapters.jobs`; None: none)."""
     number: str
     results: dict[str, tuple[str, ...]]
     figures: dict[str, Figure] = field(default_factory=dict)

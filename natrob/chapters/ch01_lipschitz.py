@@ -1,7 +1,7 @@
 """Chapter 01 (notebook 01-lipschitz-bounds): the paper's §3 bounds measured on trained networks.
 
 Payload, figures (Theorem 3.1, Theorem 3.2, the skip architectures), report section and cost row; see
-:mod:`natrob.chapters`. The computations are :mod:`natrob.lipschitz`'s."""
+:mod:`natrob.chapters`. The computations are :mod:`natrob.study.lipschitz`'s."""
 from __future__ import annotations
 
 import math

@@ -3,13 +3,13 @@ paper's Table 1 numbers for the Neural ODE, and does it survive the strongest ev
 
 Payload, the prose written from the measured counts (scope, summary, distances to the paper), the table, the
 figure, the report section and the cost row; see :mod:`natrob.chapters`. The measurements are
-:mod:`natrob.grid`'s; nothing here imports it (the report renders the result file alone)."""
+:mod:`natrob.study.grid`'s; nothing here imports it (the report renders the result file alone)."""
 from __future__ import annotations
 
 
 from .. import reference
 from ..eps import EPS_TOL, at_eps, same_eps
-from ..fingerprint import distance, paper_row, percentages
+from ..study.fingerprint import distance, paper_row, percentages
 from .drawing import dataset_name, frame, legend_outside, pyplot
 from ..stats import fmt, wilson
 
@@ -34,7 +34,7 @@ def scope_text(profile: str, n_cells: int, n_points: int, eps, tols, grads, t1_v
                budget: dict) -> str:
     """What part of the grid a profile runs, in plain words (no Python literals), and what it leaves out of
     :data:`FULL_GRID`."""
-    from ..budgets import grid_settings  # the grid's defaults, as the grid applies them
+    from ..audit.budgets import grid_settings  # the grid's defaults, as the grid applies them
     budget = grid_settings(budget)
     more = int(budget["pgd_steps"])
     extra = [f"PGD-{more}x{budget['pgd_restarts']}"] * (more > 0) + ["Square"] * (int(budget["square_queries"]) > 0)
@@ -64,7 +64,7 @@ def paper_table1(dataset: str) -> dict:
 
 def compare_to_paper(cells: list, dataset: str) -> list:
     """Per cell: points between ours and the paper per eps (FGSM and PGD-40) and the RMS distance over both
-    columns and every eps the paper and the grid share (:func:`natrob.fingerprint.distance`, the one distance
+    columns and every eps the paper and the grid share (:func:`natrob.study.fingerprint.distance`, the one distance
     notebooks 07, 08 and 09 use)."""
     paper = paper_table1(dataset)
     rows = []
@@ -159,7 +159,7 @@ def table(cells: list) -> list:
 
 
 def payload(data, scope: str, eps: list, cells: list, models: dict) -> dict:
-    """The result payload: the measured cells (``natrob.grid.run_grid``), the paper's Table 1 at the grid's eps,
+    """The result payload: the measured cells (``natrob.study.grid.run_grid``), the paper's Table 1 at the grid's eps,
     the distances to it, the closest cells, the summary, and per model its store key and clean accuracy
     (``models``: name -> (model, store record))."""
     name = data.name
@@ -218,7 +218,7 @@ def cost(p: dict, u) -> dict:
     with float64 everywhere) and the noise query per point and eps; stronger attacks on survivors not counted."""
     specs, cells = u.grid_cells(p)
     extra = [s for s in specs.values() if s is not p["ODE"]]
-    from ..budgets import grid_settings
+    from ..audit.budgets import grid_settings
     g, pgd = grid_settings(p["GRID_BUDGET"]), reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"])
     cell_units = (2 * (1 + pgd["steps"]) * (2 if g["float64"] == "all" else 1), 1)
     return {"notebook": "07",

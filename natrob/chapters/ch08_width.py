@@ -1,6 +1,6 @@
 """Chapter 08 (notebook 08-the-papers-width): ODE nets by width and training length, and Table 1's fingerprint.
 
-The sentences about the payload built by :func:`natrob.width.payload` from the notebook's steps, figures, report
+The sentences about the payload built by :func:`natrob.study.width.payload` from the notebook's steps, figures, report
 section and cost row; see
 :mod:`natrob.chapters`. Counts are count values: per-epoch cells (clean, exactly-zero input gradients in
 float32 and float64, FGSM per eps), Table 1 of each width's last model, the worst case and the protocol variants
@@ -10,7 +10,7 @@ paper's and its RMS distance to it.
 from __future__ import annotations
 
 from ..eps import at_eps, same_eps
-from ..fingerprint import paper_at, quote_eps
+from ..study.fingerprint import paper_at, quote_eps
 from .drawing import dataset_name, legend_outside, pyplot
 
 RESULT = "08-width"
@@ -194,7 +194,7 @@ def cost(p: dict, u) -> dict:
     """Training every width (conv cost scales with channels squared against the unit 128-channel net), the
     per-epoch cells (two gradients and a forward per FGSM eps), Table 1 per width, and the worst case and
     protocols on the widest (attacks on survivors not counted)."""
-    from ..width import WidthParams
+    from ..study.width import WidthParams
     wp = WidthParams.from_params(p, p["N_EVAL"])
     steps, n, eps = wp.attack["steps"], p["N_EVAL"], len(wp.eps)
     epochs = int(p["WIDTH_TRAIN"]["epochs"])

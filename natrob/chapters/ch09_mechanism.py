@@ -1,6 +1,6 @@
 """Chapter 09 (notebook 09-why-no-gradient): training length x evaluation precision, and the paper's Table 1.
 
-Payload (built by :func:`natrob.mechanism.payload` from the notebook's steps), figures, findings
+Payload (built by :func:`natrob.study.mechanism.payload` from the notebook's steps), figures, findings
 (:mod:`natrob.chapters.mechanism_text`), report section and cost row; see
 :mod:`natrob.chapters`. Counts are count values: per-epoch cells (clean, exactly-zero gradients per gradient setting,
 FGSM per eps under float32 and AMP), the saturation map's rows, Table 1 of every pipeline and the strongest
@@ -8,7 +8,7 @@ evaluation. ``configurations`` holds percentages only: each Table 1 beside the p
 """
 from __future__ import annotations
 
-from ..fingerprint import quote_eps
+from ..study.fingerprint import quote_eps
 from .mechanism_text import GRADIENT_NAMES, findings, k_of_n, readable_interval, robust_at  # noqa: F401  (findings)
 from .drawing import dataset_name, legend_outside, pyplot
 
@@ -166,7 +166,7 @@ def section(results, env) -> dict:
 def cost(p: dict, u) -> dict:
     """Training the measured net (its conv cost against the unit 128-channel net), the cells, the map and the
     pipelines' Table 1 (attacks on survivors not counted)."""
-    from ..mechanism_params import MechanismParams
+    from ..study.mechanism_params import MechanismParams
     mp = MechanismParams.from_params(p, p["N_EVAL"])
     scale = (int(mp.model["kwargs"]["channels"]) / 128) ** 2
     n, eps = p["N_EVAL"], len(mp.eps)

@@ -1,7 +1,7 @@
 """Chapter 10 (notebook 10-published-neural-odes): published robust Neural-ODE models under the audit.
 
 TisODE (Yan et al., ICLR 2020) publishes three MNIST checkpoints and a log of its own attack; the notebook loads
-them as a user would (:func:`natrob.usermodel.load_module_checkpoint`), replays the logged attack
+them as a user would (:func:`natrob.audit.usermodel.load_module_checkpoint`), replays the logged attack
 (:class:`natrob.attacks.AdamStep`) on the logged images, runs FGSM, the paper's PGD and the audit
 (:func:`natrob.audit.audit_model`). Payload, sentences, figure, report section and cost row; see
 :mod:`natrob.chapters`. Where the checkpoints are absent the notebook audits small stand-ins of the same
@@ -93,7 +93,7 @@ def _strength(p) -> list:
 def findings(p) -> list:
     """Sentences written from the payload's numbers: what was loaded, clean accuracy, the replay of the log,
     the attacks' strength per eps, and the audit's sentence per model."""
-    out = [_loading(p), "Clean accuracy on the whole test split: " + ", ".join(
+    out = [_loading(p), "Clean accuracy on every test image: " + ", ".join(
         f"{r['model']} {ci(r['clean'])}" for r in p["clean"]) + "."]
     replay = _replay(p)
     out += ([replay] if replay else []) + _strength(p) + list(p["audit"]["headline"])

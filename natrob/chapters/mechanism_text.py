@@ -4,7 +4,7 @@ section's tables, never a sentence) and the rule that decides whether an extrapo
 from __future__ import annotations
 
 from ..eps import at_eps
-from ..fingerprint import quote_eps
+from ..study.fingerprint import quote_eps
 
 GRADIENT_NAMES = {"float32": "float32 (paper's attack)", "probabilities": "CE of probabilities",
                   "bfloat16-autocast": "bfloat16 autocast", "float16-amp": "float16 AMP",

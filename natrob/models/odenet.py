@@ -13,7 +13,7 @@ the constant plane t is t times a fixed weight-dependent map, so the convs see 1
 ``f_impl='concat'`` keeps the literal concatenation (same function, same parameters: checkpoints load either way).
 
 ``configure_solver(per_sample=True)`` solves dopri5 with a step size per sample (``per_sample.py``), so a batched
-solve equals one-at-a-time solves; ``natrob.evaluate`` switches it on while it judges an ODE net. It is a solver
+solve equals one-at-a-time solves; ``natrob.harness.evaluate`` switches it on while it judges an ODE net. It is a solver
 setting, not a constructor argument, so model-store keys do not change.
 
 Function evaluations (NFE) are counted for the forward solve (``nfe_forward``) and for the backward pass

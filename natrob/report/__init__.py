@@ -9,7 +9,7 @@ its executed notebooks rendered by nbconvert and linked from it. Every accuracy 
     python -m natrob.report [--profile quick] [--published]
 
 ``--published`` renders the committed results of a profile (``reference-results/<profile>/``) instead of a local
-run: figures are redrawn from them (:mod:`natrob.figures`) and the report goes to ``report/<profile>-published/``.
+run: figures are redrawn from them (:mod:`natrob.report.figures`) and the report goes to ``report/<profile>-published/``.
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def build_report(profile: str = paths.DEFAULT_PROFILE, params: dict | None = Non
     folder = paths.PUBLISHED / profile if published else paths.results_dir(profile)
     shown = profile + "-published" if published else profile  # the published files' figures and report, apart
     if published:
-        from ..figures import render_all
+        from .figures import render_all
         render_all(folder, shown)
     out = paths.report_dir(shown)
     out.mkdir(parents=True, exist_ok=True)

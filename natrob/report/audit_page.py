@@ -1,4 +1,4 @@
-"""One audit as a self-contained HTML page (``python -m natrob.audit``), rendered by the report's own templates:
+"""One audit as a self-contained HTML page (``python -m natrob.run.audit``), rendered by the report's own templates:
 the headline sentence, the four findings per eps, the checks that flagged (all of them folded), every attack's
 count with its 95% interval, and the figure of the paper vs the paper's attack vs the worst case."""
 from __future__ import annotations
@@ -29,7 +29,7 @@ def attack_rows(payload: dict) -> list:
 
 
 def _figure(payload: dict) -> dict:
-    from ..plots import setup
+    from .plots import setup
     setup()
     fig = ch06_audit.audit(payload, {})
     buf = io.BytesIO()

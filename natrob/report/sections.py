@@ -103,14 +103,14 @@ def provenance_section(results, env) -> dict:
 
 
 def claims_section(results, env) -> dict:
-    """The study's findings as checked claims (:mod:`natrob.claims`, the one registry README quotes): each with its
+    """The study's findings as checked claims (:mod:`natrob.report.claims`, the one registry README quotes): each with its
     status on this report's result files and the numbers it read."""
-    from ..claims import check_claims
+    from .claims import check_claims
     rows = check_claims(env["profile"], env["results_dir"])
     shown = [{"claim": r["id"], "status": r["status"], "statement": r["text"], "numbers": r["numbers"]} for r in rows]
     held = sum(r["status"] == "holds" for r in rows)
     flag = " --published" if str(env["results_dir"]).startswith(str(paths.PUBLISHED)) else ""
-    command = f"python -m natrob.verify --claims --profile {env['profile']}{flag}"
+    command = f"python -m natrob.report.verify --claims --profile {env['profile']}{flag}"
     return {"paragraphs": [f"{held} of {len(rows)} claims hold on these result files ({command}). A claim is what "
                            "a retrained run on another CPU is checked against; the exact counts of one run are "
                            "checked by verify's tolerances."],

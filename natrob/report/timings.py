@@ -36,7 +36,7 @@ def timing_rows(timings: dict | None, last_run: dict | None = None, machine: dic
             rows.append({"what": "report", "time": _seconds(last_run["report_s"]), "this run": "ran"})
         books = [n for n in ran if n.endswith(".ipynb")]
         note = f"{len(books)} notebook{'' if len(books) == 1 else 's'} ran, {len(reused)} reused"
-        if len(ran) > len(books):  # a side-by-side run's training jobs (natrob.runner.training_jobs)
+        if len(ran) > len(books):  # a side-by-side run's training jobs (natrob.run.runner.training_jobs)
             note += f", {len(ran) - len(books)} training job{'' if len(ran) - len(books) == 1 else 's'}"
         if last_run.get("wall_s") is not None:
             note += f"; wall clock {_seconds(last_run['wall_s'])} (side by side)"

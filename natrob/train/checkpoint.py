@@ -12,8 +12,8 @@ import torch
 from ..errors import CheckpointError
 from ..results import torch_save
 
-# the environment the runner (natrob.runner) sets for its kernels, read by the model store; defined here, at the
-# store's bottom, so natrob.weights can import them from the store without the store importing natrob.weights
+# the environment the runner (natrob.run.runner) sets for its kernels, read by the model store; defined here, at the
+# store's bottom, so natrob.run.weights can import them from the store without the store importing natrob.run.weights
 READS_ENV = "NATROB_MODEL_READS"  # the runner names the profile's log here; the store appends to it
 MODE_ENV = "NATROB_WEIGHTS"       # "published": the store refuses to train (nothing trained in a weight's place)
 
@@ -68,7 +68,7 @@ def _mend(path: Path) -> str:
 
 def note_read(path):
     """Log that a run used the model-store file ``path``: ``<folder>/<name>`` appended to the file that
-    ``NATROB_MODEL_READS`` names, where the runner sets it (:mod:`natrob.weights` publishes exactly the files a
+    ``NATROB_MODEL_READS`` names, where the runner sets it (:mod:`natrob.run.weights` publishes exactly the files a
     profile's run used). Files outside a store folder (``<store>/<model>-<data>-<key>/``) are not logged."""
     log = os.environ.get(READS_ENV)
     path = Path(path)
