@@ -129,8 +129,9 @@ def _payload(worst: dict, standin=False):
 
 
 @pytest.mark.parametrize("worst, opening", [
-    ({"CNN": 10, "ODE": 20, "TisODE": 40}, "TisODE's claim holds in order"),
-    ({"CNN": 12, "ODE": 20, "TisODE": 15}, "The strongest evaluation cannot tell TisODE from the CNN"),
+    ({"CNN": 10, "ODE": 40, "TisODE": 70}, "TisODE's claim holds under"),  # [5.5, 17.4] < [31, 50] < [60, 78]
+    ({"CNN": 10, "ODE": 40, "TisODE": 42}, "TisODE's claim holds only in part"),
+    ({"CNN": 12, "ODE": 20, "TisODE": 15}, "TisODE's claim does not survive"),  # intervals overlap
     ({"CNN": 3, "ODE": 1, "TisODE": 0}, "TisODE's claim does not survive"),
 ])
 def test_the_verdict_follows_the_worst_cases(worst, opening):
