@@ -3,8 +3,9 @@
   - one call of the MNIST-128 f (batch 128, 1 thread), so readers can compare machines;
   - a training step (forward + backward + Adam, batch 64) of the MNIST ODE net (28x28, 4 conv layers, t1=100,
     dopri5) at 32 and 128 channels, with the epoch of 60,000 images it extrapolates to (random weights: a trained
-    net takes more solver steps, e.g. 63 -> 74 forward NFE at 32 channels over 7 epochs): float32 against the fast training path (bf16 convs in f, float32 state and
-    error estimate; natrob.train.precision) and bf16 autocast of the whole step (goal >= 2x at 128 channels);
+    net takes more solver steps, e.g. 63 -> 74 forward NFE at 32 channels over 7 epochs): float32 against the fast
+    training path (bf16 convs in f, float32 state and error estimate; natrob.train.precision) and bf16 autocast of
+    the whole step (goal >= 2x at 128 channels);
   - PGD-40 on the digits quick-profile ODE net (8x8, 32 channels, 4 conv layers, t1=100) (goal >= 2x);
   - the per-sample step-size solve against the shared-step solve, same model and images (goal <= 1.3x);
   - libgomp's default wait policy against OMP_WAIT_POLICY=PASSIVE (natrob's default), in child processes.

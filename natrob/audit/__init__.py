@@ -197,9 +197,9 @@ def _counted(rows: list) -> dict:
 
 
 def attack_at_eps(model, x, y, eps, plan, draws, label, progress, seed, per_sample=False) -> dict:
-    """Every attack of ``plan`` at one eps (:func:`natrob.harness.plan.run_plan`): standalone counts, then the cascade on
-    the points still robust. ``evaluable`` False (with ``not_evaluable``, the reason) when the clean pass left
-    nothing to measure."""
+    """Every attack of ``plan`` at one eps (:func:`natrob.harness.plan.run_plan`): standalone counts, then the
+    cascade on the points still robust. ``evaluable`` False (with ``not_evaluable``, the reason) when the clean pass
+    left nothing to measure."""
     res = run_plan(model, x, y, eps, plan, seed=seed, draws=draws, label=label, progress=progress,
                    per_sample=per_sample)
     if not res["evaluable"]:

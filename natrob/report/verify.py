@@ -16,8 +16,8 @@ are identical to the published count (from the published weights on the publishi
 CPU a few counts may move by a point of evaluation rounding, within tolerance). Exit status 0 when every number
 matches, 1 on a mismatch or a missing number, 2 when a file is missing or breaks its schema.
 
-``--claims`` checks the study's findings instead (:mod:`natrob.report.claims`): each claim, holds or fails, with the numbers
-it read; exit 1 if one fails. ``--published`` reads the published files instead of this run's.
+``--claims`` checks the study's findings instead (:mod:`natrob.report.claims`): each claim, holds or fails, with the
+numbers it read; exit 1 if one fails. ``--published`` reads the published files instead of this run's.
 """
 from __future__ import annotations
 

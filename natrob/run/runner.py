@@ -22,8 +22,8 @@ was reused, the report, the run's total, the machine's MNIST-128 f call (:func:`
 machine, and records it in ``_runs.json`` (``_timings``, ``_last_run``, ``_machine``) and in the report's
 provenance section, so a cost quoted in the README is copied from a run.
 
-This module schedules; executing one notebook is :mod:`natrob.run.execution`'s, the f call :mod:`natrob.run.fcall`'s, and
-the training jobs a notebook declares (notebook 08's widths) its chapter record's (:mod:`natrob.chapters.jobs`).
+This module schedules; executing one notebook is :mod:`natrob.run.execution`'s, the f call :mod:`natrob.run.fcall`'s,
+and the training jobs a notebook declares (notebook 08's widths) its chapter record's (:mod:`natrob.chapters.jobs`).
 
 Nothing waits forever: every cell has a timeout (:func:`natrob.run.execution.cell_timeout`, from the profile's
 ``CELL_TIMEOUT``: a margin over the notebook's time in the published run, plus the training allowance when weights
@@ -341,7 +341,8 @@ def _main(a, params: dict, todo: list) -> int:
     if failed:
         return _stopped(failed)
     if a.verify or (mode == "published" and not a.only and not a.param and not a.child):
-        from ..report.verify import verify  # a whole run of the published weights ends by checking every published number
+        # a whole run of the published weights ends by checking every published number
+        from ..report.verify import verify
         return verify(a.profile, problems_only=not a.verify)
     return 0
 

@@ -164,9 +164,9 @@ def diagnostics(model, x, y, float64: bool = False) -> dict:
 
 
 def attack_plan(paper: dict, budget: dict, float64_model=None) -> list:
-    """The grid's attack plan (:mod:`natrob.harness.plan`) for a standard cell: ``paper`` (the paper's PGD as the profile
-    runs it, :func:`natrob.reference.paper_attack`), FGSM, uniform noise, the CW-loss and float64 variants on every
-    clean-correct point; more PGD and Square only on the points all of those left robust."""
+    """The grid's attack plan (:mod:`natrob.harness.plan`) for a standard cell: ``paper`` (the paper's PGD as the
+    profile runs it, :func:`natrob.reference.paper_attack`), FGSM, uniform noise, the CW-loss and float64 variants on
+    every clean-correct point; more PGD and Square only on the points all of those left robust."""
     pgd = {k: v for k, v in paper.items() if k not in ("id", "role", "label")}
     name = paper["label"]
     plan = [{"name": "fgsm", "id": "fgsm", "label": "FGSM"}, dict(paper),
