@@ -99,7 +99,8 @@ def main(argv=None) -> int:
                 print(f"run {i + 1:3d}: {status} in {time.time() - t0:.1f} s", flush=True)
         finally:
             stop.set()
-    print(f"{hung} of {a.runs} runs hung and {stalled} stalled for a cell timeout (ipykernel {version}, {a.cells} cells each"
+    print(f"{hung} of {a.runs} runs hung and {stalled} stalled for a cell timeout (ipykernel {version}, "
+          f"{a.cells} cells each"
           f"{', every other one a widget' if a.widgets else ''}, {a.load} busy processes, cell timeout "
           f"{a.cell_timeout} s, {'jupyter_client' if a.plain_client else 'natrob'}'s kernel client)")
     return 0

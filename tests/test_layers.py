@@ -195,3 +195,21 @@ def test_every_chapter_record_holds_functions_of_its_own_module():
     assert numbers == sorted(set(numbers))
     notebooks = sorted(p.name[:2] for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
     assert numbers == notebooks  # one record per notebook
+
+
+LINE_LIMIT = 120  # characters, as Python counts them (not bytes)
+
+
+def _tracked_python(*folders) -> list:
+    out = subprocess.run(["git", "ls-files", "--", *(f"{f}/*.py" for f in folders)], cwd=paths.REPO,
+                         capture_output=True, text=True, check=True).stdout.split()
+    return [paths.REPO / f for f in out]
+
+
+def test_no_line_over_the_limit():
+    """Issue 41: every tracked .py file under natrob/, tests/ and bench/ keeps its lines to LINE_LIMIT."""
+    files = _tracked_python("natrob", "tests", "bench")
+    assert files
+    long = [f"{p.relative_to(paths.REPO)}:{i}: {len(line)}" for p in files
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > LINE_LIMIT]
+    assert not long, "lines over %d characters:\n%s" % (LINE_LIMIT, "\n".join(long))

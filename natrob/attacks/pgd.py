@@ -147,7 +147,8 @@ class PGD(Attack):
         with torch.no_grad():
             last = predicted(model(x_adv)) != y
             seen |= last
-            out = torch.where((~last & seen).view(-1, *[1] * (x.dim() - 1)), found, x_adv) if self.return_best else x_adv
+            out = (torch.where((~last & seen).view(-1, *[1] * (x.dim() - 1)), found, x_adv) if self.return_best
+                   else x_adv)
             fooled = last | (seen & self.return_best)
         return out, fooled, seen, ~seen & _still_rising(trace)
 

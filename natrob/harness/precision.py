@@ -38,7 +38,8 @@ DESCRIPTIONS = {
     Precision.BFLOAT16: "torch.autocast(bfloat16) around the whole model; loss in float32",
     Precision.FLOAT16_AMP: ("torch.autocast(float16) (AMP) with the ODE state in float32: the stem's and f's "
                             "convolutions and the head's linear layer in float16 as a GPU computes them (float16 "
-                            "inputs, weights and outputs, float32 sums; on a CPU by natrob.harness.amp with float32 kernels); "
+                            "inputs, weights and outputs, float32 sums; on a CPU by natrob.harness.amp with float32 "
+                            "kernels); "
                             "GroupNorm, the loss and dopri5's state and error estimate in float32 (AMP around the "
                             "whole model, state included, makes every solve fail: underflow in dt)"),
     Precision.FLOAT16_AMP_CPU: ("the same autocast through torch's own CPU float16 kernels, which sum differently and "

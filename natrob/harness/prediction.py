@@ -60,7 +60,8 @@ def _predict_once(model, x, batch_size, per_sample):
                 continue
             p, n = _predict_once(model, xb, 1, True)
             preds.append(p), nfes.extend(n)
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device), [n for n in nfes if n is not None]
+    labels = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device)
+    return labels, [n for n in nfes if n is not None]
 
 
 def predict(model, x, batch_size=256, per_sample=False, draws=1):

@@ -63,7 +63,8 @@ def render_all(results_dir: Path, profile: str) -> list:
 
 def main(argv=None) -> int:
     """Command line: redraw a profile's figures from its result files (or the published ones)."""
-    ap = argparse.ArgumentParser(prog="python -m natrob.report.figures", description="Redraw every figure from result files.")
+    ap = argparse.ArgumentParser(prog="python -m natrob.report.figures",
+                                 description="Redraw every figure from result files.")
     ap.add_argument("--profile", default=paths.DEFAULT_PROFILE)
     ap.add_argument("--published", action="store_true",
                     help="read reference-results/<profile>/ and draw into figures/<profile>-published/")

@@ -175,7 +175,8 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default=paths.DEFAULT_PROFILE)
     p.add_argument("--results", default=None, help="folder of this run's results (default results/<profile>)")
     p.add_argument("--publish", action="store_true", help="copy this run's results to reference-results/<profile>")
-    p.add_argument("--claims", action="store_true", help="check the study's findings (natrob.report.claims) on the results")
+    p.add_argument("--claims", action="store_true",
+                   help="check the study's findings (natrob.report.claims) on the results")
     p.add_argument("--published", action="store_true", help="with --claims: on the published results")
     a = p.parse_args(argv)
     if a.claims:

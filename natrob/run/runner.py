@@ -156,7 +156,8 @@ def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), trainin
     where = f"{gpus} GPUs" if gpus > 1 else f"{usable_cpus()} CPUs"
     print(f"[run_all] {where}: running {len(pending)} notebooks side by side, {jobs} at a time"
           + (f", after {len(training)} training jobs" if training else ""))
-    cmd = [sys.executable, "-m", "natrob.run.runner", "--profile", profile, "--no-report", "--child", "--weights", weights]
+    cmd = [sys.executable, "-m", "natrob.run.runner", "--profile", profile, "--no-report", "--child",
+           "--weights", weights]
     cmd += ["--force"] if force else []
     cmd += [arg for item in overrides for arg in ("-p", item)]
     slots = queue.Queue()

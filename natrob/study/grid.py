@@ -277,7 +277,8 @@ def run_cell(cell: dict, model, x, y, eps_list, steps: int | None = None, alpha:
         correct = pred == y
         out["clean"], out["clean_nfe"] = count(int(correct.sum()), len(y)), max(nfes) if nfes else None
         failures, per_eps, worst_masks = int((pred < 0).sum()), [], {}
-        plan = attack_plan(paper, budget, AtPrecision(model, Precision.FLOAT64, solver=False) if float64 else None) if standard else None
+        source = AtPrecision(model, Precision.FLOAT64, solver=False) if float64 and standard else None
+        plan = attack_plan(paper, budget, source) if standard else None
         for eps in eps_list:
             row, worst_masks[eps], f = (_standard_eps(model, x, y, eps, plan, seed) if standard else
                                         _variant_eps(cell, model, x, y, eps, paper, reference_cell, seed))
