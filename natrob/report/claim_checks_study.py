@@ -7,8 +7,8 @@ is a constant here, named in its claim's text.
 from __future__ import annotations
 
 from ..stats import wilson
-from .claim_reading import (MECHANISM, PUBLISHED_ODES, Missing, at_most, count_of, get_path, in_file, robust_count,
-                            rows_of, select_rows, shown)
+from .claim_reading import (MECHANISM, PUBLISHED_ODES, Missing, at_most, count_of, get_path, in_file, k_of_n,
+                            robust_count, rows_of, select_rows)
 
 
 # ------------------------------------------------------------------------- why no gradient (notebook 09)
@@ -52,7 +52,7 @@ def strongest_breaks_nearest(results: dict) -> tuple:
     rows = select_rows(in_file(results, MECHANISM, "strongest", "rows"), f"{MECHANISM}: strongest.rows", eps=0.3)
     kn = [(r.get("pipeline") or r.get("attack", "?"), robust_count(r, MECHANISM)) for r in rows]
     holds = all(at_most(k, n, STRONGEST_LIMIT, 40) for _, (k, n) in kn)
-    return holds, "ε 0.3: " + ", ".join(f"{a} {shown(k, n)}" for a, (k, n) in kn)
+    return holds, "ε 0.3: " + ", ".join(f"{a} {k_of_n(k, n)}" for a, (k, n) in kn)
 
 
 SATURATION_SLACK = 0.99  # the scaled net's margin and the map's threshold are one grid point: equal up to rounding
@@ -111,7 +111,7 @@ def log_is_its_own_attack(results: dict) -> tuple:
         k, n = count_of(r.get("replayed"), f"{PUBLISHED_ODES}: {r.get('model')} ε {r.get('eps')}")
         lo, hi = wilson(k, n)
         ok &= lo <= r["log"] <= hi
-        seen.append(f"{r['model']} ε {r['eps']:g}: log {r['log']:.3f}, ours {shown(k, n)}")
+        seen.append(f"{r['model']} ε {r['eps']:g}: log {r['log']:.3f}, ours {k_of_n(k, n)}")
     return ok, "; ".join(seen)
 
 
@@ -121,4 +121,4 @@ def pgd_halves_the_log(results: dict) -> tuple:
     if not isinstance(log, (int, float)):
         raise Missing(f"{PUBLISHED_ODES}: no logged figure for TisODE at ε 0.3")
     k, n = robust_count(rows_of(results, PUBLISHED_ODES, "pgd", model="TisODE", eps=0.3)[0], PUBLISHED_ODES)
-    return wilson(k, n)[1] * LOG_SHARE <= log, f"TisODE ε 0.3: PGD {shown(k, n)}, log {log:.3f}"
+    return wilson(k, n)[1] * LOG_SHARE <= log, f"TisODE ε 0.3: PGD {k_of_n(k, n)}, log {log:.3f}"

@@ -9,7 +9,7 @@ from .. import reference
 from ..eps import EPS_TOL
 from ..stats import constant_image_limit, wilson
 from .claim_reading import (AUDIT, BOUNDARY, ODE, TABLE2, WHITE_BOX, WIDTH, Missing, at_most, count_of, fgsm_row,
-                            in_file, pgd_rows, robust_count, rows_of, select_rows, shown, starts_with)
+                            in_file, k_of_n, pgd_rows, robust_count, rows_of, select_rows, starts_with)
 
 
 # ------------------------------------------------------------------------- Table 1 (notebook 03)
@@ -24,7 +24,7 @@ def pgd_breaks_ode(results: dict) -> tuple:
         raise Missing(f"{WHITE_BOX}: no {ODE} PGD row at ε ≥ 0.3")
     kn = [(r["eps"], robust_count(r, WHITE_BOX)) for r in rows]
     holds = all(at_most(k, n, PGD_LIMIT, 100) for _, (k, n) in kn)
-    return holds, ", ".join(f"ε {e:g}: {shown(k, n)}" for e, (k, n) in kn)
+    return holds, ", ".join(f"ε {e:g}: {k_of_n(k, n)}" for e, (k, n) in kn)
 
 
 def ode_not_above_resnet(results: dict) -> tuple:
@@ -37,7 +37,7 @@ def ode_not_above_resnet(results: dict) -> tuple:
         k, n = robust_count(row, WHITE_BOX)
         k2, n2 = robust_count(pgd_rows(results, "ResNet50", row["eps"])[0], WHITE_BOX)
         holds &= wilson(k, n)[0] <= wilson(k2, n2)[1] + 1e-12
-        parts.append(f"ε {row['eps']:g}: ODE {shown(k, n)}, ResNet50 {shown(k2, n2)}")
+        parts.append(f"ε {row['eps']:g}: ODE {k_of_n(k, n)}, ResNet50 {k_of_n(k2, n2)}")
     if not parts:
         raise Missing(f"{WHITE_BOX}: no {ODE} PGD row at ε ≥ 0.3")
     return holds, "; ".join(parts)
@@ -53,7 +53,7 @@ def fgsm_overstates(results: dict) -> tuple:
     pgd = pgd_rows(results, ODE, 0.3)[0]
     pk, pn = robust_count(pgd, WHITE_BOX)
     holds = (fk * pn - pk * fn) * 100 >= FGSM_GAP * fn * pn
-    return holds, f"ε 0.3: FGSM {shown(fk, fn)}, {pgd.get('attack')} {shown(pk, pn)}"
+    return holds, f"ε 0.3: FGSM {k_of_n(fk, fn)}, {pgd.get('attack')} {k_of_n(pk, pn)}"
 
 
 def paper_above_ours(results: dict) -> tuple:
@@ -69,7 +69,7 @@ def paper_above_ours(results: dict) -> tuple:
             raise Missing(f"reference_numbers.json: no paper figure at ε {row.get('eps')}")
         hi = wilson(k, n)[1]
         holds &= p > hi
-        parts.append(f"ε {row['eps']:g}: paper {100 * p:.2f}%, ours {shown(k, n)} (≤ {100 * hi:.1f}%)")
+        parts.append(f"ε {row['eps']:g}: paper {100 * p:.2f}%, ours {k_of_n(k, n)} (≤ {100 * hi:.1f}%)")
     return holds, "; ".join(parts)
 
 
@@ -84,7 +84,7 @@ def worst_case_breaks_ode(results: dict) -> tuple:
     k, n = count_of(row.get("worst_case"), f"{AUDIT}: {ODE} ε 0.3 worst_case")
     pk, pn = count_of(row.get("paper_attack"), f"{AUDIT}: {ODE} ε 0.3 paper_attack")
     label = row.get("paper_attack_label", "the paper's PGD")
-    return at_most(k, n, WORST_LIMIT, 40), f"ε 0.3: worst case {shown(k, n)} ({label} {shown(pk, pn)})"
+    return at_most(k, n, WORST_LIMIT, 40), f"ε 0.3: worst case {k_of_n(k, n)} ({label} {k_of_n(pk, pn)})"
 
 
 def eps05_infeasible(results: dict) -> tuple:
@@ -97,7 +97,7 @@ def eps05_infeasible(results: dict) -> tuple:
     if not isinstance(share, (int, float)) or not isinstance(n, int) or p is None:
         raise Missing(f"{AUDIT}: no constant_image.bound and n (or no paper figure at ε 0.5)")
     bound = constant_image_limit(share, n)
-    return p * n > bound, f"ε 0.5: paper {100 * p:.2f}%, any classifier at most {shown(bound, n)}"
+    return p * n > bound, f"ε 0.5: paper {100 * p:.2f}%, any classifier at most {k_of_n(bound, n)}"
 
 
 # ------------------------------------------------------------------------- Table 2 (notebook 05)
@@ -110,7 +110,7 @@ def adversarial_training_works(results: dict) -> tuple:
     trained = [one("PGD-AT", starts_with("PGD-10")), one("TRADES", starts_with("TRADES"))]
     natural = [one("standard", starts_with("none (baseline")), one(ODE, "none")]  # the naturally trained "Neural ODEs"
     holds = all(wilson(*a)[0] > wilson(*b)[1] for _, _, a in trained for _, _, b in natural)
-    return holds, f"ε {trained[0][1]:g}: " + ", ".join(f"{lab} {shown(k, n)}" for lab, _, (k, n) in trained + natural)
+    return holds, f"ε {trained[0][1]:g}: " + ", ".join(f"{lab} {k_of_n(k, n)}" for lab, _, (k, n) in trained + natural)
 
 
 # ------------------------------------------------------------------------- the paper's width (notebook 08)
@@ -134,8 +134,8 @@ def width_does_not_help(results: dict) -> tuple:
                           eps=0.3)[0]
         pgd.append((ch, count_of(row.get("robust"), f"{WIDTH}: table1.{ch} PGD ε 0.3")))
     holds = wk * nn <= nk * wn and all(at_most(k, n, PGD_LIMIT, 100) for _, (k, n) in pgd)
-    return holds, (f"FGSM ε 0.3, epoch {epoch}: {widest} ch {shown(wk, wn)}, 32 ch {shown(nk, nn)}; PGD ε 0.3: "
-                   + ", ".join(f"{ch} ch {shown(k, n)}" for ch, (k, n) in pgd))
+    return holds, (f"FGSM ε 0.3, epoch {epoch}: {widest} ch {k_of_n(wk, wn)}, 32 ch {k_of_n(nk, nn)}; PGD ε 0.3: "
+                   + ", ".join(f"{ch} ch {k_of_n(k, n)}" for ch, (k, n) in pgd))
 
 
 # ------------------------------------------------------------------------- Fig. 3 (notebook 04)

@@ -102,5 +102,5 @@ def fgsm_row(results: dict, model: str, eps: float) -> dict:
     return rows_of(results, WHITE_BOX, "table1", model=model, attack="FGSM", eps=eps)[0]
 
 
-def shown(k: int, n: int) -> str:
+def k_of_n(k: int, n: int) -> str:
     return f"{k}/{n}"
