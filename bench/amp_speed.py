@@ -52,8 +52,8 @@ def main():
     for proto in PRECISIONS:
         print(f"  {proto.value:26s} {med[proto]:6.2f} s  {med[proto] / med[Precision.FLOAT32]:5.2f}x float32  "
               f"NFE {nfe[proto]}  exactly-zero gradients at logits x {a.scale:g}: {zeros[proto]} of {a.batch}")
-    print(f"  natrob.harness.amp is {med[Precision.FLOAT16_AMP_CPU] / med[Precision.FLOAT16_AMP]:.1f}x faster than torch's "
-          "CPU float16 kernels")
+    speedup = med[Precision.FLOAT16_AMP_CPU] / med[Precision.FLOAT16_AMP]
+    print(f"  natrob.harness.amp is {speedup:.1f}x faster than torch's CPU float16 kernels")
     from natrob.run.fcall import f_call_ms
     print(f"  MNIST-128 f call (batch 128, 1 thread): {f_call_ms():.0f} ms")
 

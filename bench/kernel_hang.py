@@ -6,9 +6,10 @@ Runs a notebook of ``--cells`` trivial cells ``--runs`` times through papermill,
 (:class:`natrob.run.kernels.IPCKernelManager`, unix sockets), while ``--load`` busy processes keep the cores loaded,
 each run with a cell timeout of ``--cell-timeout`` s (a cell takes milliseconds to a second; a run that fails at the
 timeout lost a message, and a run that took the timeout and then went on lost a wake-up that the socket's last look
-at the deadline recovered: without a timeout, as the runner had before, it would have waited forever). ``--kernel-path DIR`` puts DIR first on the kernel's ``PYTHONPATH``: a ``pip install --target DIR
---no-deps ipykernel==X`` measures another ipykernel. Prints, per run, ok or HUNG and the seconds; at the end the
-count of hung runs and the ipykernel version the kernels ran.
+at the deadline recovered: without a timeout, as the runner had before, it would have waited forever).
+``--kernel-path DIR`` puts DIR first on the kernel's ``PYTHONPATH``: a ``pip install --target DIR --no-deps
+ipykernel==X`` measures another ipykernel. Prints, per run, ok or HUNG and the seconds; at the end the count of hung
+runs and the ipykernel version the kernels ran.
 
 Why: ipykernel 7.0-7.3 sends a shell reply raw on the shell ROUTER socket that a ZMQStream also reads, which can
 consume the stream's wake-up for a request that arrives meanwhile; the request then sits unread and the client
@@ -98,7 +99,8 @@ def main(argv=None) -> int:
                 print(f"run {i + 1:3d}: {status} in {time.time() - t0:.1f} s", flush=True)
         finally:
             stop.set()
-    print(f"{hung} of {a.runs} runs hung and {stalled} stalled for a cell timeout (ipykernel {version}, {a.cells} cells each"
+    print(f"{hung} of {a.runs} runs hung and {stalled} stalled for a cell timeout (ipykernel {version}, "
+          f"{a.cells} cells each"
           f"{', every other one a widget' if a.widgets else ''}, {a.load} busy processes, cell timeout "
           f"{a.cell_timeout} s, {'jupyter_client' if a.plain_client else 'natrob'}'s kernel client)")
     return 0

@@ -3,8 +3,9 @@
   - one call of the MNIST-128 f (batch 128, 1 thread), so readers can compare machines;
   - a training step (forward + backward + Adam, batch 64) of the MNIST ODE net (28x28, 4 conv layers, t1=100,
     dopri5) at 32 and 128 channels, with the epoch of 60,000 images it extrapolates to (random weights: a trained
-    net takes more solver steps, e.g. 63 -> 74 forward NFE at 32 channels over 7 epochs): float32 against the fast training path (bf16 convs in f, float32 state and
-    error estimate; natrob.train.precision) and bf16 autocast of the whole step (goal >= 2x at 128 channels);
+    net takes more solver steps, e.g. 63 -> 74 forward NFE at 32 channels over 7 epochs): float32 against the fast
+    training path (bf16 convs in f, float32 state and error estimate; natrob.train.precision) and bf16 autocast of
+    the whole step (goal >= 2x at 128 channels);
   - PGD-40 on the digits quick-profile ODE net (8x8, 32 channels, 4 conv layers, t1=100) (goal >= 2x);
   - the per-sample step-size solve against the shared-step solve, same model and images (goal <= 1.3x);
   - libgomp's default wait policy against OMP_WAIT_POLICY=PASSIVE (natrob's default), in child processes.
@@ -150,7 +151,8 @@ def pgd(device, rounds, n):
     for k, v in res.items():
         print(f"  {k:18s} {v:6.2f} s   {n / v:6.2f} images/s")
     print(f"  speedup concat / fast (shared steps): {res['concat'] / res['fast']:.2f} (goal >= 2; CPU time "
-          f"{CPU['concat'] / CPU['fast']:.2f});  concat / fast per-sample: {res['concat'] / res['fast, per-sample']:.2f}")
+          f"{CPU['concat'] / CPU['fast']:.2f});  concat / fast per-sample: "
+          f"{res['concat'] / res['fast, per-sample']:.2f}")
 
 
 def per_sample(device, rounds, n):
@@ -175,9 +177,11 @@ def per_sample(device, rounds, n):
             return go
         res = interleaved({"shared": solve(False), "per-sample": solve(True)}, max(3, rounds), device)
         nfe = stats[True][1].float()
-        print(f"per-sample vs shared-step solve, {label}, {len(xs)} images (no grad): shared {res['shared'] * 1e3:.0f} ms "
+        print(f"per-sample vs shared-step solve, {label}, {len(xs)} images (no grad): "
+              f"shared {res['shared'] * 1e3:.0f} ms "
               f"(NFE {stats[False][0]}), per-sample {res['per-sample'] * 1e3:.0f} ms (NFE per sample "
-              f"{int(nfe.min())}-{int(nfe.max())}, mean {nfe.mean():.1f});  ratio {res['per-sample'] / res['shared']:.2f} "
+              f"{int(nfe.min())}-{int(nfe.max())}, mean {nfe.mean():.1f});  "
+              f"ratio {res['per-sample'] / res['shared']:.2f} "
               f"(goal <= 1.3; CPU time {CPU['per-sample'] / CPU['shared']:.2f})")
 
 
@@ -210,7 +214,8 @@ def omp_policy(threads, rounds):
     print(f"OpenMP wait policy, 3 digits solves (batch 64) on {threads} threads in a child process (whole process "
           f"user/system CPU): default {med['default'][0]:.2f} s ({med['default'][1]:.1f}/{med['default'][2]:.2f} s), "
           f"PASSIVE {med['PASSIVE'][0]:.2f} s ({med['PASSIVE'][1]:.1f}/{med['PASSIVE'][2]:.2f} s);  ratio "
-          f"{med['default'][0] / med['PASSIVE'][0]:.2f} (depends on the other load: load average {os.getloadavg()[0]:.1f})")
+          f"{med['default'][0] / med['PASSIVE'][0]:.2f} "
+          f"(depends on the other load: load average {os.getloadavg()[0]:.1f})")
 
 
 def main():

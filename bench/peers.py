@@ -9,9 +9,9 @@ the ratio peer time / natrob time (above 1: natrob is faster) with both results 
   2. PGD-40 at the paper's settings (natrob/reference_numbers.json ``table1.pgd_settings``: eps 0.3, 40 steps of
      0.01, random start): ``natrob.attacks.PGD`` against ``torchattacks.PGD`` on the quick profile's Neural ODE and
      ResNet50, the same random start for both (same seed); the attack object alone on the model as loaded (one
-     shared-step batch solve), and the harness (``natrob.harness.evaluate``: contract probes, per-sample solves, frozen PGD)
-     against the same torchattacks call. Robust counts: natrob counts a point broken when any iterate fooled it, so
-     its count must be equal or lower.
+     shared-step batch solve), and the harness (``natrob.harness.evaluate``: contract probes, per-sample solves,
+     frozen PGD) against the same torchattacks call. Robust counts: natrob counts a point broken when any iterate
+     fooled it, so its count must be equal or lower.
   3. The audit: ``natrob.audit_model(budget="standard")`` against AutoAttack's standard version alone
      (``pyautoattack.AutoAttack(model, norm="Linf", eps=0.3, version="standard")``) on the quick Neural ODE at
      eps 0.3, same points (an empty evaluation store: nothing is read from a cache): time, worst-case robust count.

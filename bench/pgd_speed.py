@@ -45,7 +45,8 @@ def main():
     t_ours, t_theirs = sorted(o for o, _ in rounds)[len(rounds) // 2], sorted(t for _, t in rounds)[len(rounds) // 2]
     print(f"PGD-40 on a depth-8 ResNet, {a.n} digits images, {a.threads} thread(s):")
     print(f"  natrob {t_ours:.3f} s   torchattacks {t_theirs:.3f} s (medians of {a.repeats} interleaved rounds)")
-    print(f"  ratio natrob/torchattacks: median {ratios[len(ratios) // 2]:.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f} (goal <= 1.0)")
+    print(f"  ratio natrob/torchattacks: median {ratios[len(ratios) // 2]:.3f}, "
+          f"range {ratios[0]:.3f}-{ratios[-1]:.3f} (goal <= 1.0)")
     print(f"  natrob PGD-40 throughput, small ResNet: {a.n / t_ours:.1f} images/s")
     n_ode = min(a.n, 32)
     t_ode = timed(lambda: ours(ode, x[:n_ode], y[:n_ode]), 1)

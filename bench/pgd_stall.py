@@ -53,7 +53,8 @@ def main():
                     else:
                         s0, r0, x0 = steps, robust, x_adv
             w0, w1 = statistics.median(walls[False]), statistics.median(walls[True])
-            print(f"{f'{proto}, logits x {scale:g}':<28} {eps:>4g} {f'{s0}/{s1}':>16} {w0:>7.1f} {w1:>8.1f} {w0 / w1:>5.2f}x "
+            print(f"{f'{proto}, logits x {scale:g}':<28} {eps:>4g} {f'{s0}/{s1}':>16} {w0:>7.1f} {w1:>8.1f} "
+                  f"{w0 / w1:>5.2f}x "
                   f"{f'{r0}/{r1}':>9} {str(torch.equal(x0, x1)):>6}", flush=True)
 
 

@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # ``natrob.harness.evaluate`` is the harness module once imported; the function is ``natrob.harness.evaluate.evaluate``
+    # ``natrob.harness.evaluate`` is the harness module once imported; the function is
+    # ``natrob.harness.evaluate.evaluate``
     if name == "evaluate":
         return _importlib.import_module(".harness.evaluate", __name__).evaluate
     if name in _PUBLIC:

@@ -158,7 +158,8 @@ def _mnist(root, download, seed, **_):
     xtr, ytr = _mnist_split(root, "train")
     xte, yte = _mnist_split(root, "test")
     mean, std = STATS["mnist"]
-    return Dataset("mnist", xtr, ytr, xte, yte, mean, std, protocol="MNIST official 60k train / 10k test (paper protocol)")
+    return Dataset("mnist", xtr, ytr, xte, yte, mean, std,
+                   protocol="MNIST official 60k train / 10k test (paper protocol)")
 
 
 def _mnist_testsplit(root, download, seed, eval_size=2000, **_):
@@ -203,7 +204,8 @@ def _read_cifar_batch(path: Path):
         data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise DataNotFoundError(f"{path} is not a valid CIFAR-10 python batch ({exc}); delete it and download again") from exc
+        raise DataNotFoundError(f"{path} is not a valid CIFAR-10 python batch ({exc}); "
+                                "delete it and download again") from exc
     return torch.from_numpy(data.copy()).float().div_(255.0), torch.from_numpy(labels)
 
 
@@ -223,7 +225,8 @@ def _cifar10(root, download, seed, **_):
     xtr, ytr = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     xte, yte = _read_cifar_batch(base / "test_batch")
     mean, std = STATS["cifar10"]
-    return Dataset("cifar10", xtr, ytr, xte, yte, mean, std, protocol="CIFAR-10 official 50k train / 10k test (paper protocol)")
+    return Dataset("cifar10", xtr, ytr, xte, yte, mean, std,
+                   protocol="CIFAR-10 official 50k train / 10k test (paper protocol)")
 
 
 def _cifar_msg(root):
@@ -243,7 +246,8 @@ def _synthetic(root, download, seed, shape=(1, 8, 8), num_classes=10, n_train=50
     xtr, ytr = draw(n_train)
     xte, yte = draw(n_test)
     mean, std = _channel_stats(xtr)
-    return Dataset("synthetic", xtr, ytr, xte, yte, mean, std, protocol="synthetic class templates + Gaussian noise (tests only)")
+    return Dataset("synthetic", xtr, ytr, xte, yte, mean, std,
+                   protocol="synthetic class templates + Gaussian noise (tests only)")
 
 
 DATASETS = {"digits": _digits, "mnist": _mnist, "mnist-testsplit": _mnist_testsplit, "cifar10": _cifar10,

@@ -3,8 +3,9 @@
 Build artifacts are kept per profile, so that a run of one profile never writes another's files:
 ``results/<profile>/``, ``figures/<profile>/``, ``report/<profile>/index.html`` and
 ``notebooks/executed/<profile>/``. The profile travels as a value: each of these functions takes its name (a
-notebook's comes from its ``PROFILE`` parameter, :func:`of`), and nothing reads it from the environment. Trained models and finished evaluations are content-addressed (keyed by what produced
-them), so the model store and the evaluation cache are shared by all profiles without collisions.
+notebook's comes from its ``PROFILE`` parameter, :func:`of`), and nothing reads it from the environment. Trained
+models and finished evaluations are content-addressed (keyed by what produced them), so the model store and the
+evaluation cache are shared by all profiles without collisions.
 
 Environment overrides let tests and users redirect artifacts without touching code:
 NATROB_ARTIFACTS (results, checkpoints, executed notebooks, report, cache), NATROB_FIGURES,

@@ -19,7 +19,8 @@ def _read(name: str, seen: tuple = ()) -> dict:
     if not path.exists():
         raise UnknownNameError("profile", name, available())
     if name in seen:
-        raise ConfigError("extends", name, f"a profile that does not extend itself (chain {' -> '.join(seen + (name,))})")
+        chain = " -> ".join(seen + (name,))
+        raise ConfigError("extends", name, f"a profile that does not extend itself (chain {chain})")
     own = yaml.safe_load(path.read_text()) or {}
     parent = own.pop("extends", None if name == "base" else "base")
     if parent is None:

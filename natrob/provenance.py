@@ -42,7 +42,8 @@ def device_description(device=None) -> str:
     dev = torch.device(device) if device is not None else None
     if dev is not None and dev.type == "cuda" and torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(dev)}"
-    return f"cpu:{platform.processor() or platform.machine()} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"
+    return (f"cpu:{platform.processor() or platform.machine()} x{os.cpu_count()} "
+            f"(torch threads {torch.get_num_threads()})")
 
 
 def provenance(params: dict, seed=None, device=None, wall_time_s=None) -> dict:

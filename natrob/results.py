@@ -35,7 +35,8 @@ def _finite(obj):
     if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
         return None
     if isinstance(obj, dict):
-        return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): _finite(v) for k, v in obj.items()}
+        return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): _finite(v)
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj

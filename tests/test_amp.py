@@ -1,4 +1,5 @@
-"""natrob.harness.amp: float16 autocast computed as a GPU computes it (float16 storage, float32 sums) with float32 kernels."""
+"""natrob.harness.amp: float16 autocast computed as a GPU computes it (float16 storage, float32 sums) with float32
+kernels."""
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,5 +1,6 @@
-"""One precision concept (natrob.harness.precision) and notebook 09's typed parameters (natrob.study.mechanism_params): exact
-answers where the float formats give one, and errors that name the parameter, its value and what is allowed."""
+"""One precision concept (natrob.harness.precision) and notebook 09's typed parameters
+(natrob.study.mechanism_params): exact answers where the float formats give one, and errors that name the parameter,
+its value and what is allowed."""
 import pytest
 import torch
 from torch import nn

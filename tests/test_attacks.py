@@ -271,7 +271,8 @@ def test_the_harness_freezes_pgd_only_for_models_it_can_judge_alone(trained_cnn,
     def frozen(model, draws):
         return _Run(model, x, y, prepare(model, x, y), 16, True, False, 0, draws, False).freeze
 
-    class Coupled(torch.nn.Module):  # e.g. an ODE net with one step size per batch (natrob.harness.precision.AtPrecision)
+    # e.g. an ODE net with one step size per batch (natrob.harness.precision.AtPrecision)
+    class Coupled(torch.nn.Module):
         batch_coupled = True
 
         def forward(self, z):

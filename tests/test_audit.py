@@ -10,7 +10,8 @@ from natrob.stats import class_shares, constant_image_limit, count, wilson
 BUDGET = {"pgd_steps": [60], "pgd_restarts": 1, "square_queries": 200, "aa_iter": 10, "aa_square_queries": 50,
           "aa_targets": 2, "boundary_queries": 100, "adaptive_steps": 5, "noise_trials": 5, "unbounded_steps": 30,
           "eot_iter": 4, "eot_steps": 10, "draws": 5}
-MASKING = ("gradients at the inputs are informative", "black-box <= white-box success", "iterative >= single-step success",
+MASKING = ("gradients at the inputs are informative", "black-box <= white-box success",
+           "iterative >= single-step success",
            "random noise weaker than gradient attacks", "unbounded attack reaches ~100% success",
            "more steps/restarts never raise accuracy", "deterministic forward pass")
 

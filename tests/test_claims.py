@@ -1,5 +1,5 @@
-"""The registry of the study's findings (natrob.report.claims) on the published result files: every registered claim holds
-there; each claim fails on a copy altered so that its sentence is false; an absent file or key is MISSING, never a
+"""The registry of the study's findings (natrob.report.claims) on the published result files: every registered claim
+holds there; each claim fails on a copy altered so that its sentence is false; an absent file or key is MISSING, never a
 crash; ids are unique and each text names its threshold. Fast: no training, counts compared, not floats."""
 import io
 import json

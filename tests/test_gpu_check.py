@@ -56,14 +56,16 @@ def test_paper_estimate_adds_up_the_chapters_own_counts():
 
 def _hours(p, ode=None):
     models = {p[k]["model"] for k in ("RESNET50", "FIG1_RESNET", "FIG1_SOURCE", "AT_MODEL")}
-    rows = costs.paper_estimate(p, ode or {"train": 2e-3, "step": 5e-4, "query": 1e-4}, {m: 1e-4 for m in models}, chapters.CHAPTERS)
+    rows = costs.paper_estimate(p, ode or {"train": 2e-3, "step": 5e-4, "query": 1e-4}, {m: 1e-4 for m in models},
+                                chapters.CHAPTERS)
     return {r["notebook"]: r["hours"] for r in rows}
 
 
 def test_each_chapter_costs_what_its_parameters_ask():
     p = load_profile("paper")
     base = _hours(p)
-    longer = _hours({**p, "ODE": {**p["ODE"], "train": {**p["ODE"]["train"], "epochs": 2 * p["ODE"]["train"]["epochs"]}}})
+    train = {**p["ODE"]["train"], "epochs": 2 * p["ODE"]["train"]["epochs"]}
+    longer = _hours({**p, "ODE": {**p["ODE"], "train": train}})
     assert longer["01"] > base["01"] and longer["07"] > base["07"]  # the chapters that train ODE nets
     assert all(longer[k] == base[k] for k in ("02", "03", "04", "05", "06"))
     fewer = _hours({**p, "PGD_STEPS": 5})  # the paper's PGD shortened: the chapters that run it cost less

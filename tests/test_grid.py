@@ -22,8 +22,8 @@ def batch(digits):
 def _cells(**kw):
     args = dict(tols=[], grads=["direct"], t1_values=[], epochs_values=[], protocols=[], cross=())
     args.update(kw)
-    return grid.build_cells(SMALL, args.pop("tols"), args.pop("grads"), args.pop("t1_values"), args.pop("epochs_values"),
-                            args.pop("protocols"), args.pop("cross"))[1]
+    return grid.build_cells(SMALL, args.pop("tols"), args.pop("grads"), args.pop("t1_values"),
+                            args.pop("epochs_values"), args.pop("protocols"), args.pop("cross"))[1]
 
 
 def test_tolerance_is_applied_at_test_time(small_odenet, batch):

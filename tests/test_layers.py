@@ -195,3 +195,41 @@ def test_every_chapter_record_holds_functions_of_its_own_module():
     assert numbers == sorted(set(numbers))
     notebooks = sorted(p.name[:2] for p in paths.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
     assert numbers == notebooks  # one record per notebook
+
+
+LINE_LIMIT = 120  # characters, as Python counts them (not bytes)
+
+
+def _tracked_python(*folders) -> list:
+    out = subprocess.run(["git", "ls-files", "--", *(f"{f}/*.py" for f in folders)], cwd=paths.REPO,
+                         capture_output=True, text=True, check=True).stdout.split()
+    return [paths.REPO / f for f in out]
+
+
+def test_no_line_over_the_limit():
+    """Issue 41: every tracked .py file under natrob/, tests/ and bench/ keeps its lines to LINE_LIMIT."""
+    files = _tracked_python("natrob", "tests", "bench")
+    assert files
+    long = [f"{p.relative_to(paths.REPO)}:{i}: {len(line)}" for p in files
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > LINE_LIMIT]
+    assert not long, "lines over %d characters:\n%s" % (LINE_LIMIT, "\n".join(long))
+
+
+MODULE_LIMIT, FUNCTION_LIMIT = 300, 50  # lines
+
+
+def test_no_module_or_function_over_the_limit():
+    """Issue 41: every module under natrob/ holds at most MODULE_LIMIT lines and every function (its decorators
+    included) at most FUNCTION_LIMIT."""
+    over = []
+    for p in _tracked_python("natrob"):
+        src = p.read_text(encoding="utf-8")
+        name = p.relative_to(paths.REPO)
+        if len(src.splitlines()) > MODULE_LIMIT:
+            over.append(f"{name}: {len(src.splitlines())} lines")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                if node.end_lineno - start + 1 > FUNCTION_LIMIT:
+                    over.append(f"{name}:{start}: {node.name}, {node.end_lineno - start + 1} lines")
+    assert not over, "over the limits:\n" + "\n".join(over)

@@ -1,7 +1,7 @@
 """The tiny profile retrained here (not from the published weights): what a retrained run is checked against is the
-study's claims (natrob.report.claims), not the digits of the published run, which another CPU's training moves. The run is
-the notebooks the tiny claims read (03 and 06, whose models are every net but notebook 02's, 07's, 08's and 09's), so
-the suite stays within its time."""
+study's claims (natrob.report.claims), not the digits of the published run, which another CPU's training moves. The
+run is the notebooks the tiny claims read (03 and 06, whose models are every net but notebook 02's, 07's, 08's and
+09's), so the suite stays within its time."""
 import json
 
 import pytest

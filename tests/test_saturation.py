@@ -1,5 +1,5 @@
-"""The saturation map and the real pipelines (natrob.study.saturation, natrob.study.pipelines): exact answers where the float
-formats give one, orderings where they do not."""
+"""The saturation map and the real pipelines (natrob.study.saturation, natrob.study.pipelines): exact answers where
+the float formats give one, orderings where they do not."""
 import math
 
 import pytest

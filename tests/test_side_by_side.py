@@ -108,7 +108,10 @@ def test_side_by_side_holds_each_slot_once(monkeypatch, gpus):
     assert sorted(nb for nb, _, _ in seen if nb != "training") == ["01", "02", "03", "04", "05", "06"]
     assert max(k for _, k, _ in seen) <= 2
     for _, _, devices in seen:
-        assert (len(set(devices)) == len(devices) and set(devices) <= {"0", "1"}) if gpus else devices.count(None) == len(devices)
+        if gpus:
+            assert len(set(devices)) == len(devices) and set(devices) <= {"0", "1"}
+        else:
+            assert devices.count(None) == len(devices)
     assert failed["notebook"] == "03-x.ipynb"
 
 

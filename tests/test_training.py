@@ -116,7 +116,8 @@ def test_ddp_two_processes_gloo(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "--master_addr=127.0.0.1",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           "--master_addr=127.0.0.1",
            "-m", "natrob.train.ddp", "--model", "cnn", "--dataset", "digits", "--epochs", "3", "--lr", "3e-3",
            "--out", str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

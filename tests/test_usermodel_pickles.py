@@ -1,8 +1,8 @@
-"""Whole pickled modules under the audit (natrob.audit.pickled through natrob.audit.usermodel): a DataParallel-wrapped module
-saved by ``torch.save(model)``, in torch's zip format and in the legacy one (torch < 1.6, as TisODE's published
-checkpoints), loads with only the user's file's classes, torch.nn modules, tensors and plain containers allowed;
-a pickle naming anything else is refused by name before it runs; missing classes are named; state dicts load as
-before. No training: every checkpoint is written here, in tmp_path."""
+"""Whole pickled modules under the audit (natrob.audit.pickled through natrob.audit.usermodel): a
+DataParallel-wrapped module saved by ``torch.save(model)``, in torch's zip format and in the legacy one (torch < 1.6,
+as TisODE's published checkpoints), loads with only the user's file's classes, torch.nn modules, tensors and plain
+containers allowed; a pickle naming anything else is refused by name before it runs; missing classes are named; state
+dicts load as before. No training: every checkpoint is written here, in tmp_path."""
 import importlib.util
 import os
 import subprocess

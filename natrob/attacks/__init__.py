@@ -42,5 +42,6 @@ def make_attack(name: str, **params) -> Attack:
 
 
 __all__ = ["ATTACKS", "make_attack", "Attack", "FGSM", "AdamStep", "PGD", "DI2FGSM", "BoundaryAttack", "BoundaryResult",
-           "robust_curve", "Transfer", "ProtocolVariant", "AutoAttack", "AutoAttackRand", "APGD_CE", "APGD_T", "FAB_T", "Square", "RandomNoise",
+           "robust_curve", "Transfer", "ProtocolVariant", "AutoAttack", "AutoAttackRand", "APGD_CE", "APGD_T", "FAB_T",
+           "Square", "RandomNoise",
            "UniformNoise", "ConstantImage", "input_grad", "cw_margin"]

@@ -51,7 +51,8 @@ class Attack:
 
     def params(self) -> dict:
         """The attack's scalar parameters and its ``name``: what results record about it."""
-        return {k: v for k, v in vars(self).items() if isinstance(v, (int, float, str, bool, type(None)))} | {"name": self.name}
+        plain = {k: v for k, v in vars(self).items() if isinstance(v, (int, float, str, bool, type(None)))}
+        return plain | {"name": self.name}
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.params().items() if k != 'name')})"

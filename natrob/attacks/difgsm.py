@@ -50,7 +50,8 @@ class DI2FGSM(Attack):
         if low >= w:
             return x
         rnd = int(torch.randint(low, w, (1,)).item())
-        small = F.interpolate(x, size=(rnd, rnd), mode=self.mode, **({"align_corners": False} if self.mode == "bilinear" else {}))
+        corners = {"align_corners": False} if self.mode == "bilinear" else {}
+        small = F.interpolate(x, size=(rnd, rnd), mode=self.mode, **corners)
         rem = w - rnd
         # offsets in [0, rem), as torchattacks draws them, so the two implementations share one distribution
         top, left = int(torch.randint(0, rem, (1,))), int(torch.randint(0, rem, (1,)))

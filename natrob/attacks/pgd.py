@@ -28,7 +28,8 @@ class PGD(Attack):
     """Projected Gradient Descent (Madry et al. 2017), L-inf, with random start, restarts and early stop.
 
     Threat model: L-inf, radius ``eps``, white-box. Arguments (defaults are the paper's Table 1 settings):
-    ``eps`` (0.3), ``alpha`` (0.01, step size, in the units of ``eps``), ``steps`` (40), ``random_start`` (True: uniform in the ball),
+    ``eps`` (0.3), ``alpha`` (0.01, step size, in the units of ``eps``), ``steps`` (40), ``random_start`` (True:
+    uniform in the ball),
     ``restarts`` (1; later restarts run only on points earlier ones did not break), ``loss`` ('ce' or 'cw'),
     ``early_stop`` (False; True freezes each point at its first fooling iterate and skips it afterwards),
     ``eot_iter`` (1; > 1 averages each gradient over that many forward passes, for randomized models),
@@ -146,7 +147,8 @@ class PGD(Attack):
         with torch.no_grad():
             last = predicted(model(x_adv)) != y
             seen |= last
-            out = torch.where((~last & seen).view(-1, *[1] * (x.dim() - 1)), found, x_adv) if self.return_best else x_adv
+            out = (torch.where((~last & seen).view(-1, *[1] * (x.dim() - 1)), found, x_adv) if self.return_best
+                   else x_adv)
             fooled = last | (seen & self.return_best)
         return out, fooled, seen, ~seen & _still_rising(trace)
 

@@ -16,7 +16,8 @@ seeds the attack. It also checks each batch against the variant's own threat mod
   which then takes the cross-entropy of probabilities, so the gradient passes two softmaxes.
 
 (The float16 variant of notebook 08 changes the judged model, not the attack, so it is a model wrapper:
-:class:`natrob.harness.precision.AtPrecision` in ``Precision.FLOAT16``, run by :func:`natrob.study.protocols.protocol_rows`.)
+:class:`natrob.harness.precision.AtPrecision` in ``Precision.FLOAT16``, run by
+:func:`natrob.study.protocols.protocol_rows`.)
 """
 from __future__ import annotations
 

@@ -6,14 +6,14 @@ ball, the constant-image attack, and for ODE nets adaptive attacks: gradients th
 solves of the same vector field, through the adjoint, and through looser and tighter tolerances. Adversarial
 examples are always judged by the model exactly as evaluated (its own solver and tolerance).
 
-No model can crash the audit. Before attacking, natrob.attacks.contract checks the model's output (a tensor of logits
-of shape (n, classes)): a model that cannot be evaluated (its forward pass raises, it returns a tuple, every
-clean ODE solve fails) gets a result that says so and why, and no finding about the paper. A probe then asks
-whether the forward pass is random (16 passes on the same input), whether the input gradient exists and is
-informative, whether the output looks like probabilities or is non-finite, and whether predictions depend on
-their batch-mates (then every judgement is made one image at a time). A randomized model is attacked with
-EOT-PGD and AutoAttack's ``rand`` version as well, and judged by majority vote over several draws; a model
-whose input is disconnected from autograd still gets every gradient-free attack; any exception inside an
+No model can crash the audit. Before attacking, natrob.attacks.contract checks the model's output (a tensor of
+logits of shape (n, classes)): a model that cannot be evaluated (its forward pass raises, it returns a tuple, every
+clean ODE solve fails) gets a result that says so and why, and no finding about the paper. A probe
+(:mod:`natrob.audit.probes`) then asks whether the forward pass is random (16 passes on the same input), whether the
+input gradient exists and is informative, whether the output looks like probabilities or is non-finite, and whether
+predictions depend on their batch-mates (then every judgement is made one image at a time). A randomized model is
+attacked with EOT-PGD and AutoAttack's ``rand`` version as well, and judged by majority vote over several draws; a
+model whose input is disconnected from autograd still gets every gradient-free attack; any exception inside an
 attack is recorded in its row, named in the verdict, and the audit goes on.
 
 Attack specs carry a stable ``id`` and a ``role`` (``ROLES``); checks (natrob.audit.checks) select attacks by role,
@@ -23,14 +23,9 @@ batch dependence).
 """
 from __future__ import annotations
 
-
-import torch
-
 from . import checks as checks_mod
 from . import verdict as verdict_mod
-from ..attacks import input_grad
-from ..attacks.base import input_grad_connected
-from ..attacks.contract import as_labels, check_images, predicted, prepare
+from ..attacks.contract import as_labels, check_images, prepare
 from ..harness.evaluate import evaluate
 from ..harness.prediction import model_device as _device, per_sample_solves
 from ..models.odenet import solver_twin
@@ -38,6 +33,8 @@ from ..harness.plan import run_plan
 from ..stats import class_shares, count
 from .. import reference
 from . import budgets
+# gradient_stats, output_stats and randomness stay importable here, where the audit's callers found them
+from .probes import gradient_stats, output_stats, probe, randomness  # noqa: F401
 from ..errors import ConfigError
 from ..reference import lookup
 
@@ -115,77 +112,6 @@ def attack_plan(budget: dict, surrogates: dict, resnet=None, randomized: bool = 
     return standalone + [dict(s, on="survivors") for s in cascade]
 
 
-# ------------------------------------------------------------------------------------------- probe
-def gradient_stats(model, x, y) -> dict:
-    """Input-gradient health: how many are NaN, exactly zero, tiny; and whether the input is in the graph at all."""
-    try:
-        connected = input_grad_connected(model, x)
-        g = input_grad(model, x, y, finite=False).flatten(1)
-    except Exception as exc:
-        return {"n": len(y), "connected": False, "nan": 0, "zero": 0, "tiny": 0, "median_norm": float("nan"),
-                "error": f"{type(exc).__name__}: {exc}"[:300]}
-    norms = g.norm(dim=1)
-    return {"n": len(y), "connected": connected, "nan": int(torch.isnan(g).any(1).sum()),
-            "zero": int((g == 0).all(1).sum()), "tiny": int((norms < 1e-10).sum()),
-            "median_norm": float(norms.nan_to_num().median()), "error": None}
-
-
-@torch.no_grad()
-def randomness(model, x, repeats: int = 16) -> dict:
-    """Whether repeated forward passes on the same input differ (a randomized defense, or test-time noise).
-
-    ``repeats`` passes on the first (at most 16) images, each compared with the first: a model random on a
-    fraction q of its passes goes unnoticed with probability about (1 - q)^(repeats - 1) (16 passes: 0.5% for
-    q = 0.3; AutoAttack's and the old 3-pass probe: 34%)."""
-    model.eval()
-    xs = x[:16]
-    try:
-        outs = [model(xs) for _ in range(repeats)]
-        if not all(torch.is_tensor(o) and o.shape == outs[0].shape for o in outs):
-            raise TypeError("forward returned something other than logits of one shape")
-    except Exception as exc:  # noqa: BLE001 - reported in the check, never raised
-        return {"randomized": False, "max_diff": None, "label_flips": None, "passes": repeats,
-                "detail": f"not probed: a forward pass raised {type(exc).__name__}: {exc}"[:300]}
-    ref = outs[0].double()
-    scale = float(ref.nan_to_num(0, 0, 0).abs().max()) + 1.0
-
-    def differs(o):
-        o = o.double()
-        return max(float((o - ref).nan_to_num(0, 0, 0).abs().max()),
-                   float("inf") if not torch.equal(torch.isfinite(o), torch.isfinite(ref)) else 0.0)
-
-    diffs = [differs(o) for o in outs[1:]]
-    flips = max((int((predicted(o) != predicted(outs[0])).sum()) for o in outs[1:]), default=0)
-    diff = max(diffs, default=0.0)
-    n_random = sum(d > 1e-5 * scale for d in diffs)
-    return {"randomized": n_random > 0, "max_diff": diff, "label_flips": flips, "passes": repeats,
-            "detail": f"{repeats} forward passes on the same {len(xs)} images: {n_random} of {repeats - 1} differ "
-                      f"from the first (logits by up to {diff:.3g}), {flips} predicted labels change"}
-
-
-@torch.no_grad()
-def output_stats(model, x, batch_size: int = 256) -> dict:
-    """On every clean image: how many output rows look like probabilities, how many are not finite."""
-    probs = non_finite = 0
-    try:
-        for i in range(0, len(x), batch_size):
-            z = model(x[i:i + batch_size]).double()
-            ok = torch.isfinite(z).all(1)
-            non_finite += int((~ok).sum())
-            probs += int((ok & (z >= 0).all(1) & (z <= 1).all(1) & ((z.sum(1) - 1).abs() < 1e-3)).sum())
-    except Exception as exc:  # noqa: BLE001 - e.g. a solver failure on a batch: counted by the harness instead
-        return {"n": len(x), "probabilities": None, "non_finite": None, "error": f"{type(exc).__name__}: {exc}"[:200]}
-    return {"n": len(x), "probabilities": probs, "non_finite": non_finite, "error": None}
-
-
-def probe(model, x, y, draws: int, repeats: int = 16) -> dict:
-    """Before attacking: is the forward pass random, is the input gradient connected and informative, does the
-    output look like logits? ``model`` is the contracted model (natrob.attacks.contract.prepare)."""
-    r = randomness(model, x, repeats)
-    return {"randomness": r, "gradient": gradient_stats(model, x, y), "output": output_stats(model, x),
-            "draws": draws if r["randomized"] else 1}
-
-
 # ------------------------------------------------------------------------------------------- attacks
 ROW_FIELDS = ("attack", "role", "robust", "cumulative", "n_broken", "n_attacked", "error",
               "solver_failures", "non_finite", "silent_success", "incomplete_optimisation", "warnings", "skipped",
@@ -197,9 +123,9 @@ def _counted(rows: list) -> dict:
 
 
 def attack_at_eps(model, x, y, eps, plan, draws, label, progress, seed, per_sample=False) -> dict:
-    """Every attack of ``plan`` at one eps (:func:`natrob.harness.plan.run_plan`): standalone counts, then the cascade on
-    the points still robust. ``evaluable`` False (with ``not_evaluable``, the reason) when the clean pass left
-    nothing to measure."""
+    """Every attack of ``plan`` at one eps (:func:`natrob.harness.plan.run_plan`): standalone counts, then the
+    cascade on the points still robust. ``evaluable`` False (with ``not_evaluable``, the reason) when the clean pass
+    left nothing to measure."""
     res = run_plan(model, x, y, eps, plan, seed=seed, draws=draws, label=label, progress=progress,
                    per_sample=per_sample)
     if not res["evaluable"]:

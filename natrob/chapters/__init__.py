@@ -5,10 +5,11 @@ notebook's measurements into its result file and what presents that file: ``payl
 payload, one function per figure draws it from the payload, one function per report section turns the result
 files into the section's context, and ``cost(p, unit)`` estimates the chapter's device-hours under profile ``p``
 (:mod:`natrob.run.gpu_check`). Its record in :data:`CHAPTERS` holds them (the functions themselves, so an editor's
-go-to-definition reaches them), with the counts its result files hold (the declared schema, :mod:`natrob.report.schemas`).
-These registries are derived from :data:`CHAPTERS`, never written twice:
+go-to-definition reaches them), with the counts its result files hold (the declared schema,
+:mod:`natrob.report.schemas`). These registries are derived from :data:`CHAPTERS`, never written twice:
 
-- ``natrob.report.schemas.schemas()``: result-file prefix -> count patterns (``verify`` compares what is declared there);
+- ``natrob.report.schemas.schemas()``: result-file prefix -> count patterns (``verify`` compares what is declared
+  there);
 - ``natrob.report.figures.registry()``: figure name -> (result prefix, drawing function);
 - ``natrob.report.sections.sections()``: the report's sections, in order, and its navigation;
 - ``natrob.run.costs.paper_estimate``: one cost row per chapter (its ``cost(p, units)`` with a
@@ -70,8 +71,8 @@ class Chapter:
     ``figures`` {figure name: :class:`Figure`}; ``sections`` its report sections; ``cost`` its cost-row function
     ``cost(p, units) -> row`` (None: no device cost); ``payload`` the function that builds its result payload from
     the notebook's measurements (None where a compute module builds it and the chapter only adds the sentences: 08
-    :mod:`natrob.study.width`, 09 :mod:`natrob.study.mechanism`); ``jobs`` the function ``jobs(params, profile) -> [(label,
-    command)]`` naming the models a side-by-side run trains as jobs of their own before the notebook
+    :mod:`natrob.study.width`, 09 :mod:`natrob.study.mechanism`); ``jobs`` the function ``jobs(params, profile) ->
+    [(label, command)]`` naming the models a side-by-side run trains as jobs of their own before the notebook
     (:mod:`natrob.chapters.jobs`; None: none)."""
     number: str
     results: dict[str, tuple[str, ...]]

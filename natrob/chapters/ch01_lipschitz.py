@@ -37,7 +37,8 @@ def thm32(payload, params):
     fig, ax = pyplot().subplots()
     for kind, r in payload["thm32"].items():
         df = frame(r["rows"])
-        line, = ax.plot(df.t, [math.log10(max(v, 1e-30)) for v in df.measured_max], marker="o", label=f"measured, {kind}")
+        line, = ax.plot(df.t, [math.log10(max(v, 1e-30)) for v in df.measured_max], marker="o",
+                        label=f"measured, {kind}")
         ax.plot(df.t, df.log10_bound_min, ls="--", color=line.get_color(), label=f"bound, {kind}")
     fig.set_size_inches(9, 4.8)
     ax.set_xlabel("t"); ax.set_ylabel("log10 |z(t) − y(t)|"); ax.set_title("Theorem 3.2 along the ODE solution")

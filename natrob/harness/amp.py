@@ -13,8 +13,9 @@ Only inside float16 CPU autocast: a nested ``autocast(enabled=False)`` or bfloat
 left alone. torch's own CPU float16 kernels give the same outputs up to one float16 ulp in about 0.2% of
 them (the order of the sums); the test suite checks the two against each other.
 
-Everything else (activations, the loss, an ODE solver's state) is left to the enclosing autocast, as on a GPU. Source of the numerics: NVIDIA, "Mixed precision training" (Micikevicius et al., ICLR 2018): float16 storage,
-float32 accumulation.
+Everything else (activations, the loss, an ODE solver's state) is left to the enclosing autocast, as on a GPU. Source
+of the numerics: NVIDIA, "Mixed precision training" (Micikevicius et al., ICLR 2018): float16 storage, float32
+accumulation.
 """
 from __future__ import annotations
 

@@ -35,8 +35,8 @@ def build_attack(spec: dict, eps: float, freeze_fooled: bool = False, stop_stall
     """The attack object a spec describes at radius ``eps`` (``alpha_rel`` resolved to ``alpha_rel * eps``).
 
     ``freeze_fooled`` and ``stop_stalled`` are PGD's speed switches (:class:`natrob.attacks.PGD`, which says where
-    each is valid; the harness decides, :mod:`natrob.harness.evaluate`), given to the PGD the spec builds when True (a spec
-    may turn them on itself, never off). ``freeze_fooled`` also reaches the inner PGD of a protocol variant that
+    each is valid; the harness decides, :mod:`natrob.harness.evaluate`), given to the PGD the spec builds when True
+    (a spec may turn them on itself, never off). ``freeze_fooled`` also reaches the inner PGD of a protocol variant that
     crafts on the judged model (:attr:`~natrob.attacks.ProtocolVariant.crafts_on_judge`); the attack a transfer
     runs on its source model gets neither. Raises ConfigError for a bad ``alpha_rel`` or variant spec."""
     spec = dict(spec)

@@ -57,7 +57,8 @@ def row(spec, eps, run, entry, marks, robust=None, n_attacked=0, cached=False) -
 
 def unattacked_row(spec: dict, eps: float, n: int, skipped: list) -> dict:
     """The row of an attack that had no point left to attack (``skipped`` says why, e.g.
-    :data:`natrob.harness.notes.NONE_LEFT`): 0 of ``n`` robust by implication, in the schema of every row (:func:`row`)."""
+    :data:`natrob.harness.notes.NONE_LEFT`): 0 of ``n`` robust by implication, in the schema of every row
+    (:func:`row`)."""
     from types import SimpleNamespace
     entry = not_run(None) | {"skipped": list(skipped)}
     return row(spec, eps, SimpleNamespace(n=n, cascade=True), entry, marks_of(entry, n, "cpu"), robust=0)

@@ -243,8 +243,8 @@ NAMES = ("label", "id", "role")  # spec keys that name an attack without changin
 
 def spec_fingerprint(spec) -> object:
     """A JSON-able stand-in for an attack spec: models inside it (transfer sources) by their fingerprint. What only
-    names the attack (``label``, ``id``, ``role``: :func:`natrob.harness.attack_runs.build_attack` drops them) is left out,
-    so the same attack run by two notebooks under two names is stored once (and seeded alike)."""
+    names the attack (``label``, ``id``, ``role``: :func:`natrob.harness.attack_runs.build_attack` drops them) is
+    left out, so the same attack run by two notebooks under two names is stored once (and seeded alike)."""
     if isinstance(spec, dict):
         return {k: spec_fingerprint(v) for k, v in sorted(spec.items()) if k not in NAMES}
     if isinstance(spec, (list, tuple)):

@@ -1,7 +1,7 @@
 """Notes an evaluation row carries in its ``skipped`` list that the harness writes and the audit reads.
 
-The harness (:mod:`natrob.harness.plan`) writes them and the audit's checks (:mod:`natrob.audit.checks`) read them; this module
-imports nothing, so both import it downward and neither reaches into the other.
+The harness (:mod:`natrob.harness.plan`) writes them and the audit's checks (:mod:`natrob.audit.checks`) read them;
+this module imports nothing, so both import it downward and neither reaches into the other.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Evaluation precision: one enum (:class:`Precision`) and one wrapper (:class:`AtPrecision`).
 
 A precision says in which floating-point format a trained net is run and its input gradient taken. The saturation
-map (:mod:`natrob.study.saturation`), the real pipelines of notebook 09 (:mod:`natrob.study.pipelines`), the float64 transfer
-source of notebook 07 (:mod:`natrob.study.grid`) and the float16 variant of notebook 08 (:mod:`natrob.study.protocols`) all run
-a net through :class:`AtPrecision`. "Protocol" is another idea (the threat model an evaluation follows,
-:mod:`natrob.study.protocols`) and is not used for precisions.
+map (:mod:`natrob.study.saturation`), the real pipelines of notebook 09 (:mod:`natrob.study.pipelines`), the float64
+transfer source of notebook 07 (:mod:`natrob.study.grid`) and the float16 variant of notebook 08
+(:mod:`natrob.study.protocols`) all run a net through :class:`AtPrecision`. "Protocol" is another idea (the threat
+model an evaluation follows, :mod:`natrob.study.protocols`) and is not used for precisions.
 
 Sources: float formats, IEEE 754 (smallest subnormal: float16 6e-8, float32 1.4e-45, float64 4.9e-324); AMP,
 NVIDIA "Mixed precision training" (Micikevicius et al., ICLR 2018): float16 storage, float32 sums.
@@ -38,7 +38,8 @@ DESCRIPTIONS = {
     Precision.BFLOAT16: "torch.autocast(bfloat16) around the whole model; loss in float32",
     Precision.FLOAT16_AMP: ("torch.autocast(float16) (AMP) with the ODE state in float32: the stem's and f's "
                             "convolutions and the head's linear layer in float16 as a GPU computes them (float16 "
-                            "inputs, weights and outputs, float32 sums; on a CPU by natrob.harness.amp with float32 kernels); "
+                            "inputs, weights and outputs, float32 sums; on a CPU by natrob.harness.amp with float32 "
+                            "kernels); "
                             "GroupNorm, the loss and dopri5's state and error estimate in float32 (AMP around the "
                             "whole model, state included, makes every solve fail: underflow in dt)"),
     Precision.FLOAT16_AMP_CPU: ("the same autocast through torch's own CPU float16 kernels, which sum differently and "

@@ -1,8 +1,8 @@
 """Prediction: the labels a model gives, as the harness (:mod:`natrob.harness.evaluate`) and the audit judge them.
 
-:func:`predict` returns int64 labels with the codes of :mod:`natrob.attacks.contract` below 0 (``SOLVER_FAILED`` where the
-ODE solver failed on an image, ``NON_FINITE`` where its logits hold NaN or inf): never a class, never robust. ODE
-nets (models with ``configure_solver``) are switched to per-sample step sizes while they predict
+:func:`predict` returns int64 labels with the codes of :mod:`natrob.attacks.contract` below 0 (``SOLVER_FAILED``
+where the ODE solver failed on an image, ``NON_FINITE`` where its logits hold NaN or inf): never a class, never
+robust. ODE nets (models with ``configure_solver``) are switched to per-sample step sizes while they predict
 (:func:`per_sample_solves`), so an image's prediction never depends on its batch-mates;
 :func:`batch_disagreement` measures how much it would. :func:`model_device` is the device a model computes on.
 """
@@ -60,7 +60,8 @@ def _predict_once(model, x, batch_size, per_sample):
                 continue
             p, n = _predict_once(model, xb, 1, True)
             preds.append(p), nfes.extend(n)
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device), [n for n in nfes if n is not None]
+    labels = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device)
+    return labels, [n for n in nfes if n is not None]
 
 
 def predict(model, x, batch_size=256, per_sample=False, draws=1):

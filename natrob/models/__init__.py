@@ -49,5 +49,6 @@ def build_model(name: str, dataset=None, spec: dict | None = None, **kwargs):
     return model
 
 
-__all__ = ["MODELS", "build_model", "data_spec", "ODENet", "solver_settings", "CifarResNet", "ResNet50", "PreActResNet18", "SmallCNN",
+__all__ = ["MODELS", "build_model", "data_spec", "ODENet", "solver_settings", "CifarResNet", "ResNet50",
+           "PreActResNet18", "SmallCNN",
            "Linear", "Normalize", "SKIP_BLOCKS"]

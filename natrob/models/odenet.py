@@ -225,7 +225,8 @@ class ODENet(nn.Module):
         except (AssertionError, RuntimeError) as exc:
             msg = str(exc)
             if "underflow" in msg or "max_num_steps" in msg or "nan" in msg.lower() or "finite" in msg:
-                raise SolverFailure(f"ODE solver failed ({self.method}, rtol={self.rtol}, atol={self.atol}): {msg}") from exc
+                raise SolverFailure(f"ODE solver failed ({self.method}, rtol={self.rtol}, atol={self.atol}): "
+                                    f"{msg}") from exc
             raise
         self.nfe_forward = self._calls_after_forward = self.func.calls
         if not torch.isfinite(y1).all():

@@ -9,7 +9,8 @@ its executed notebooks rendered by nbconvert and linked from it. Every accuracy 
     python -m natrob.report [--profile quick] [--published]
 
 ``--published`` renders the committed results of a profile (``reference-results/<profile>/``) instead of a local
-run: figures are redrawn from them (:mod:`natrob.report.figures`) and the report goes to ``report/<profile>-published/``.
+run: figures are redrawn from them (:mod:`natrob.report.figures`) and the report goes to
+``report/<profile>-published/``.
 """
 from __future__ import annotations
 

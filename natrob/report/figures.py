@@ -1,8 +1,8 @@
 """Every figure of the study, drawn from a result file's payload (what a notebook writes with ``ctx.write``).
 
 Notebooks and published results draw the same figures from the same numbers: a notebook builds its payload,
-draws the figure from it and writes it; ``python -m natrob.report.figures --profile P`` redraws every figure of a profile
-from its result files, and ``--published`` from the committed ``reference-results/<profile>/`` (the report's
+draws the figure from it and writes it; ``python -m natrob.report.figures --profile P`` redraws every figure of a
+profile from its result files, and ``--published`` from the committed ``reference-results/<profile>/`` (the report's
 ``--published`` mode uses that). Figures are always generated, never edited.
 
 :func:`registry` maps a figure name (its file is ``figures/<profile>/<name>-<dataset>.png``) to the prefix of the
@@ -63,7 +63,8 @@ def render_all(results_dir: Path, profile: str) -> list:
 
 def main(argv=None) -> int:
     """Command line: redraw a profile's figures from its result files (or the published ones)."""
-    ap = argparse.ArgumentParser(prog="python -m natrob.report.figures", description="Redraw every figure from result files.")
+    ap = argparse.ArgumentParser(prog="python -m natrob.report.figures",
+                                 description="Redraw every figure from result files.")
     ap.add_argument("--profile", default=paths.DEFAULT_PROFILE)
     ap.add_argument("--published", action="store_true",
                     help="read reference-results/<profile>/ and draw into figures/<profile>-published/")

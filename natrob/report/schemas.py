@@ -7,8 +7,9 @@ path to it, where a list element is named by its identifying fields (``model``, 
 display label, only without an ``id``), ``setting``, ``h``, ``eps``, ``protocol``; its index when it has none), e.g.
 ``models.trades.per_eps[eps=0.5].attacks.autoattack.robust``. Two counts of one file never share a key
 (:class:`SchemaError` otherwise). Each chapter's record (:mod:`natrob.chapters`) declares, per result-file prefix,
-the patterns every count key of such a file matches (``*`` any map key, ``[]`` any list element); :func:`write_result` refuses a payload with a
-count outside its schema, so what ``natrob.report.verify`` compares is always declared here.
+the patterns every count key of such a file matches (``*`` any map key, ``[]`` any list element);
+:func:`write_result` refuses a payload with a count outside its schema, so what ``natrob.report.verify`` compares is
+always declared here.
 """
 from __future__ import annotations
 

@@ -103,8 +103,8 @@ def provenance_section(results, env) -> dict:
 
 
 def claims_section(results, env) -> dict:
-    """The study's findings as checked claims (:mod:`natrob.report.claims`, the one registry README quotes): each with its
-    status on this report's result files and the numbers it read."""
+    """The study's findings as checked claims (:mod:`natrob.report.claims`, the one registry README quotes): each
+    with its status on this report's result files and the numbers it read."""
     from .claims import check_claims
     rows = check_claims(env["profile"], env["results_dir"])
     shown = [{"claim": r["id"], "status": r["status"], "statement": r["text"], "numbers": r["numbers"]} for r in rows]

@@ -16,8 +16,8 @@ are identical to the published count (from the published weights on the publishi
 CPU a few counts may move by a point of evaluation rounding, within tolerance). Exit status 0 when every number
 matches, 1 on a mismatch or a missing number, 2 when a file is missing or breaks its schema.
 
-``--claims`` checks the study's findings instead (:mod:`natrob.report.claims`): each claim, holds or fails, with the numbers
-it read; exit 1 if one fails. ``--published`` reads the published files instead of this run's.
+``--claims`` checks the study's findings instead (:mod:`natrob.report.claims`): each claim, holds or fails, with the
+numbers it read; exit 1 if one fails. ``--published`` reads the published files instead of this run's.
 """
 from __future__ import annotations
 
@@ -175,7 +175,8 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default=paths.DEFAULT_PROFILE)
     p.add_argument("--results", default=None, help="folder of this run's results (default results/<profile>)")
     p.add_argument("--publish", action="store_true", help="copy this run's results to reference-results/<profile>")
-    p.add_argument("--claims", action="store_true", help="check the study's findings (natrob.report.claims) on the results")
+    p.add_argument("--claims", action="store_true",
+                   help="check the study's findings (natrob.report.claims) on the results")
     p.add_argument("--published", action="store_true", help="with --claims: on the published results")
     a = p.parse_args(argv)
     if a.claims:

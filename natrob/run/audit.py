@@ -33,7 +33,9 @@ def _parse(argv):
                    help="weights to load into the factory's model, or a whole pickled module (torch.save(model)) whose "
                         "classes the file defines")
     p.add_argument("--dataset", default="mnist", help="digits, mnist, mnist-testsplit or cifar10 (default mnist)")
-    p.add_argument("--root", default=None, help="data folder (default: NATROB_DATA, else ./data in the checkout, else ../shared/data beside it)")
+    p.add_argument("--root", default=None,
+                   help="data folder (default: NATROB_DATA, else ./data in the checkout, "
+                        "else ../shared/data beside it)")
     p.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.3], help="L-inf radii in [0, 1] pixel units")
     p.add_argument("--n", type=int, default=200, help="test images audited (the first n; default 200)")
     p.add_argument("--budget", default="standard", choices=list(BUDGETS), help="attack sizes (natrob.audit.budgets)")

@@ -10,7 +10,8 @@ its assumptions are printed with it.
 
 Needs only what a bare GPU machine has (torch, torchvision, torchdiffeq, pyyaml, tqdm): natrob from the checkout
 (``PYTHONPATH=.``), no papermill, no pyautoattack. Data: ``NATROB_DATA`` (default ``./data``) must hold
-``MNIST/raw`` with both official splits (or the t10k files alone: then the test split's 8k/2k fallback). ``scripts/gpu_check.sh`` wraps it.
+``MNIST/raw`` with both official splits (or the t10k files alone: then the test split's 8k/2k fallback).
+``scripts/gpu_check.sh`` wraps it.
 
     python -m natrob.run.gpu_check [--budget-s 420] [--n-eval 500] [--channels 128] [--train-size N] [--out FILE]
     python -m natrob.run.gpu_check --estimate-only     # unit costs and the extrapolation only, any device
@@ -79,7 +80,8 @@ def train_ode(data, channels, budget_s, device, progress):
             history = train(model, data, cfg, checkpoint_dir=folder, seed=0, device=device, progress=progress)
             h = history[-1]
             print(f"epoch {epoch}: {h['wall_s']:.1f} s (incl. {len(data.test_y)} eval images), mean forward NFE "
-                  f"{h['nfe_forward_mean']:.1f}, train accuracy {h['train_acc']:.4f}, eval accuracy {h['test_acc']:.4f}",
+                  f"{h['nfe_forward_mean']:.1f}, train accuracy {h['train_acc']:.4f}, "
+                  f"eval accuracy {h['test_acc']:.4f}",
                   flush=True)
             if time.time() - t_start + h["wall_s"] > budget_s:
                 break
@@ -99,7 +101,8 @@ def measure_cnns(p: dict, data, device) -> dict:
     cnn = {}
     for spec in (p["RESNET50"], p["FIG1_RESNET"], p["FIG1_SOURCE"], p["AT_MODEL"]):
         if spec["model"] not in cnn:
-            cnn[spec["model"]] = cnn_step_seconds(spec["model"], spec["kwargs"], data, spec["train"]["batch_size"], device)
+            cnn[spec["model"]] = cnn_step_seconds(spec["model"], spec["kwargs"], data, spec["train"]["batch_size"],
+                                                  device)
             print(f"  {spec['model']}: {cnn[spec['model']] * 1e3:.3f} ms", flush=True)
     return cnn
 
@@ -117,8 +120,8 @@ def input_grad_seconds(model, x, device, reps=1) -> float:
 
 def untrained_ode_costs(data, channels, x, device) -> dict:
     """ODE unit costs without training (``--estimate-only``): one Adam step on a batch of 32, one PGD step and one
-    forward query per image, on a freshly initialised net. A trained net takes more solver steps (measured on MNIST at 32 channels:
-    63 forward NFE at the start, 74 after 7 epochs), so these are lower bounds."""
+    forward query per image, on a freshly initialised net. A trained net takes more solver steps (measured on MNIST
+    at 32 channels: 63 forward NFE at the start, 74 after 7 epochs), so these are lower bounds."""
     torch.manual_seed(0)
     model = build_model("odenet", data, channels=channels, conv_layers=4, t1=100.0).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -149,7 +152,8 @@ def print_table1(res, history, channels, n_train):
           f"{res['n']} eval points, clean {clean}; ours / paper:")
     for attack_id, column in (("fgsm", "FGSM"), ("pgd-paper", "PGD")):
         paper = reference.table1("mnist", column, "Neural ODE")
-        cells = [f"eps={e:g}: {ci(rows[(attack_id, e)]['robust'])} / {100 * reference.lookup(paper, e):.2f}%" for e in EPS]
+        cells = [f"eps={e:g}: {ci(rows[(attack_id, e)]['robust'])} / {100 * reference.lookup(paper, e):.2f}%"
+                 for e in EPS]
         print(f"  {labels[attack_id]} (clean {clean}): " + "; ".join(cells))
 
 
@@ -164,14 +168,15 @@ def trained_ode_costs(model, data, history, res, device, steps: int) -> dict:
     _sync(device)
     epoch_eval_s = time.time() - t0
     train_s = max(sum(h["wall_s"] for h in history) / len(history) - epoch_eval_s, 0.0) / len(data.train_y)
-    return {"train": train_s, "step": step_s, "query": epoch_eval_s / len(data.test_y)}  # the eval pass: one query per image
+    # the eval pass queries each test image once
+    return {"train": train_s, "step": step_s, "query": epoch_eval_s / len(data.test_y)}
 
 
 def amp_numerics(model, x, y, device, scales=(1.0, 10.0, 100.0, 1e3, 1e4)) -> dict:
-    """Float16 AMP on this GPU against natrob.harness.amp's CPU emulation of it (float16 storage, float32 sums) and torch's
-    CPU float16 kernels: per logit scale K, the points whose input gradient (batched, as a pipeline's PGD step) is
-    exactly zero, and the median cosine of each CPU gradient with the GPU's. natrob's float16-amp precision rests on
-    the emulation computing what a GPU computes."""
+    """Float16 AMP on this GPU against natrob.harness.amp's CPU emulation of it (float16 storage, float32 sums) and
+    torch's CPU float16 kernels: per logit scale K, the points whose input gradient (batched, as a pipeline's PGD
+    step) is exactly zero, and the median cosine of each CPU gradient with the GPU's. natrob's float16-amp precision
+    rests on the emulation computing what a GPU computes."""
     import copy
 
     from ..harness.precision import Precision
@@ -191,8 +196,7 @@ def amp_numerics(model, x, y, device, scales=(1.0, 10.0, 100.0, 1e3, 1e4)) -> di
     return out
 
 
-def main(argv=None):
-    """Command line (see the module docstring)."""
+def _parse(argv):
     ap = argparse.ArgumentParser(prog="python -m natrob.run.gpu_check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget-s", type=float, default=420.0, help="wall-clock budget of the whole check (420)")
     ap.add_argument("--n-eval", type=int, default=500, help="eval points for Table 1's rows (500)")
@@ -205,48 +209,79 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.n_eval < 1:
         raise ConfigError("--n-eval", args.n_eval, "a positive number of eval points")
-    t_start = time.time()
+    return args
+
+
+def _device():
+    """The device and its name as the check prints it (with the TF32 settings that move its timings)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; cuDNN TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 "
           f"{torch.backends.cuda.matmul.allow_tf32}", flush=True)
+    return device, name
+
+
+def _trained_ode(args, data, x, y, paper, device, t_start):
+    """Train the ODE net in what the budget leaves after Table 1's reserve, evaluate Table 1 and time it:
+    (model, history, Table 1's result, unit costs)."""
+    # Table 1 is sized from one PGD step on the eval points, twice over for a trained net's NFE
+    probe = build_model("odenet", data, channels=args.channels, conv_layers=4, t1=100.0).to(device).eval()
+    eval_reserve = 2 * (len(EPS) * (1 + paper["steps"]) + 10) * input_grad_seconds(probe, x, device) + 10
+    train_budget = args.budget_s - (time.time() - t_start) - eval_reserve
+    print(f"reserving {eval_reserve:.0f} s for Table 1; training budget {train_budget:.0f} s", flush=True)
+    model, history = train_ode(data, args.channels, max(train_budget, 1.0), device, not args.no_progress)
+    res = table1_rows(model, x.to(device), y.to(device), paper)
+    print_table1(res, history, args.channels, len(data.train_y))
+    return model, history, res, trained_ode_costs(model, data, history, res, device, paper["steps"])
+
+
+def _amp(args, model, data, x, y, device):
+    """float16 AMP's exactly-zero gradients on this GPU against the CPU; None on a CPU-only machine."""
+    if device.type != "cuda":
+        return None
+    trained = model if not args.estimate_only else build_model("odenet", data, channels=args.channels,
+                                                                conv_layers=4, t1=100.0).to(device)
+    amp = amp_numerics(trained, x[:8], y[:8], device)  # torch's CPU float16 kernels are slow at 128 channels
+    print("\nfloat16 AMP, exactly-zero input gradients of 8 points (batched) on this GPU and on the CPU:")
+    for proto, rows in amp.items():
+        print(f"  {proto}: " + "; ".join(f"K {k:g}: GPU {r['zero_gpu']}, CPU {r['zero_cpu']}, cosine "
+                                        f"{r['cos_median']:.3f}" for k, r in rows.items()), flush=True)
+    return amp
+
+
+def _print_estimate(args, name, ode, est):
+    """The unit costs and the paper profile's device-hours extrapolated from them; their total."""
+    print(f"\nunit costs, Neural ODE ({args.channels} ch): {ode['train'] * 1e3:.3f} ms per training image, "
+          f"{ode['step'] * 1e3:.3f} ms per PGD step per image, {ode['query'] * 1e3:.3f} ms per query"
+          + (" (untrained net: lower bounds)" if args.estimate_only else ""))
+    print(f"device-hours of the full 'paper' profile on this device ({name}), extrapolated (MNIST 60k train; "
+          "attacks that run on every point; CNN queries at a third of a step; grid cells and t1 < 100 nets at the "
+          "base net's cost):")
+    for r in est:
+        print(f"  {r['notebook']}: {r['hours']:8.1f} h  {r['what']}")
+    total = sum(r["hours"] for r in est)
+    print(f"  total: {total:.1f} device-hours")
+    return total
+
+
+def main(argv=None):
+    """Command line (see the module docstring)."""
+    args = _parse(argv)
+    t_start = time.time()
+    device, name = _device()
     data = load_profile_dataset("mnist", fallback="mnist-testsplit", train_size=args.train_size)
     x, y = data.test_x[:args.n_eval], data.test_y[:args.n_eval]
     p = load_profile("paper")
     paper = reference.paper_attack(p["PGD_STEPS"], p["PGD_ALPHA"])  # the paper's PGD, as the paper profile runs it
     cnn = measure_cnns(p, data, device)
-    history, res = [], None
+    model, history, res = None, [], None
     if args.estimate_only:
         ode = untrained_ode_costs(data, args.channels, x[:128], device)
     else:
-        # Table 1 is sized from one PGD step on the eval points, twice over for a trained net's NFE
-        probe = build_model("odenet", data, channels=args.channels, conv_layers=4, t1=100.0).to(device).eval()
-        eval_reserve = 2 * (len(EPS) * (1 + paper["steps"]) + 10) * input_grad_seconds(probe, x, device) + 10
-        train_budget = args.budget_s - (time.time() - t_start) - eval_reserve
-        print(f"reserving {eval_reserve:.0f} s for Table 1; training budget {train_budget:.0f} s", flush=True)
-        model, history = train_ode(data, args.channels, max(train_budget, 1.0), device, not args.no_progress)
-        res = table1_rows(model, x.to(device), y.to(device), paper)
-        print_table1(res, history, args.channels, len(data.train_y))
-        ode = trained_ode_costs(model, data, history, res, device, paper["steps"])
-    amp = None
-    if device.type == "cuda":
-        trained = model if not args.estimate_only else build_model("odenet", data, channels=args.channels,
-                                                                    conv_layers=4, t1=100.0).to(device)
-        amp = amp_numerics(trained, x[:8], y[:8], device)  # torch's CPU float16 kernels are slow at 128 channels
-        print("\nfloat16 AMP, exactly-zero input gradients of 8 points (batched) on this GPU and on the CPU:")
-        for proto, rows in amp.items():
-            print(f"  {proto}: " + "; ".join(f"K {k:g}: GPU {r['zero_gpu']}, CPU {r['zero_cpu']}, cosine "
-                                            f"{r['cos_median']:.3f}" for k, r in rows.items()), flush=True)
+        model, history, res, ode = _trained_ode(args, data, x, y, paper, device, t_start)
+    amp = _amp(args, model, data, x, y, device)
     est = paper_estimate(p, ode, cnn, chapters.CHAPTERS)
-    print(f"\nunit costs, Neural ODE ({args.channels} ch): {ode['train'] * 1e3:.3f} ms per training image, "
-          f"{ode['step'] * 1e3:.3f} ms per PGD step per image, {ode['query'] * 1e3:.3f} ms per query"
-          + (" (untrained net: lower bounds)" if args.estimate_only else ""))
-    print(f"device-hours of the full 'paper' profile on this device ({name}), extrapolated (MNIST 60k train; attacks that "
-          "run on every point; CNN queries at a third of a step; grid cells and t1 < 100 nets at the base net's cost):")
-    for r in est:
-        print(f"  {r['notebook']}: {r['hours']:8.1f} h  {r['what']}")
-    total = sum(r["hours"] for r in est)
-    print(f"  total: {total:.1f} device-hours")
+    total = _print_estimate(args, name, ode, est)
     out = args.out or (paths.artifacts() / "results" / "gpu-check" / "gpu-check.json")
     payload = {"channels": args.channels, "n_train": len(data.train_y), "history": history,
                "table1": res["rows"] if res else None, "clean": res["clean"] if res else None,

@@ -22,8 +22,9 @@ was reused, the report, the run's total, the machine's MNIST-128 f call (:func:`
 machine, and records it in ``_runs.json`` (``_timings``, ``_last_run``, ``_machine``) and in the report's
 provenance section, so a cost quoted in the README is copied from a run.
 
-This module schedules; executing one notebook is :mod:`natrob.run.execution`'s, the f call :mod:`natrob.run.fcall`'s, and
-the training jobs a notebook declares (notebook 08's widths) its chapter record's (:mod:`natrob.chapters.jobs`).
+This module schedules; executing one notebook is :mod:`natrob.run.execution`'s, the f call :mod:`natrob.run.fcall`'s,
+and the training jobs a notebook declares (notebook 08's widths) its chapter record's (:mod:`natrob.chapters.jobs`);
+its command line (arguments, overrides, the weights mode) is :mod:`natrob.run.runner_args`'s.
 
 Nothing waits forever: every cell has a timeout (:func:`natrob.run.execution.cell_timeout`, from the profile's
 ``CELL_TIMEOUT``: a margin over the notebook's time in the published run, plus the training allowance when weights
@@ -33,7 +34,6 @@ time (:func:`hold_profile`): a second run of the same profile is told which proc
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import queue
@@ -47,9 +47,10 @@ from ..errors import UnknownNameError
 from .execution import Stamps, cell_timeout, notebook_stamp, notebooks, published_timings, run_notebook
 from .fcall import f_call_ms, machine
 from ..locks import ProfileBusy, hold_profile
-from ..profiles import available, load_profile
+from ..profiles import load_profile
 from ..report.timings import run_total, timing_table
-from .weights import MODE_ENV, READS_ENV, WeightsError, install, manifest, reads_log
+from .runner_args import parse, profile_overrides, selected_notebooks, weights_mode, weights_run_id
+from .weights import MODE_ENV, READS_ENV, WeightsError, reads_log
 
 __all__ = ["main", "notebooks", "run_notebook", "cell_timeout", "Stamps", "published_timings", "f_call_ms",
            "machine", "jobs_for", "ordered", "training_jobs", "hold_profile", "ProfileBusy", "usable_cpus"]
@@ -61,54 +62,6 @@ def _gpu_count() -> int:
         return torch.cuda.device_count()
     except Exception:
         return 0
-
-
-def _parse(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default=paths.DEFAULT_PROFILE, help=f"one of {', '.join(available())} (default quick)")
-    p.add_argument("--only", nargs="+", default=None, help="notebook numbers to run, e.g. --only 01 03")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one profile value for this run (VALUE is read as YAML), e.g. -p THREADS=1")
-    p.add_argument("--weights", choices=["published", "train"], default=None,
-                   help="published: evaluate the profile's published weights (sha256 checked, nothing trained; the "
-                        "default where reference-results/<profile>/weights exists); train: train every model")
-    p.add_argument("--force", action="store_true", help="re-execute notebooks even when finished results exist")
-    p.add_argument("--no-report", action="store_true")
-    p.add_argument("--verify", action="store_true",
-                   help="afterwards compare the results with the published ones (reference-results/<profile>)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="notebooks run side by side (default: one per GPU; on CPUs, the cores over THREADS)")
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one notebook of a side-by-side run
-    return p.parse_args(argv)
-
-
-def _overrides(items, params: dict) -> dict:
-    """``KEY=VALUE`` strings as a dict; raises ValueError naming a malformed item or a key the profile lacks."""
-    import yaml
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"-p {item!r} is not KEY=VALUE")
-        if key not in params:
-            raise ValueError(f"-p {key}: not a value of this profile; allowed: {', '.join(sorted(params))}")
-        try:
-            out[key] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"-p {key}={value!r} is not a YAML value: {exc}") from None
-    return out
-
-
-def _select(only) -> list:
-    """The notebooks to consider; raises ValueError naming the numbers that are not notebooks."""
-    todo = notebooks()
-    if not only:
-        return todo
-    known = {nb.name[:2] for nb in todo}
-    bad = [n for n in only if n.zfill(2) not in known]
-    if bad:
-        raise ValueError(f"--only {' '.join(bad)} is not a notebook number; allowed: {', '.join(sorted(known))}")
-    return [nb for nb in todo if nb.name[:2] in {n.zfill(2) for n in only}]
 
 
 def usable_cpus() -> int:
@@ -156,7 +109,8 @@ def _run_side_by_side(pending, profile, force, jobs, gpus, overrides=(), trainin
     where = f"{gpus} GPUs" if gpus > 1 else f"{usable_cpus()} CPUs"
     print(f"[run_all] {where}: running {len(pending)} notebooks side by side, {jobs} at a time"
           + (f", after {len(training)} training jobs" if training else ""))
-    cmd = [sys.executable, "-m", "natrob.run.runner", "--profile", profile, "--no-report", "--child", "--weights", weights]
+    cmd = [sys.executable, "-m", "natrob.run.runner", "--profile", profile, "--no-report", "--child",
+           "--weights", weights]
     cmd += ["--force"] if force else []
     cmd += [arg for item in overrides for arg in ("-p", item)]
     slots = queue.Queue()
@@ -214,35 +168,13 @@ def _restored(*names):
                 os.environ[n] = v
 
 
-def _weights_mode(a, out=sys.stdout) -> str:
-    """``published`` or ``train`` for this run, after putting the published weights in the model store (the
-    parent only); raises WeightsError (missing or altered file, or --weights published without a manifest)."""
-    m = manifest(a.profile)
-    mode = a.weights or ("published" if m is not None else "train")
-    if mode == "published" and not a.child:
-        r = install(a.profile)
-        print(f"[run_all] evaluating the published weights of profile {a.profile} ({r['files']} files, "
-              f"{r['bytes'] / 1e6:.1f} MB, sha256 checked; {r['copied']} put in the model store); "
-              f"./run_all.sh --profile {a.profile} --weights train retrains them", file=out, flush=True)
-    elif mode == "published" and m is None:
-        raise WeightsError(f"profile {a.profile} has no published weights; use --weights train")
-    return mode
-
-
-def _weights_id(mode: str, profile: str) -> str:
-    if mode != "published":
-        return "train"
-    from .weights import MANIFEST, sha256, weights_dir
-    return "published:" + sha256(weights_dir(profile) / MANIFEST)[:16]
-
-
 def main(argv=None) -> int:
     """Command line (see the module docstring); returns the exit status."""
-    a = _parse(argv)
+    a = parse(argv, __doc__)
     try:
         params = load_profile(a.profile)
-        params.update(_overrides(a.param, params))
-        todo = _select(a.only)
+        params.update(profile_overrides(a.param, params))
+        todo = selected_notebooks(a.only)
         if a.jobs is not None and a.jobs < 1:
             raise ValueError(f"--jobs {a.jobs}: allowed: a number of notebooks to run side by side, 1 or more")
     except (UnknownNameError, ValueError) as exc:
@@ -257,8 +189,8 @@ def main(argv=None) -> int:
 
 
 def _set_weights_env(a) -> str:
-    """This run's weights mode (:func:`_weights_mode`), set in the environment its kernels and child runs inherit."""
-    mode = _weights_mode(a)
+    """This run's weights mode (:func:`weights_mode`), set in the environment its kernels and child runs inherit."""
+    mode = weights_mode(a)
     os.environ[READS_ENV] = str(reads_log(a.profile))  # the store logs what this profile's notebooks read
     if mode == "published":
         os.environ[MODE_ENV] = "published"  # kernels and child runs inherit it: the store trains nothing
@@ -317,7 +249,7 @@ def _stopped(failed) -> int:
 
 def _main(a, params: dict, todo: list) -> int:
     mode = _set_weights_env(a)
-    weights_id = _weights_id(mode, a.profile)
+    weights_id = weights_run_id(mode, a.profile)
     out_dir = paths.executed_notebooks_dir(a.profile)
     stamps = Stamps(a.profile)
     pending, reused = _pending(a, params, todo, stamps, weights_id, out_dir)
@@ -341,7 +273,8 @@ def _main(a, params: dict, todo: list) -> int:
     if failed:
         return _stopped(failed)
     if a.verify or (mode == "published" and not a.only and not a.param and not a.child):
-        from ..report.verify import verify  # a whole run of the published weights ends by checking every published number
+        # a whole run of the published weights ends by checking every published number
+        from ..report.verify import verify
         return verify(a.profile, problems_only=not a.verify)
     return 0
 

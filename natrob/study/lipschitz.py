@@ -50,7 +50,8 @@ def _bn_lipschitz(bn: nn.BatchNorm2d) -> float:
 
 
 def euler_block_lipschitz(block, input_shape, iters=200) -> float:
-    """Upper bound on the Lipschitz constant (L2) of an EulerBlock's branch f: BN-ReLU-conv-BN-ReLU-conv in eval mode."""
+    """Upper bound on the Lipschitz constant (L2) of an EulerBlock's branch f: BN-ReLU-conv-BN-ReLU-conv in eval
+    mode."""
     bn1, _, conv1, bn2, _, conv2 = block.f
     s1 = conv_spectral_norm(conv1, input_shape, iters)
     with torch.no_grad():

@@ -45,8 +45,8 @@ def saturation(net: TrainedNet, x, y, scales, memo: dict, progress: bool = True)
 
 def cells(net: TrainedNet, x, y, eps_list, attack: dict, epochs=None, cos_n: int = 20, seed: int = 0,
           memo: dict | None = None, prefix: str = "epoch") -> list:
-    """One :func:`natrob.study.pipelines.epoch_cell` per stored epoch of ``net`` (those of ``epochs`` and the last; None:
-    every one), each with its id, epoch, summed learning rate and test accuracy. ``memo`` serves the last epoch
+    """One :func:`natrob.study.pipelines.epoch_cell` per stored epoch of ``net`` (those of ``epochs`` and the last;
+    None: every one), each with its id, epoch, summed learning rate and test accuracy. ``memo`` serves the last epoch
     only (the map's gradients are that net's)."""
     stored = net.stored()
     chosen = stored if epochs is None else [e for e in stored if e in {int(w) for w in epochs}]

@@ -29,10 +29,11 @@ def assembled_row(table: dict, paper: dict) -> dict:
 
 
 def configurations(tables: dict, sums: list, paper: dict, table1_n: int) -> list:
-    """Every Table 1 of :func:`natrob.study.mechanism.scaled_table1s` and :func:`natrob.study.mechanism.pipeline_table1s`
-    (``tables``, in that order), and the assembled reference built from the last epoch's float32 pipeline, as
-    percentages with their RMS distance to the paper's, nearest first (no distance: last). ``sums``: summed
-    learning rate after each epoch; ``table1_n``: the pipelines' points (a scaled table on others says so)."""
+    """Every Table 1 of :func:`natrob.study.mechanism.scaled_table1s` and
+    :func:`natrob.study.mechanism.pipeline_table1s` (``tables``, in that order), and the assembled reference built
+    from the last epoch's float32 pipeline, as percentages with their RMS distance to the paper's, nearest first (no
+    distance: last). ``sums``: summed learning rate after each epoch; ``table1_n``: the pipelines' points (a scaled
+    table on others says so)."""
     out = []
     for t in tables.values():
         e, k = t["epoch"], t["scale"]

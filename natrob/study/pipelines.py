@@ -2,14 +2,14 @@
 
 A *pipeline* is what a person could have run: the trained net, evaluated in float32, under bfloat16 autocast, or
 under float16 autocast (AMP, the usual way to run on a GPU since 2020), with the attack's gradient taken through
-that forward pass. :class:`natrob.harness.precision.AtPrecision` is such a model; the evaluation harness crafts and judges
-through it, each image solved with its own adaptive step sizes (as one image alone; torchdiffeq's one step size
+that forward pass. :class:`natrob.harness.precision.AtPrecision` is such a model; the evaluation harness crafts and
+judges through it, each image solved with its own adaptive step sizes (as one image alone; torchdiffeq's one step size
 per batch, the paper's code, where a pipeline is called directly, as :func:`epoch_cell`'s batched FGSM does), so a
 pipeline's Table 1 is measured, not assembled.
 
 Per stored training epoch, :func:`epoch_cell` measures what decides the paper's FGSM there: summed learning rate,
-margin percentiles, exactly-zero input gradients per gradient setting (:mod:`natrob.study.saturation`), FGSM under float32 and
-AMP, and how well FGSM's direction agrees with PGD-40's perturbation. :func:`margin_trend` fits the median
+margin percentiles, exactly-zero input gradients per gradient setting (:mod:`natrob.study.saturation`), FGSM under
+float32 and AMP, and how well FGSM's direction agrees with PGD-40's perturbation. :func:`margin_trend` fits the median
 margin against the summed learning rate and extrapolates it to the paper's (Table A1: Adam 1e-3, batch 32, 100
 epochs of 60,000 images, halved at epoch 50: about 140).
 """
@@ -154,9 +154,9 @@ def _fit(u, m, u0) -> dict:
 def pipeline_table1(model, x, y, eps_list, paper_attack: dict, precision, scale: float = 1.0, seed: int = 0,
                     early_stop: bool = True, name: str | None = None) -> dict:
     """Table 1 (FGSM, the paper's PGD, PGD's random start alone) of ``model`` as a pipeline in ``precision`` would
-    have measured it (crafted and judged through :class:`natrob.harness.precision.AtPrecision` by the harness, each image
-    with its own step sizes), logits x ``scale``. Returns :func:`natrob.study.protocols.table1`'s dict plus "pipeline"
-    (its description). Raises ConfigError for a precision outside :data:`PIPELINE_PRECISIONS`."""
+    have measured it (crafted and judged through :class:`natrob.harness.precision.AtPrecision` by the harness, each
+    image with its own step sizes), logits x ``scale``. Returns :func:`natrob.study.protocols.table1`'s dict plus
+    "pipeline" (its description). Raises ConfigError for a precision outside :data:`PIPELINE_PRECISIONS`."""
     from .protocols import table1
     pipe = AtPrecision(model, precision, scale, allowed=PIPELINE_PRECISIONS)
     out = table1(pipe, x, y, eps_list, paper_attack, early_stop, seed=seed, name=name)

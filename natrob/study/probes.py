@@ -43,7 +43,8 @@ def _probe_batch(model, xb, yb, eps_list, batch_size, acc, float64, per_sample):
         acc["norms"].append(store[-1].flatten(1).norm(dim=1))
     zero = (g32.flatten(1) == 0).all(1)
     acc["zero32"] += int(zero.sum())
-    if float64 and zero.any():  # float64 only where float32 saw no slope: a non-zero float32 gradient stays non-zero in float64
+    # float64 only where float32 saw no slope: a non-zero float32 gradient stays non-zero in float64
+    if float64 and zero.any():
         g64, _, _ = _grad_and_logits(model, xb[zero], yb[zero], torch.float64)
         acc["zero64"] += int((g64.flatten(1) == 0).all(1).sum())
     ok = logits.argmax(1) == yb
@@ -75,7 +76,8 @@ def cell_probes(model, x, y, eps_list=(0.2, 0.3, 0.4, 0.5), batch_size: int = 50
     attack: one signed cross-entropy gradient step of eps, clipped to [0, 1]; all radii share the one float32
     gradient; a point is robust when its clean and adversarial images are both classified correctly, a failed
     solve is not; only clean-correct points are solved again, and with per-sample solves not those whose gradient
-    is exactly zero, whose FGSM image is the clean image), and the NFE of the backward pass (``nfe_backward_mean``). ``x``: (n, C, H, W) in [0, 1];
+    is exactly zero, whose FGSM image is the clean image), and the NFE of the backward pass (``nfe_backward_mean``).
+    ``x``: (n, C, H, W) in [0, 1];
     ``y``: (n,) int64. Solves are per-sample (batch-independent) unless ``per_sample`` is False: then the model
     solves each batch of ``batch_size`` as it is configured (notebook 07's cells, one shared step size, as the
     paper's code solved). ``float64`` False skips the float64 count (None). Returns count values and floats;

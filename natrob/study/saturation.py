@@ -39,8 +39,9 @@ from ..harness.prediction import model_device, per_sample_solves, predict
 from ..stats import count
 
 
-# the map's ways of taking the attack's gradient: every precision of natrob.harness.precision but the float16 copy (notebook
-# 08's variant), and float32 cross-entropy of softmax outputs (a loss, not a precision); result files name them so
+# the map's ways of taking the attack's gradient: every precision of natrob.harness.precision but the float16 copy
+# (notebook 08's variant), and float32 cross-entropy of softmax outputs (a loss, not a precision); result files name
+# them so
 PROBABILITIES = "probabilities"
 GRADIENTS = (Precision.FLOAT32.value, PROBABILITIES, Precision.BFLOAT16.value, Precision.FLOAT16_AMP.value,
              Precision.FLOAT16_AMP_CPU.value, Precision.FLOAT64.value)
@@ -52,8 +53,8 @@ MARGIN_PERCENTILES = (2, 10, 50, 90, 100)
 
 
 def check_gradient(name) -> str:
-    """``name`` (a :class:`natrob.harness.precision.Precision` or a string) as one of :data:`GRADIENTS`; raises ConfigError
-    naming the allowed values."""
+    """``name`` (a :class:`natrob.harness.precision.Precision` or a string) as one of :data:`GRADIENTS`; raises
+    ConfigError naming the allowed values."""
     value = getattr(name, "value", name)
     if value not in GRADIENTS:
         raise ConfigError("gradient", value, "one of " + ", ".join(GRADIENTS))

@@ -23,7 +23,8 @@ from ..errors import ConfigError
 
 def _eps(params):
     if "eps" not in params:
-        raise ConfigError("method_params.eps", None, "the L-inf radius of adversarial training, e.g. 8/255 for CIFAR-10")
+        raise ConfigError("method_params.eps", None,
+                          "the L-inf radius of adversarial training, e.g. 8/255 for CIFAR-10")
     return float(params["eps"])
 
 

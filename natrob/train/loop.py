@@ -85,34 +85,19 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
     if last is not None and last.exists():
         history, start_epoch = _resume(last, model, opt)
-    batches_done = 0
+    kill = _Kill(stop_after_batches)
     for epoch in range(start_epoch, min(cfg.epochs, until_epoch or cfg.epochs)):
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg, epoch)
         net.train()
         order = _epoch_order(len(dataset.train_y), seed, epoch, rank, world)
-        t0, loss_sum, correct, seen, nfe = time.time(), 0.0, 0, 0, []
+        t0 = time.time()
         bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not progress or rank != 0, leave=False)
-        for i in bar:
-            idx = order[i:i + cfg.batch_size]
-            x, y = dataset.train_x[idx].to(device), dataset.train_y[idx].to(device)
-            with training_precision(model, precision, device):
-                loss, logits = step_fn(net, model, opt, x, y, cfg.method_params)
-            loss_sum += loss * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            if hasattr(model, "nfe_forward"):
-                nfe.append(model.nfe_forward)
-            bar.set_postfix(loss=f"{loss:.3f}")
-            batches_done += 1
-            if stop_after_batches is not None and batches_done >= stop_after_batches:
-                raise KeyboardInterrupt(f"stopped after {batches_done} batches (simulated kill)")
-        record = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), "loss": loss_sum / max(1, seen),
-                  "train_acc": correct / max(1, seen),
+        loss, train_acc, nfe = _epoch(net, model, opt, cfg, dataset, order, bar, (step_fn, precision, device), kill)
+        record = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), "loss": loss, "train_acc": train_acc,
                   "test_acc": accuracy(model, dataset.test_x, dataset.test_y, device=device),
-                  "nfe_forward_mean": (sum(nfe) / len(nfe)) if nfe else None, "wall_s": time.time() - t0,
-                  "precision_used": precision}
+                  "nfe_forward_mean": nfe, "wall_s": time.time() - t0, "precision_used": precision}
         history.append(record)
         if progress and rank == 0:
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} train {record['train_acc']:.3f} "
@@ -120,6 +105,38 @@ def train(model, dataset, cfg: TrainConfig, checkpoint_dir=None, seed: int = 0, 
         if last is not None and rank == 0:
             _save_epoch(last, model, opt, epoch, history, keep_epochs)
     return history
+
+
+class _Kill:
+    """A simulated kill (tests): KeyboardInterrupt once ``after`` batches have run, counted across epochs."""
+
+    def __init__(self, after: int | None):
+        self.after, self.done = after, 0
+
+    def tick(self):
+        self.done += 1
+        if self.after is not None and self.done >= self.after:
+            raise KeyboardInterrupt(f"stopped after {self.done} batches (simulated kill)")
+
+
+def _epoch(net, model, opt, cfg: TrainConfig, dataset, order, bar, how: tuple, kill: _Kill) -> tuple:
+    """One pass over the batches of ``order`` (``how``: the method's step, the precision and the device): the
+    epoch's mean loss, training accuracy and mean forward NFE (None for a model that does not count it)."""
+    step_fn, precision, device = how
+    loss_sum, correct, seen, nfe = 0.0, 0, 0, []
+    for i in bar:
+        idx = order[i:i + cfg.batch_size]
+        x, y = dataset.train_x[idx].to(device), dataset.train_y[idx].to(device)
+        with training_precision(model, precision, device):
+            loss, logits = step_fn(net, model, opt, x, y, cfg.method_params)
+        loss_sum += loss * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        if hasattr(model, "nfe_forward"):
+            nfe.append(model.nfe_forward)
+        bar.set_postfix(loss=f"{loss:.3f}")
+        kill.tick()
+    return loss_sum / max(1, seen), correct / max(1, seen), (sum(nfe) / len(nfe)) if nfe else None
 
 
 def _resume(last: Path, model, opt) -> tuple:
