@@ -77,17 +77,16 @@ def width_margins(widths, own: dict, dataset, x, y, cell_epochs=None, seed: int 
     relative, none changes sign, and they cost a seventh at 128 channels (0.65 against 4.55 s per epoch)."""
     from tqdm.auto import tqdm
 
-    from .. import paths
     from ..models import build_model
     from ..train.checkpoint import load_checkpoint, load_into
     from .profile_models import train_config
-    from ..train.store import store_key
+    from ..train.store import entry_folder, store_key
     out = []
     for ch, entry in widths:
         if entry == own:
             continue
         key = store_key(entry["model"], entry["kwargs"], dataset, train_config(entry), seed)
-        stored = _stored_epochs(paths.checkpoints_dir() / f"{entry['model']}-{dataset.name}-{key}", cell_epochs)
+        stored = _stored_epochs(entry_folder(entry["model"], dataset.name, key), cell_epochs)
         for epoch, path in tqdm(sorted(stored.items()), desc=f"{ch} ch margins", disable=not progress):
             ckpt = load_checkpoint(path)
             net = load_into(build_model(entry["model"], dataset, **entry["kwargs"]), ckpt, path).eval()

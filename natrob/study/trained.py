@@ -74,15 +74,14 @@ class TrainedNet:
 def train(entry: dict, dataset, seed: int = 0, until: int | None = None, progress: bool = True) -> TrainedNet:
     """Train (or load, or resume) the net of profile model ``entry`` ({model, kwargs, train}) keeping every epoch,
     up to ``until`` epochs of its schedule (None: all)."""
-    from .. import paths
     from ..train import get_model
     from .profile_models import train_config
-    from ..train.store import store_key
+    from ..train.store import entry_folder, store_key
     cfg = train_config(entry)
     model, record = get_model(entry["model"], dataset, cfg, model_kwargs=entry["kwargs"], seed=seed,
                               progress=progress, keep_epochs=True, until_epoch=until)
     key = store_key(entry["model"], entry["kwargs"], dataset, cfg, seed)
-    folder = paths.checkpoints_dir() / f"{entry['model']}-{dataset.name}-{key}"
+    folder = entry_folder(entry["model"], dataset.name, key)
     return TrainedNet(model, record, folder, entry, len(dataset.train_y))
 
 
