@@ -3,10 +3,21 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
+
+def sha256(path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks: the one file digest of published weights, checkpoints
+    named on the command line and published models' provenance."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -67,10 +78,11 @@ def write_text(path, text: str) -> Path:
     return _atomic_replace(path, lambda fh: fh.write(text.encode()))
 
 
-def torch_save(path, obj) -> Path:
-    """``torch.save`` atomically (checkpoints)."""
+def torch_save(path, obj, legacy: bool = False) -> Path:
+    """``torch.save`` atomically (checkpoints); ``legacy`` writes torch's pre-1.6 format (as old published
+    checkpoints are)."""
     import torch
-    return _atomic_replace(path, lambda fh: torch.save(obj, fh))
+    return _atomic_replace(path, lambda fh: torch.save(obj, fh, _use_new_zipfile_serialization=not legacy))
 
 
 def read_json(path) -> dict:

@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import paths
 from ..audit.budgets import BUDGETS
 from ..errors import ConfigError, DataNotFoundError
+from ..results import sha256
 
 
 def _parse(argv):
@@ -49,8 +50,7 @@ def _parse(argv):
 
 
 def _sha256(path) -> str | None:
-    import hashlib
-    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return None if path is None else sha256(path)
 
 
 def _fail(msg: str) -> int:

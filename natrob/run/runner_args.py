@@ -80,5 +80,6 @@ def weights_mode(a, out=sys.stdout) -> str:
 def weights_run_id(mode: str, profile: str) -> str:
     if mode != "published":
         return "train"
-    from .weights import MANIFEST, sha256, weights_dir
+    from ..results import sha256
+    from .weights import MANIFEST, weights_dir
     return "published:" + sha256(weights_dir(profile) / MANIFEST)[:16]

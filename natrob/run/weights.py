@@ -19,7 +19,6 @@ missing or whose sha256 differs, before it copies anything; the runner then exit
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -29,7 +28,7 @@ import torch
 
 from .. import paths
 from ..errors import NatrobError
-from ..results import read_json, write_json
+from ..results import read_json, sha256, write_json
 from ..train.checkpoint import MODE_ENV, READS_ENV  # noqa: F401  (the runner and tests name them from here)
 from ..train.store import entry_key, store_root
 
@@ -50,14 +49,6 @@ def weights_dir(profile: str) -> Path:
 def reads_log(profile: str) -> Path:
     """``results/<profile>/_model_reads.jsonl``: one line per model-store file a run of the profile read."""
     return paths.results_dir(profile) / READS_LOG
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def manifest(profile: str) -> dict | None:

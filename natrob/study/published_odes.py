@@ -10,7 +10,6 @@ them, and what was read is recorded by sha256.
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..results import sha256, torch_save
 
 REPOSITORY = "HanshuYAN/TisODE"
 COMMIT = "b55ca435367fc1da3cf9ec0cc26aedfdfef869d7"
@@ -57,15 +57,6 @@ MODELS = (
                    {0.15: None, 0.3: 0.749, 0.5: 0.375},
                    ({0.15: None, 0.3: 0.786, 0.5: 0.359}, {0.15: None, 0.3: 0.781, 0.5: 0.278})),
 )
-
-
-def sha256(path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def locate(root) -> dict:
@@ -161,16 +152,13 @@ def make_standins(folder, data, networks_file, channels: int, epochs: int, lr: f
         net = getattr(module, m.cls)(channels, data.shape[0], data.num_classes)
         net = _train(net, data, epochs, lr, batch_size, seed + i)
         saved = torch.nn.DataParallel(net) if m.label == "TisODE" else net
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
         previous = sys.modules.get("networks")
         sys.modules["networks"] = module  # pickle names each class by its module, as TisODE's files do
         try:
-            torch.save(saved, tmp, _use_new_zipfile_serialization=False)
+            torch_save(path, saved, legacy=True)  # atomic: another profile's run may make the same stand-in
         finally:
             if previous is None:
                 sys.modules.pop("networks", None)
             else:
                 sys.modules["networks"] = previous
-        tmp.replace(path)
     return out
